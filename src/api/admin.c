@@ -1,0 +1,160 @@
+/*
+ * admin.c - the operator's /admin/tenants routes.
+ */
+#include "api/handlers.h"
+
+#include "api/app.h"
+#include "api/internal.h"
+#include "api/lifecycle.h"
+#include "api/plans.h"
+#include "api/tx.h"
+#include "api/validate.h"
+#include "auth/jwt.h"
+#include "http/problem.h"
+#include "tenant/provision.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const plan_names[] = {"free", "starter", "pro", "enterprise", NULL};
+
+static void release_tenant(void *p)
+{
+    tnt_tenant_unref(p);
+}
+
+void api_hold_tenant(struct http_req *req, struct tnt_tenant *t)
+{
+    td_arena_defer(req->arena, release_tenant, t);
+}
+
+int api_admin_find_tenant(struct http_req *req, struct tnt_tenant **out)
+{
+    const char *key = req->params[0];
+    if (!auth_is_uuid(key) && !api_check_slug(key))
+        return TD_ETENANT_NOTFOUND;
+    int rc = tnt_cache_get(req->app->cache, key, out);
+    if (rc == 0)
+        api_hold_tenant(req, *out);
+    return rc;
+}
+
+int api_admin_tenants_create(struct http_req *req)
+{
+    json_t *body = NULL, *out = NULL;
+    const char *detail = NULL;
+    int rc = http_body_object(req, &body);
+    if (rc == 0)
+        rc = api_tenant_create(req, body, &out, &detail);
+    json_decref(body);
+    if (rc < 0 && detail)
+        return http_problem_send(req, rc, detail);
+    return rc < 0 ? rc : http_reply_json(req, 201, out);
+}
+
+#define TENANT_JSON(a)                                                                             \
+    "json_build_object('id', " a ".id, 'slug', " a ".slug, 'name', " a ".name, 'plan', " a         \
+    ".plan, 'isolation', " a ".isolation, 'status', " a ".status, 'server', " a ".server, "        \
+    "'subscription_expires_at', " a ".subscription_expires_at, 'created_at', " a ".created_at)"
+
+static const char list_sql[] = LIST_SQL("tenantd.tenants", TENANT_JSON("x"));
+static const char list_after_sql[] = LIST_SQL_AFTER("tenantd.tenants", TENANT_JSON("x"));
+
+int api_admin_tenants_list(struct http_req *req)
+{
+    int limit;
+    const char *cus, *cid, *detail = NULL;
+    int rc = api_paging(req, &limit, &cus, &cid, &detail);
+    if (rc < 0)
+        return http_problem_send(req, rc, detail);
+    char lim[8];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[3] = {lim, cus, cid};
+    struct db_target tg = {.server = 0};
+    struct db_stmt st = {cus ? list_after_sql : list_sql, cus ? 3 : 1, p};
+    PGresult *r = NULL;
+    rc = db_exec(req->app->db, &tg, &st, 1, &r);
+    if (rc == 0)
+        rc = api_reply_row(req, 200, r);
+    PQclear(r);
+    return rc;
+}
+
+int api_admin_tenants_get(struct http_req *req)
+{
+    struct tnt_tenant *t;
+    json_t *usage;
+    int rc = api_admin_find_tenant(req, &t);
+    if (rc < 0)
+        return rc;
+    req->tenant = t;
+    if ((rc = api_tenant_usage(req->app, t, &usage)) < 0)
+        return rc;
+    json_t *j = tnt_tenant_json(t);
+    json_object_set_new(j, "usage", usage);
+    return http_reply_json(req, 200, j);
+}
+
+static const char *const patch_fields[] = {"name", "plan", "status", "subscription_expires_at",
+                                           NULL};
+static const char *const status_names[] = {"active", "suspended", NULL};
+
+int api_admin_tenants_update(struct http_req *req)
+{
+    json_t *body = NULL;
+    const char *detail = NULL, *name, *plan, *status, *expires = NULL;
+    struct tnt_tenant *t, *nt = NULL;
+    int rc = api_admin_find_tenant(req, &t);
+    if (rc < 0)
+        return rc;
+    if ((rc = http_body_object(req, &body)) < 0)
+        goto out;
+    if ((rc = api_no_unknown(req, body, patch_fields, &detail)) < 0)
+        goto out;
+    /* only subscription_expires_at can be cleared; a null name, plan or status is a
+     * wrong type, as in every other PATCH */
+    static const char *const not_null[] = {"name", "plan", "status", NULL};
+    for (const char *const *f = not_null; *f; f++)
+        if (json_is_null(json_object_get(body, *f))) {
+            rc = TD_EVALIDATION;
+            detail = td_arena_printf(req->arena, "%s must not be null", *f);
+            goto out;
+        }
+    if ((rc = api_field_str(req, body, "name", 0, 200, &name, &detail)) < 0 ||
+        (rc = api_field_enum(req, body, "plan", 0, plan_names, &plan, &detail)) < 0 ||
+        (rc = api_field_enum(req, body, "status", 0, status_names, &status, &detail)) < 0)
+        goto out;
+    json_t *e = json_object_get(body, "subscription_expires_at");
+    if (e && !json_is_null(e) &&
+        (rc = api_field_str(req, body, "subscription_expires_at", 1, 64, &expires, &detail)) < 0)
+        goto out;
+    struct api_tenant_patch p = {name, plan, status, e != NULL, expires};
+    rc = api_tenant_update(req->app, t->id, &p, &nt);
+    if (rc == TD_EVALIDATION && !detail)
+        detail = "subscription_expires_at must be an RFC 3339 timestamp";
+    if (rc < 0)
+        goto out;
+    rc = http_reply_json(req, 200, tnt_tenant_json(nt));
+    tnt_tenant_unref(nt);
+out:
+    json_decref(body);
+    if (rc < 0 && detail)
+        return http_problem_send(req, rc, detail);
+    return rc;
+}
+
+int api_admin_tenants_delete(struct http_req *req)
+{
+    struct tnt_tenant *t;
+    int rc = api_admin_find_tenant(req, &t);
+    if (rc < 0)
+        return rc;
+    const char *confirm = http_query(req, "confirm");
+    if (!confirm || strcmp(confirm, t->slug) != 0)
+        return http_problem_send(req, TD_EBADREQ,
+                                 "confirm must be the tenant's slug: ?confirm=<slug>");
+    if ((rc = api_tenant_delete(req->app, t)) < 0)
+        return rc;
+    return http_reply_empty(req, 204);
+}

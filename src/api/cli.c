@@ -1,0 +1,521 @@
+/*
+ * cli.c - `tenantd tenants ...`: the operator's tenant lifecycle from a shell. Every
+ * command goes through the code the admin API uses (lifecycle.c, tnt_provision, tnt_drop,
+ * tnt_move, tnt_export/tnt_import), prints JSON on stdout (export: NDJSON) and tells
+ * running servers about the change (NOTIFY).
+ * Exit status: 0 done, 1 failed (not found, conflict, database), 2 bad usage.
+ */
+#include "api/app.h"
+
+#include "api/lifecycle.h"
+#include "api/validate.h"
+#include "auth/jwt.h"
+#include "core/mem.h"
+#include "tenant/export.h"
+#include "tenant/move.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "usage: tenantd tenants create --slug SLUG --name NAME [--plan PLAN] [--isolation ISO]\n"
+    "                              [--server NAME] [--owner-email EMAIL\n"
+    "                              --owner-password PASSWORD --owner-name NAME]\n"
+    "       tenantd tenants list\n"
+    "       tenantd tenants show ID|SLUG\n"
+    "       tenantd tenants update ID|SLUG [--name NAME] [--plan PLAN] [--expires TIME|never]\n"
+    "       tenantd tenants suspend ID|SLUG\n"
+    "       tenantd tenants resume ID|SLUG\n"
+    "       tenantd tenants delete ID|SLUG --confirm SLUG\n"
+    "       tenantd tenants move ID|SLUG [--isolation ISO] [--server NAME]\n"
+    "       tenantd tenants export ID|SLUG [--output FILE]\n"
+    "       tenantd tenants import [--input FILE] [--slug SLUG] [--isolation ISO] [--server NAME]\n"
+    "PLAN is free, starter, pro or enterprise; ISO is pool, schema or database; TIME is an\n"
+    "RFC 3339 timestamp. Results are JSON on stdout; export writes NDJSON (password hashes\n"
+    "included: a FILE is created with mode 0600) and import reads it (stdin by default).\n"
+    "Exit status: 0 done, 1 failed, 2 bad usage. Running servers sharing the catalog see\n"
+    "every change at once.\n";
+
+/* At most this many --name value options per command. */
+#define CLI_MAX_OPTS 8
+
+struct cli_opt {
+    const char *name; /* without the leading "--" */
+    const char *value;
+};
+
+/* What one command accepts: its options (all take a value) and how many positionals. */
+struct cli_cmd {
+    const char *name;
+    int positionals;
+    const char *const opts[CLI_MAX_OPTS + 1];
+};
+
+static const struct cli_cmd commands[] = {
+    {"create",
+     0,
+     {"slug", "name", "plan", "isolation", "server", "owner-email", "owner-password", "owner-name",
+      NULL}},
+    {"list", 0, {NULL}},
+    {"show", 1, {NULL}},
+    {"update", 1, {"name", "plan", "expires", NULL}},
+    {"suspend", 1, {NULL}},
+    {"resume", 1, {NULL}},
+    {"delete", 1, {"confirm", NULL}},
+    {"move", 1, {"isolation", "server", NULL}},
+    {"export", 1, {"output", NULL}},
+    {"import", 0, {"input", "slug", "isolation", "server", NULL}},
+};
+
+struct cli_args {
+    const struct cli_cmd *cmd;
+    const char *pos; /* the ID|SLUG positional, or NULL */
+    struct cli_opt opts[CLI_MAX_OPTS];
+};
+
+/* Bad usage: the reason and the usage on stderr, exit status 2. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "tenantd tenants: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n%s", usage_text);
+    va_end(ap);
+    return 2;
+}
+
+/* The value of option name, or NULL when not given. */
+static const char *opt(const struct cli_args *a, const char *name)
+{
+    for (int i = 0; i < CLI_MAX_OPTS && a->opts[i].name; i++)
+        if (!strcmp(a->opts[i].name, name))
+            return a->opts[i].value;
+    return NULL;
+}
+
+/* Parse argv (argv[0] is the command) into a; returns -1 when fine, else an exit status. */
+static int parse(int argc, char **argv, struct cli_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    if (argc < 1)
+        return usage_error("%s", "a command is required");
+    if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[0], commands[i].name))
+            a->cmd = &commands[i];
+    if (!a->cmd)
+        return usage_error("unknown command \"%s\"", argv[0]);
+    int nopts = 0, npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            if (npos++ >= a->cmd->positionals)
+                return usage_error("unexpected argument \"%s\"", arg);
+            a->pos = arg;
+            continue;
+        }
+        const char *eq = strchr(arg + 2, '=');
+        size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        const char *const *o = a->cmd->opts;
+        while (*o && (strlen(*o) != len || strncmp(*o, arg + 2, len) != 0))
+            o++;
+        if (!*o)
+            return usage_error("unknown option \"%s\"", arg);
+        if (opt(a, *o))
+            return usage_error("option \"%s\" given twice", arg);
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value)
+            return usage_error("option \"%s\" needs a value", arg);
+        a->opts[nopts++] = (struct cli_opt){*o, value};
+    }
+    if (npos < a->cmd->positionals)
+        return usage_error("%s needs the tenant's id or slug", a->cmd->name);
+    /* everything that needs no database is checked here, before anything is opened */
+    const char *c = a->cmd->name;
+    if (!strcmp(c, "delete") && !opt(a, "confirm"))
+        return usage_error("%s", "delete needs --confirm SLUG");
+    if (!strcmp(c, "create") && (!opt(a, "slug") || !opt(a, "name")))
+        return usage_error("%s", "create needs --slug and --name");
+    int owner = !!opt(a, "owner-email") + !!opt(a, "owner-password") + !!opt(a, "owner-name");
+    if (owner && owner != 3)
+        return usage_error("%s", "an owner needs --owner-email, --owner-password and "
+                                 "--owner-name");
+    if (!strcmp(c, "update") && !opt(a, "name") && !opt(a, "plan") && !opt(a, "expires"))
+        return usage_error("%s", "update needs --name, --plan or --expires");
+    if (!strcmp(c, "move") && !opt(a, "isolation") && !opt(a, "server"))
+        return usage_error("%s", "move needs --isolation, --server or both");
+    const char *iso = opt(a, "isolation");
+    if (iso && tnt_isolation_parse(iso) < 0)
+        return usage_error("unknown isolation \"%s\"", iso);
+    if (opt(a, "slug") && !api_check_slug(opt(a, "slug")))
+        return usage_error("%s", "a slug must match ^[a-z][a-z0-9-]{1,38}[a-z0-9]$");
+    return -1;
+}
+
+int api_cli_tenants_check(int argc, char **argv)
+{
+    struct cli_args a;
+    return parse(argc, argv, &a);
+}
+
+/* Print v (stolen) as JSON on stdout. */
+static int print_json(json_t *v)
+{
+    int rc = json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0 ? 0 : 1;
+    json_decref(v);
+    fputc('\n', stdout);
+    return rc;
+}
+
+/* A failure other than bad usage: one line on stderr, exit status 1. */
+static int fail(const char *what, int rc, const char *detail)
+{
+    fprintf(stderr, "tenantd tenants %s: %s\n", what,
+            detail                      ? detail
+            : rc == TD_ETENANT_NOTFOUND ? "no such tenant"
+            : rc == TD_EUNAVAILABLE     ? "the database is unreachable"
+            : rc == TD_ECONFLICT        ? "conflict"
+                                        : td_err_code(rc));
+    return 1;
+}
+
+/* The tenant called key (id or slug): 0, or an exit status after saying why. */
+static int find(struct td_app *app, const char *what, const char *key, struct tnt_tenant **out)
+{
+    *out = NULL;
+    int rc = auth_is_uuid(key) || api_check_slug(key) ? tnt_cache_get(app->cache, key, out)
+                                                      : TD_ETENANT_NOTFOUND;
+    if (rc == TD_ETENANT_NOTFOUND) {
+        fprintf(stderr, "tenantd tenants %s: no tenant \"%s\"\n", what, key);
+        return 1;
+    }
+    return rc < 0 ? fail(what, rc, NULL) : 0;
+}
+
+static void set_str(json_t *obj, const char *key, const char *v)
+{
+    if (v)
+        json_object_set_new(obj, key, json_string(v));
+}
+
+static int cmd_create(struct td_app *app, const struct cli_args *a)
+{
+    struct http_req req = {.app = app, .arena = td_arena_new()};
+    json_t *body = json_object(), *out = NULL;
+    const char *detail = NULL;
+    const char *email = opt(a, "owner-email"), *pw = opt(a, "owner-password"),
+               *oname = opt(a, "owner-name");
+    set_str(body, "slug", opt(a, "slug"));
+    set_str(body, "name", opt(a, "name"));
+    set_str(body, "plan", opt(a, "plan"));
+    set_str(body, "isolation", opt(a, "isolation"));
+    set_str(body, "server", opt(a, "server"));
+    if (email)
+        json_object_set_new(
+            body, "owner",
+            json_pack("{s:s, s:s, s:s}", "email", email, "password", pw, "name", oname));
+    int status, rc = api_tenant_create(&req, body, &out, &detail);
+    if (rc == TD_EVALIDATION)
+        status = usage_error("%s", detail ? detail : "invalid value");
+    else if (rc < 0)
+        status = fail("create", rc, detail);
+    else
+        status = print_json(out);
+    json_decref(body);
+    td_arena_free(req.arena);
+    return status;
+}
+
+static int cmd_list(struct td_app *app)
+{
+    char *sql = td_xasprintf("SELECT %s FROM tenantd.tenants ORDER BY created_at DESC, id DESC",
+                             tnt_catalog_columns);
+    struct db_target tg = {.server = 0};
+    struct db_stmt st = {sql, 0, NULL};
+    PGresult *r = NULL;
+    int rc = db_exec(app->db, &tg, &st, 1, &r);
+    free(sql);
+    if (rc < 0)
+        return fail("list", rc, NULL);
+    json_t *list = json_array();
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct tnt_tenant *t = tnt_tenant_from_row(app->db, r, i);
+        json_array_append_new(list, tnt_tenant_json(t));
+        tnt_tenant_unref(t);
+    }
+    PQclear(r);
+    return print_json(list);
+}
+
+static int cmd_show(struct td_app *app, const struct cli_args *a)
+{
+    struct tnt_tenant *t;
+    json_t *usage;
+    int status = find(app, "show", a->pos, &t);
+    if (status)
+        return status;
+    int rc = api_tenant_usage(app, t, &usage);
+    if (rc < 0) {
+        tnt_tenant_unref(t);
+        return fail("show", rc, NULL);
+    }
+    json_t *j = tnt_tenant_json(t);
+    json_object_set_new(j, "usage", usage);
+    tnt_tenant_unref(t);
+    return print_json(j);
+}
+
+/* update, suspend and resume: one catalog change through api_tenant_update. */
+static int cmd_update(struct td_app *app, const struct cli_args *a)
+{
+    static const char *const plans[] = {"free", "starter", "pro", "enterprise", NULL};
+    struct http_req req = {.app = app, .arena = td_arena_new()};
+    json_t *body = json_object();
+    struct tnt_tenant *t = NULL, *nt = NULL;
+    const char *what = a->cmd->name, *expires = opt(a, "expires"), *detail = NULL;
+    struct api_tenant_patch p = {NULL, NULL, NULL, expires != NULL, expires};
+    int status = 0, rc;
+    if (!strcmp(what, "suspend") || !strcmp(what, "resume"))
+        p.status = !strcmp(what, "suspend") ? "suspended" : "active";
+    if (expires && !strcmp(expires, "never"))
+        p.expires = NULL;
+    /* the checks of PATCH /admin/tenants/{id} */
+    set_str(body, "name", opt(a, "name"));
+    set_str(body, "plan", opt(a, "plan"));
+    if ((rc = api_field_str(&req, body, "name", 0, 200, &p.name, &detail)) < 0 ||
+        (rc = api_field_enum(&req, body, "plan", 0, plans, &p.plan, &detail)) < 0) {
+        status = usage_error("%s", detail);
+        goto out;
+    }
+    if ((status = find(app, what, a->pos, &t)) != 0)
+        goto out;
+    rc = api_tenant_update(app, t->id, &p, &nt);
+    if (rc == TD_EVALIDATION)
+        status = usage_error("%s", "--expires must be an RFC 3339 timestamp or \"never\"");
+    else if (rc < 0)
+        status = fail(what, rc, NULL);
+    else
+        status = print_json(tnt_tenant_json(nt));
+out:
+    tnt_tenant_unref(nt);
+    tnt_tenant_unref(t);
+    json_decref(body);
+    td_arena_free(req.arena);
+    return status;
+}
+
+static int cmd_delete(struct td_app *app, const struct cli_args *a)
+{
+    struct tnt_tenant *t;
+    int status = find(app, "delete", a->pos, &t);
+    if (status)
+        return status;
+    if (strcmp(opt(a, "confirm"), t->slug) != 0) {
+        tnt_tenant_unref(t);
+        return usage_error("%s", "--confirm must be the tenant's slug; nothing was deleted");
+    }
+    int rc = api_tenant_delete(app, t);
+    json_t *j =
+        rc < 0 ? NULL : json_pack("{s:s, s:s, s:b}", "id", t->id, "slug", t->slug, "deleted", 1);
+    tnt_tenant_unref(t);
+    return rc < 0 ? fail("delete", rc, NULL) : print_json(j);
+}
+
+static int cmd_move(struct td_app *app, const struct cli_args *a)
+{
+    const char *iso = opt(a, "isolation"), *server = opt(a, "server");
+    struct tnt_tenant *t, *moved = NULL;
+    if (server && db_server_find(app->db, server) < 0)
+        return usage_error("server \"%s\" is not a configured database server", server);
+    int status = find(app, "move", a->pos, &t);
+    if (status)
+        return status;
+    /* announces the move itself (NOTIFY), as for the admin API */
+    int rc = tnt_move_cached(app->db, app->cache, &app->tenant_migs, t,
+                             iso ? tnt_isolation_parse(iso) : -1, server, &moved);
+    tnt_tenant_unref(t);
+    if (rc == TD_EUNAVAILABLE)
+        return fail("move", rc,
+                    "a database server is unreachable or the tenant's tables stayed busy; "
+                    "nothing was moved");
+    if (rc < 0)
+        return fail("move", rc, "the move failed and was undone; the tenant is where it was");
+    json_t *j = tnt_tenant_json(moved);
+    tnt_tenant_unref(moved);
+    return print_json(j);
+}
+
+static int cmd_export(struct td_app *app, const struct cli_args *a)
+{
+    const char *path = opt(a, "output");
+    struct tnt_tenant *t;
+    struct tnt_export *e = NULL;
+    FILE *f = stdout;
+    long lines = 0;
+    int status = find(app, "export", a->pos, &t);
+    if (status)
+        return status;
+    int rc = tnt_export_open(app->db, t, &e);
+    if (rc < 0) {
+        status = fail("export", rc, NULL);
+        goto out;
+    }
+    if (path) {
+        /* the export holds password hashes: never readable by others */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || fchmod(fd, 0600) < 0 || !(f = fdopen(fd, "w"))) {
+            fprintf(stderr, "tenantd tenants export: cannot write %s: %s\n", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            f = NULL;
+            status = 1;
+            goto out;
+        }
+    }
+    const char *line;
+    size_t len;
+    while ((rc = tnt_export_next(e, &line, &len)) == 1) {
+        fwrite(line, 1, len, f);
+        fputc('\n', f);
+        lines++;
+    }
+    if (f != stdout && fclose(f) != 0 && rc == 0)
+        rc = TD_EINTERNAL;
+    f = NULL;
+    if (rc < 0) {
+        status = fail("export", rc, "the export stopped midway; its output is incomplete");
+        if (path)
+            unlink(path);
+    } else if (path) {
+        status = print_json(json_pack("{s:s, s:s, s:s, s:I}", "id", t->id, "slug", t->slug,
+                                      "output", path, "lines", (json_int_t)lines));
+    } else {
+        status = fflush(stdout) == 0 ? 0 : 1;
+    }
+out:
+    if (f && f != stdout)
+        fclose(f);
+    tnt_export_close(e);
+    tnt_tenant_unref(t);
+    return status;
+}
+
+/* Everything from path ("-" or NULL: stdin) into a heap buffer; NULL when unreadable. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = path && strcmp(path, "-") != 0 ? fopen(path, "re") : stdin;
+    if (!f)
+        return NULL;
+    size_t cap = 65536, n = 0, k;
+    char *buf = td_xmalloc(cap);
+    while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += k;
+        if (cap - n < 2)
+            buf = td_xrealloc(buf, cap *= 2);
+    }
+    int bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int cmd_import(struct td_app *app, const struct cli_args *a)
+{
+    static const char *const plans[] = {"free", "starter", "pro", "enterprise", NULL};
+    static const char *const statuses[] = {"active", "suspended", NULL};
+    struct http_req req = {.app = app, .arena = td_arena_new()};
+    struct tnt_import_data d = {0};
+    struct tnt_new n = {0};
+    struct tnt_tenant *t = NULL;
+    const char *detail = NULL, *st = NULL, *expires = NULL, *iso = opt(a, "isolation");
+    char msg[160];
+    size_t len = 0;
+    int status = 1, rc;
+    char *body = slurp(opt(a, "input"), &len);
+    if (!body) {
+        fprintf(stderr, "tenantd tenants import: cannot read %s: %s\n",
+                opt(a, "input") ? opt(a, "input") : "stdin", strerror(errno));
+        goto out;
+    }
+    if ((rc = tnt_import_parse(body, len, &d, msg, sizeof(msg))) < 0) {
+        status = fail("import", rc, msg);
+        goto out;
+    }
+    /* the exported tenant, checked as POST /admin/tenants/import checks it */
+    json_t *e = json_object_get(d.tenant, "subscription_expires_at");
+    if ((rc = api_field_str(&req, d.tenant, "slug", 1, 40, &n.slug, &detail)) < 0 ||
+        (rc = api_field_str(&req, d.tenant, "name", 1, 200, &n.name, &detail)) < 0 ||
+        (rc = api_field_enum(&req, d.tenant, "plan", 0, plans, &n.plan, &detail)) < 0 ||
+        (rc = api_field_enum(&req, d.tenant, "status", 0, statuses, &st, &detail)) < 0 ||
+        (e && !json_is_null(e) &&
+         (rc = api_field_str(&req, d.tenant, "subscription_expires_at", 1, 64, &expires, &detail)) <
+             0)) {
+        status = fail("import", rc, detail);
+        goto out;
+    }
+    if (!iso && json_is_string(json_object_get(d.tenant, "isolation")))
+        iso = json_string_value(json_object_get(d.tenant, "isolation"));
+    n.slug = opt(a, "slug") ? opt(a, "slug") : n.slug;
+    n.server = opt(a, "server");
+    n.plan = n.plan ? n.plan : "free";
+    n.isolation = iso ? tnt_isolation_parse(iso) : -1;
+    if (!api_check_slug(n.slug) || (n.server && db_server_find(app->db, n.server) < 0)) {
+        status = usage_error("%s", n.server ? "--server is not a configured database server"
+                                            : "the export's slug is not valid; give --slug");
+        goto out;
+    }
+    rc = tnt_import(app->db, &app->tenant_migs, &n, st ? st : "active", expires, &d, &t, &detail);
+    if (rc < 0) {
+        status = fail("import", rc, rc == TD_ECONFLICT && !detail ? "this slug is taken" : detail);
+        goto out;
+    }
+    status = print_json(tnt_tenant_json(t));
+out:
+    tnt_tenant_unref(t);
+    tnt_import_data_cleanup(&d);
+    free(body);
+    td_arena_free(req.arena);
+    return status;
+}
+
+int api_cli_tenants(struct td_app *app, int argc, char **argv)
+{
+    struct cli_args a;
+    int status = parse(argc, argv, &a);
+    if (status >= 0)
+        return status;
+    const char *c = a.cmd->name;
+    if (!strcmp(c, "create"))
+        return cmd_create(app, &a);
+    if (!strcmp(c, "list"))
+        return cmd_list(app);
+    if (!strcmp(c, "show"))
+        return cmd_show(app, &a);
+    if (!strcmp(c, "delete"))
+        return cmd_delete(app, &a);
+    if (!strcmp(c, "move"))
+        return cmd_move(app, &a);
+    if (!strcmp(c, "export"))
+        return cmd_export(app, &a);
+    if (!strcmp(c, "import"))
+        return cmd_import(app, &a);
+    return cmd_update(app, &a);
+}

@@ -1,0 +1,60 @@
+/*
+ * handlers.h - the route handlers (the .c files of src/api) and the guard they run behind.
+ * Each handler queues exactly one response, or returns a negative TD_E* code that
+ * api_dispatch turns into a problem response.
+ */
+#ifndef TD_API_HANDLERS_H
+#define TD_API_HANDLERS_H
+
+#include "http/request.h"
+
+/* guard.c: admin token, tenant identification, user token, status, API budget. */
+int api_guard(struct http_req *req) TD_MUSTCHECK;
+
+/* health.c */
+int api_health(struct http_req *req);
+int api_ready(struct http_req *req);
+
+/* auth.c */
+int api_signup(struct http_req *req);
+int api_login(struct http_req *req);
+int api_me(struct http_req *req);
+
+/* projects.c */
+int api_projects_list(struct http_req *req);
+int api_projects_get(struct http_req *req);
+int api_projects_create(struct http_req *req);
+int api_projects_update(struct http_req *req);
+int api_projects_delete(struct http_req *req);
+
+/* users.c */
+int api_users_list(struct http_req *req);
+int api_users_get(struct http_req *req);
+int api_users_create(struct http_req *req);
+int api_users_update(struct http_req *req);
+int api_users_delete(struct http_req *req);
+int api_audit_list(struct http_req *req);
+
+/* admin.c */
+int api_admin_tenants_create(struct http_req *req);
+int api_admin_tenants_list(struct http_req *req);
+int api_admin_tenants_get(struct http_req *req);
+int api_admin_tenants_update(struct http_req *req);
+int api_admin_tenants_delete(struct http_req *req);
+
+/* transfer.c (move, export, import) */
+int api_admin_tenants_move(struct http_req *req);
+int api_admin_tenants_export(struct http_req *req);
+int api_admin_tenants_import(struct http_req *req);
+
+/* migrations.c */
+int api_admin_migrations(struct http_req *req);
+
+/* ops.c (metrics, OpenAPI, analytics) */
+int api_metrics(struct http_req *req);
+int api_openapi(struct http_req *req);
+int api_admin_analytics(struct http_req *req);
+/* Record one finished request in the metrics (called from the access log hook). */
+void api_metrics_observe(struct http_req *req);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * internal.h - helpers shared by the handlers of src/api only.
+ */
+#ifndef TD_API_INTERNAL_H
+#define TD_API_INTERNAL_H
+
+#include "http/request.h"
+#include "tenant/provision.h"
+
+#include <jansson.h>
+
+/* A user as the API shows it (never the password hash), built by PostgreSQL. */
+#define USER_JSON(a)                                                                               \
+    "json_build_object('id', " a ".id, 'email', " a ".email, 'name', " a ".name, 'role', " a       \
+    ".role, 'created_at', " a ".created_at)"
+
+/* Tie a tenant reference to the request: released when the request's arena is freed. */
+void api_hold_tenant(struct http_req *req, struct tnt_tenant *t);
+
+/* The tenant named by an operator route's {id} parameter (id or slug), held by the
+ * request. Returns 0, TD_ETENANT_NOTFOUND or TD_EUNAVAILABLE. */
+int api_admin_find_tenant(struct http_req *req, struct tnt_tenant **out) TD_MUSTCHECK;
+
+/* Validate a {email,password,name} object into owner (strings borrowed from obj).
+ * Returns 0 or TD_EVALIDATION with *detail set. */
+int api_owner_fields(struct http_req *req, json_t *obj, struct tnt_owner *owner,
+                     const char **detail) TD_MUSTCHECK;
+
+#endif

@@ -1,0 +1,464 @@
+/*
+ * metrics.c - Prometheus counters and histograms of the process, and their exposition.
+ *
+ * Every series is a plain atomic in static storage, so recording a request costs a few
+ * relaxed atomic additions. Per-tenant counts live in a hash table whose entries are only
+ * ever added (never freed until exit), which lets readers walk the chains without a lock.
+ */
+#include "api/metrics.h"
+
+#include "api/app.h"
+#include "api/handlers.h"
+#include "core/mem.h"
+#include "db/pool.h"
+#include "http/router.h"
+#include "jobs/jobs.h"
+#include "tenant/tenant.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TD_STR_(x) #x
+#define TD_STR(x) TD_STR_(x)
+#define M_MAX_ROUTES 64
+#define M_STATUS_MIN 100
+#define M_NSTATUS 500 /* 100..599 */
+
+static const char *const methods[] = {"GET",   "HEAD",   "POST",    "PUT",
+                                      "PATCH", "DELETE", "OPTIONS", "other"};
+#define M_NMETHODS (sizeof(methods) / sizeof(methods[0]))
+/* Route slots: one per route of the table, then "unmatched" once per method. */
+#define M_NSLOTS (M_MAX_ROUTES + M_NMETHODS)
+
+/* Upper bounds (seconds) of the request latency histogram. */
+static const double req_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                    0.25,  0.5,    1,     2.5,  5,     10};
+#define M_NREQ_BOUNDS (sizeof(req_bounds) / sizeof(req_bounds[0]))
+/* Provisioning and migrations take longer: their own bounds. */
+static const double slow_bounds[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+#define M_NSLOW_BOUNDS (sizeof(slow_bounds) / sizeof(slow_bounds[0]))
+
+struct hist {
+    atomic_ullong le[M_NREQ_BOUNDS + 1]; /* non-cumulative; the last is +Inf */
+    atomic_ullong sum_us;
+    atomic_ullong count;
+};
+
+struct slot {
+    atomic_ullong by_status[M_NSTATUS];
+    struct hist latency;
+};
+
+struct slow_series {
+    atomic_ullong ok, failed;
+    atomic_ullong le[M_NSLOW_BOUNDS + 1];
+    atomic_ullong sum_us;
+};
+
+/* ---- per-tenant counters ------------------------------------------------------------- */
+
+#define T_BUCKETS 4096
+#define T_STRIPES 64
+#define T_MAX 100000 /* entries kept; tenants beyond are counted in "other" only */
+
+struct tenant_count {
+    char id[37];
+    char slug[41];
+    atomic_ullong n;
+    struct tenant_count *_Atomic next;
+};
+
+static struct slot slots[M_NSLOTS];
+static struct tenant_count *_Atomic tenant_buckets[T_BUCKETS];
+static pthread_mutex_t tenant_locks[T_STRIPES] = {[0 ... T_STRIPES - 1] =
+                                                      PTHREAD_MUTEX_INITIALIZER};
+static atomic_int tenant_entries;
+static atomic_ullong tenant_overflow;
+static atomic_ullong denied_mismatch, denied_rls_write, rate_limited;
+static struct slow_series provisions;
+static struct slow_series migrations;
+
+long long api_metrics_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void add(atomic_ullong *a, unsigned long long v)
+{
+    atomic_fetch_add_explicit(a, v, memory_order_relaxed);
+}
+
+static unsigned long long get(atomic_ullong *a)
+{
+    return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+static size_t method_index(const char *m)
+{
+    for (size_t i = 0; i + 1 < M_NMETHODS; i++)
+        if (strcmp(methods[i], m) == 0)
+            return i;
+    return M_NMETHODS - 1;
+}
+
+/* Slot of the request's route: the table's index, or an "unmatched" slot per method. */
+static size_t slot_of(const struct http_req *req)
+{
+    if (req->route_pattern) {
+        size_t n;
+        const struct http_route *r = api_routes(&n);
+        for (size_t i = 0; i < n && i < M_MAX_ROUTES; i++)
+            if (r[i].pattern == req->route_pattern && strcmp(r[i].method, req->method) == 0)
+                return i;
+    }
+    return M_MAX_ROUTES + method_index(req->method);
+}
+
+static unsigned hash_id(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h;
+}
+
+static struct tenant_count *chain_find(struct tenant_count *e, const char *id)
+{
+    for (; e; e = atomic_load_explicit(&e->next, memory_order_acquire))
+        if (strcmp(e->id, id) == 0)
+            return e;
+    return NULL;
+}
+
+static void count_tenant(const struct tnt_tenant *t)
+{
+    unsigned b = hash_id(t->id) % T_BUCKETS;
+    struct tenant_count *e =
+        chain_find(atomic_load_explicit(&tenant_buckets[b], memory_order_acquire), t->id);
+    if (!e) {
+        pthread_mutex_t *mu = &tenant_locks[b % T_STRIPES];
+        pthread_mutex_lock(mu);
+        e = chain_find(atomic_load_explicit(&tenant_buckets[b], memory_order_acquire), t->id);
+        if (!e && atomic_load(&tenant_entries) < T_MAX) {
+            e = td_xcalloc(1, sizeof(*e));
+            snprintf(e->id, sizeof(e->id), "%s", t->id);
+            snprintf(e->slug, sizeof(e->slug), "%s", t->slug);
+            atomic_store_explicit(&e->next, atomic_load(&tenant_buckets[b]), memory_order_relaxed);
+            /* publish the filled entry: readers walk the chain without the lock */
+            atomic_store_explicit(&tenant_buckets[b], e, memory_order_release);
+            atomic_fetch_add(&tenant_entries, 1);
+        }
+        pthread_mutex_unlock(mu);
+    }
+    add(e ? &e->n : &tenant_overflow, 1);
+}
+
+static void observe(atomic_ullong *le, size_t nb, const double *bounds, atomic_ullong *sum_us,
+                    long long us)
+{
+    double s = (double)us / 1e6;
+    size_t i = 0;
+    while (i < nb && s > bounds[i])
+        i++;
+    add(&le[i], 1);
+    add(sum_us, (unsigned long long)us);
+}
+
+void api_metrics_request(const struct http_req *req)
+{
+    /* no response was queued (the client went away): nothing to count */
+    if (req->status < M_STATUS_MIN || req->status >= M_STATUS_MIN + M_NSTATUS)
+        return;
+    struct slot *sl = &slots[slot_of(req)];
+    add(&sl->by_status[req->status - M_STATUS_MIN], 1);
+    long long us = api_metrics_now_us() - req->started_us;
+    if (us < 0)
+        us = 0;
+    observe(sl->latency.le, M_NREQ_BOUNDS, req_bounds, &sl->latency.sum_us, us);
+    add(&sl->latency.count, 1);
+
+    int tenant_route = (req->route_flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON)) != 0;
+    if (tenant_route && req->tenant)
+        count_tenant(req->tenant);
+    if (req->err == TD_EMISMATCH)
+        add(&denied_mismatch, 1);
+    /* a write naming a row the tenant's storage does not show it (RLS or another
+     * tenant's schema): it matched nothing and the answer is 404 */
+    if (tenant_route && req->err == TD_ENOTFOUND && req->nparams > 0 &&
+        (!strcmp(req->method, "PATCH") || !strcmp(req->method, "DELETE")))
+        add(&denied_rls_write, 1);
+    if (req->status == 429)
+        add(&rate_limited, 1);
+}
+
+static void slow_observe(struct slow_series *s, int rc, long long started_us)
+{
+    long long us = api_metrics_now_us() - started_us;
+    add(rc < 0 ? &s->failed : &s->ok, 1);
+    observe(s->le, M_NSLOW_BOUNDS, slow_bounds, &s->sum_us, us < 0 ? 0 : us);
+}
+
+void api_metrics_provision(int rc, long long started_us)
+{
+    /* a taken slug or an unknown server is refused before any storage is made */
+    if (rc == TD_ECONFLICT || rc == TD_EVALIDATION)
+        return;
+    slow_observe(&provisions, rc, started_us);
+}
+
+void api_metrics_migration(int rc, long long started_us)
+{
+    slow_observe(&migrations, rc, started_us);
+}
+
+/* ---- exposition ---------------------------------------------------------------------- */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static void __attribute__((format(printf, 2, 3))) out(struct buf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = b->cap * 2 + (n > 0 ? (size_t)n : 0);
+        b->p = td_xrealloc(b->p, b->cap);
+    }
+}
+
+static void help(struct buf *b, const char *name, const char *type, const char *text)
+{
+    out(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static void hist_lines(struct buf *b, const char *name, const char *labels,
+                       const unsigned long long *le, size_t nb, const double *bounds,
+                       unsigned long long sum_us, unsigned long long count)
+{
+    unsigned long long cum = 0;
+    const char *sep = labels[0] ? "," : "";
+    for (size_t i = 0; i < nb; i++) {
+        cum += le[i];
+        out(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i], cum);
+    }
+    out(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, count);
+    const char *o = labels[0] ? "{" : "", *c = labels[0] ? "}" : "";
+    out(b, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name, o, labels, c, (double)sum_us / 1e6,
+        name, o, labels, c, count);
+}
+
+static void render_requests(struct buf *b)
+{
+    size_t n;
+    const struct http_route *r = api_routes(&n);
+    if (n > M_MAX_ROUTES)
+        n = M_MAX_ROUTES;
+    help(b, "tenantd_http_requests_total", "counter",
+         "HTTP requests answered, by route pattern, method and status.");
+    for (size_t s = 0; s < M_NSLOTS; s++) {
+        int unmatched = s >= M_MAX_ROUTES;
+        if (!unmatched && s >= n)
+            continue;
+        for (int st = 0; st < M_NSTATUS; st++) {
+            unsigned long long v = get(&slots[s].by_status[st]);
+            if (v)
+                out(b,
+                    "tenantd_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %llu\n",
+                    unmatched ? "unmatched" : r[s].pattern,
+                    unmatched ? methods[s - M_MAX_ROUTES] : r[s].method, st + M_STATUS_MIN, v);
+        }
+    }
+    help(b, "tenantd_http_request_duration_seconds", "histogram",
+         "Time from the first byte of a request to its response being queued, by route.");
+    /* one histogram per route pattern: routes sharing a pattern (GET and PATCH
+     * /projects/{id}), and the unmatched slots, are summed */
+    for (size_t s = 0; s <= n; s++) {
+        const char *pattern = s < n ? r[s].pattern : "unmatched";
+        int seen = 0;
+        for (size_t k = 0; k < s && s < n; k++)
+            if (strcmp(r[k].pattern, pattern) == 0)
+                seen = 1;
+        if (seen)
+            continue;
+        unsigned long long le[M_NREQ_BOUNDS + 1] = {0}, sum = 0, count = 0;
+        for (size_t k = 0; k < M_NSLOTS; k++) {
+            int match =
+                k < n ? strcmp(r[k].pattern, pattern) == 0 && s < n : k >= M_MAX_ROUTES && s == n;
+            if (!match)
+                continue;
+            for (size_t i = 0; i <= M_NREQ_BOUNDS; i++)
+                le[i] += get(&slots[k].latency.le[i]);
+            sum += get(&slots[k].latency.sum_us);
+            count += get(&slots[k].latency.count);
+        }
+        if (!count)
+            continue;
+        char labels[128];
+        snprintf(labels, sizeof(labels), "route=\"%s\"", pattern);
+        hist_lines(b, "tenantd_http_request_duration_seconds", labels, le, M_NREQ_BOUNDS,
+                   req_bounds, sum, count);
+    }
+}
+
+struct tenant_row {
+    const struct tenant_count *e;
+    unsigned long long n;
+};
+
+static int by_count_desc(const void *a, const void *b)
+{
+    const struct tenant_row *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n < y->n ? 1 : -1;
+    return strcmp(x->e->slug, y->e->slug);
+}
+
+static void render_tenants(struct buf *b)
+{
+    int cap = atomic_load(&tenant_entries) + 16, nrows = 0;
+    struct tenant_row *rows = td_xcalloc((size_t)cap, sizeof(*rows));
+    unsigned long long other = get(&tenant_overflow);
+    for (int i = 0; i < T_BUCKETS; i++)
+        for (struct tenant_count *e =
+                 atomic_load_explicit(&tenant_buckets[i], memory_order_acquire);
+             e; e = atomic_load_explicit(&e->next, memory_order_acquire)) {
+            unsigned long long v = get(&e->n);
+            if (nrows < cap) {
+                rows[nrows].e = e;
+                rows[nrows++].n = v;
+            } else {
+                other += v;
+            }
+        }
+    qsort(rows, (size_t)nrows, sizeof(*rows), by_count_desc);
+    help(b, "tenantd_tenant_requests_total", "counter",
+         "Requests to tenant routes by tenant slug: the " TD_STR(
+             API_METRICS_TOP_TENANTS) " busiest "
+                                      "tenants since start, "
+                                      "every other tenant summed in tenant=\"other\".");
+    for (int i = 0; i < nrows; i++) {
+        if (i < API_METRICS_TOP_TENANTS)
+            out(b, "tenantd_tenant_requests_total{tenant=\"%s\"} %llu\n", rows[i].e->slug,
+                rows[i].n);
+        else
+            other += rows[i].n;
+    }
+    out(b, "tenantd_tenant_requests_total{tenant=\"other\"} %llu\n", other);
+    free(rows);
+}
+
+static void render_pools(struct buf *b, struct td_app *app)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } g[] = {
+        {"tenantd_db_pool_open_connections", "gauge", "Connections open to the server."},
+        {"tenantd_db_pool_in_use_connections", "gauge", "Connections lent to a transaction."},
+        {"tenantd_db_pool_waiting_requests", "gauge", "Transactions waiting for a connection."},
+        {"tenantd_db_pool_tenant_pools", "gauge",
+         "Per-database pools open for database-per-tenant (the LRU)."},
+        {"tenantd_db_pool_lru_hits_total", "counter",
+         "Acquires served by an idle connection of the right database."},
+        {"tenantd_db_pool_lru_misses_total", "counter", "Acquires that had to open a connection."},
+        {"tenantd_db_pool_lru_evictions_total", "counter",
+         "Idle connections closed to make room for another database."},
+    };
+    int ns = app && app->db ? db_server_count(app->db) : 0;
+    struct db_pool_stats *st = td_xcalloc((size_t)(ns ? ns : 1), sizeof(*st));
+    for (int s = 0; s < ns; s++)
+        db_server_pool_stats(app->db, s, &st[s]);
+    for (size_t k = 0; k < sizeof(g) / sizeof(g[0]); k++) {
+        help(b, g[k].name, g[k].type, g[k].help);
+        for (int s = 0; s < ns; s++) {
+            long long v[] = {st[s].open, st[s].in_use, st[s].waiting,  st[s].dbs,
+                             st[s].hits, st[s].misses, st[s].evictions};
+            out(b, "%s{server=\"%s\"} %lld\n", g[k].name, db_server_name(app->db, s), v[k]);
+        }
+    }
+    free(st);
+}
+
+/* A counter by result and a histogram of durations, for one kind of slow operation. */
+static void render_slow(struct buf *b, const char *name, const char *hname, const char *what,
+                        struct slow_series *s)
+{
+    char full[128], text[160];
+    snprintf(full, sizeof(full), "%s_total", name);
+    snprintf(text, sizeof(text), "%s, by result.", what);
+    help(b, full, "counter", text);
+    out(b, "%s{result=\"ok\"} %llu\n%s{result=\"error\"} %llu\n", full, get(&s->ok), full,
+        get(&s->failed));
+    snprintf(full, sizeof(full), "%s_duration_seconds", hname);
+    snprintf(text, sizeof(text), "Duration of %s.", what);
+    help(b, full, "histogram", text);
+    unsigned long long le[M_NSLOW_BOUNDS + 1];
+    for (size_t k = 0; k <= M_NSLOW_BOUNDS; k++)
+        le[k] = get(&s->le[k]);
+    hist_lines(b, full, "", le, M_NSLOW_BOUNDS, slow_bounds, get(&s->sum_us),
+               get(&s->ok) + get(&s->failed));
+}
+
+static void render_jobs(struct buf *b)
+{
+    struct jobs_stats js;
+    jobs_get_stats(&js);
+    help(b, "tenantd_jobs_total", "counter",
+         "Background jobs finished by this instance, by outcome (retry: failed, will run "
+         "again; dead: failed its last attempt; skipped: its tenant is suspended or deleted).");
+    out(b,
+        "tenantd_jobs_total{result=\"done\"} %lld\ntenantd_jobs_total{result=\"retry\"} %lld\n"
+        "tenantd_jobs_total{result=\"dead\"} %lld\ntenantd_jobs_total{result=\"skipped\"} %lld\n",
+        js.done, js.retried, js.dead, js.skipped);
+    help(b, "tenantd_jobs_queue", "gauge",
+         "Jobs in the catalog queue by status, as last counted by this instance's workers "
+         "(-1: not counted yet or no workers).");
+    out(b,
+        "tenantd_jobs_queue{status=\"queued\"} %lld\ntenantd_jobs_queue{status=\"running\"} %lld\n"
+        "tenantd_jobs_queue{status=\"dead\"} %lld\n",
+        js.queued, js.running, js.dead_now);
+    help(b, "tenantd_tenant_migrations", "gauge",
+         "Tenants whose storage is behind this version's tenant migrations (pending) or whose "
+         "last migration failed (failed), as last counted from the catalog (-1: not yet).");
+    out(b,
+        "tenantd_tenant_migrations{state=\"pending\"} %lld\n"
+        "tenantd_tenant_migrations{state=\"failed\"} %lld\n",
+        js.mig_pending, js.mig_failed);
+}
+
+char *api_metrics_render(struct td_app *app, size_t *len)
+{
+    struct buf b = {td_xmalloc(16384), 0, 16384};
+    render_requests(&b);
+    render_tenants(&b);
+    help(&b, "tenantd_denied_total", "counter",
+         "Cross-tenant attempts refused: tenant_mismatch (token of another tenant), "
+         "rls_empty_write (a PATCH or DELETE naming a row the tenant cannot see).");
+    out(&b, "tenantd_denied_total{reason=\"tenant_mismatch\"} %llu\n", get(&denied_mismatch));
+    out(&b, "tenantd_denied_total{reason=\"rls_empty_write\"} %llu\n", get(&denied_rls_write));
+    help(&b, "tenantd_rate_limited_total", "counter",
+         "Requests refused with 429 because the plan's monthly API budget is spent.");
+    out(&b, "tenantd_rate_limited_total %llu\n", get(&rate_limited));
+    render_pools(&b, app);
+    render_slow(&b, "tenantd_tenant_provisions", "tenantd_tenant_provision",
+                "tenant provisionings (storage and migrations)", &provisions);
+    render_slow(&b, "tenantd_migration_runs", "tenantd_migration_run",
+                "start-up migration runs (catalog and shared pool schemas)", &migrations);
+    render_jobs(&b);
+    *len = b.len;
+    return b.p;
+}

@@ -1,0 +1,89 @@
+/*
+ * ops.c - GET /metrics, GET /openapi.json, GET /admin/analytics, and the metrics hook of
+ * the access log.
+ */
+#include "api/handlers.h"
+
+#include "api/app.h"
+#include "api/metrics.h"
+#include "api/openapi.h"
+#include "http/problem.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int api_metrics(struct http_req *req)
+{
+    size_t len;
+    char *text = api_metrics_render(req->app, &len);
+    int rc = http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+    return rc;
+}
+
+/* The document depends only on static tables: serialise it once. */
+static char *openapi_text;
+static pthread_once_t openapi_once = PTHREAD_ONCE_INIT;
+
+static void openapi_init(void)
+{
+    json_t *doc = api_openapi_build();
+    openapi_text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+}
+
+int api_openapi(struct http_req *req)
+{
+    pthread_once(&openapi_once, openapi_init);
+    if (!openapi_text)
+        return TD_EINTERNAL;
+    return http_reply_json_text(req, 200, openapi_text, strlen(openapi_text));
+}
+
+/* Only materialized views of the catalog: tenant storage is read by the analytics_refresh
+ * job, never here. */
+static const char analytics_sql[] =
+    "SELECT json_build_object("
+    "'refreshed_at', (SELECT refreshed_at FROM tenantd.analytics_meta), "
+    "'tenants_total', (SELECT count(*) FROM tenantd.analytics_tenants), "
+    "'by_plan_status', COALESCE((SELECT json_agg(json_build_object('plan', g.plan, 'status', "
+    "g.status, 'tenants', g.n) ORDER BY g.plan, g.status) FROM (SELECT plan, status, count(*) "
+    "AS n FROM tenantd.analytics_tenants GROUP BY plan, status) g), '[]'::json), "
+    "'tenants', COALESCE((SELECT json_agg(json_build_object('id', x.id, 'slug', x.slug, "
+    "'plan', x.plan, 'status', x.status, 'isolation', x.isolation, 'users', x.users, "
+    "'projects', x.projects, 'api_calls_month', x.api_calls_month, 'collected_at', "
+    "x.collected_at) ORDER BY x.api_calls_month DESC, x.slug) FROM (SELECT * FROM "
+    "tenantd.analytics_tenants ORDER BY api_calls_month DESC, slug LIMIT $1::int) x), "
+    "'[]'::json), "
+    "'api_calls_by_month', COALESCE((SELECT json_agg(json_build_object('month', "
+    "to_char(m.month, 'YYYY-MM'), 'tenants', m.tenants, 'api_calls', m.api_calls) ORDER BY "
+    "m.month DESC) FROM tenantd.analytics_usage m), '[]'::json))";
+
+int api_admin_analytics(struct http_req *req)
+{
+    const char *ls = http_query(req, "limit");
+    char *end = NULL;
+    long limit = ls ? strtol(ls, &end, 10) : 100;
+    if (ls && (!*ls || *end || limit < 1 || limit > 1000))
+        return http_problem_send(req, TD_EBADREQ, "limit must be an integer from 1 to 1000");
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%ld", limit);
+    PGconn *pg = NULL;
+    PGresult *r = NULL;
+    int rc = db_admin_connect(req->app->db, 0, NULL, &pg);
+    if (rc == 0)
+        rc = db_admin_exec(pg, "reading analytics", analytics_sql, 1, (const char *const[]){lim},
+                           &r);
+    if (rc == 0)
+        rc = http_reply_json_text(req, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    PQclear(r);
+    PQfinish(pg);
+    return rc;
+}
+
+void api_metrics_observe(struct http_req *req)
+{
+    api_metrics_request(req);
+}

@@ -1,0 +1,266 @@
+/*
+ * plans.c - plan table and batched monthly API-call counting.
+ */
+#include "api/plans.h"
+
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const struct api_plan plans[] = {
+    {"free", 5, 3, 10000},
+    {"starter", 20, 10, 100000},
+    {"pro", 100, 50, 1000000},
+    {"enterprise", -1, -1, -1},
+};
+
+const struct api_plan *api_plan_get(const char *name)
+{
+    for (size_t i = 0; i < sizeof(plans) / sizeof(plans[0]); i++)
+        if (name && strcmp(plans[i].name, name) == 0)
+            return &plans[i];
+    return NULL;
+}
+
+#define USAGE_BUCKETS 1024
+
+struct usage_entry {
+    char id[37];
+    int month;         /* year * 12 + month */
+    long long base;    /* total in the catalog at the last flush */
+    long long pending; /* counted here, not yet flushed */
+    int loaded;        /* base holds the catalog's total of this month */
+    struct usage_entry *next;
+};
+
+struct api_usage {
+    struct db *db;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    int stop;
+    struct usage_entry *buckets[USAGE_BUCKETS];
+};
+
+static int month_now(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    return (tm.tm_year + 1900) * 12 + tm.tm_mon;
+}
+
+long api_usage_month_left(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_mon += 1;
+    time_t end = timegm(&tm);
+    return (long)(end - now);
+}
+
+static unsigned bucket(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % USAGE_BUCKETS;
+}
+
+static struct usage_entry *entry_get(struct api_usage *u, const char *id)
+{
+    unsigned b = bucket(id);
+    int m = month_now();
+    for (struct usage_entry *e = u->buckets[b]; e; e = e->next)
+        if (strcmp(e->id, id) == 0) {
+            if (e->month != m) {
+                e->month = m;
+                e->base = e->pending = 0;
+                e->loaded = 0;
+            }
+            return e;
+        }
+    struct usage_entry *e = td_xcalloc(1, sizeof(*e));
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    e->month = m;
+    e->next = u->buckets[b];
+    u->buckets[b] = e;
+    return e;
+}
+
+static const char load_sql[] = "SELECT api_calls FROM tenantd.usage WHERE tenant_id = $1 "
+                               "AND month = (date_trunc('month', now() AT TIME ZONE 'UTC'))::date";
+
+/*
+ * Called with u->mu held; returns with it held. The first time this instance sees a
+ * tenant in a month, read the month's total from the catalog, so that a restarted
+ * instance does not start over from zero and let a spent budget through until its
+ * first flush. The query runs without the lock; counting waits for it, so no call is
+ * counted (and flushed) before base is known. A failed read counts from zero and the
+ * next flush corrects the total.
+ */
+static struct usage_entry *entry_loaded(struct api_usage *u, const char *id)
+{
+    struct usage_entry *e = entry_get(u, id);
+    if (e->loaded)
+        return e;
+    pthread_mutex_unlock(&u->mu);
+    struct db_target tg = {.server = 0};
+    struct db_stmt st = {load_sql, 1, (const char *const[]){id}};
+    PGresult *r = NULL;
+    long long total = 0;
+    if (db_exec(u->db, &tg, &st, 1, &r) == 0 && PQntuples(r) == 1)
+        total = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    pthread_mutex_lock(&u->mu);
+    e = entry_get(u, id);
+    if (!e->loaded) {
+        /* pending is still 0 here: nothing is counted before the entry is loaded */
+        e->base = total > e->base ? total : e->base;
+        e->loaded = 1;
+    }
+    return e;
+}
+
+int api_usage_hit(struct api_usage *u, const char *tenant_id, long limit)
+{
+    pthread_mutex_lock(&u->mu);
+    struct usage_entry *e = entry_loaded(u, tenant_id);
+    int over = limit >= 0 && e->base + e->pending >= limit;
+    if (!over)
+        e->pending++;
+    pthread_mutex_unlock(&u->mu);
+    return over;
+}
+
+long long api_usage_month(struct api_usage *u, const char *tenant_id)
+{
+    pthread_mutex_lock(&u->mu);
+    struct usage_entry *e = entry_loaded(u, tenant_id);
+    long long n = e->base + e->pending;
+    pthread_mutex_unlock(&u->mu);
+    return n;
+}
+
+static const char flush_sql[] =
+    "INSERT INTO tenantd.usage AS u (tenant_id, month, api_calls) "
+    "SELECT x.t, (date_trunc('month', now() AT TIME ZONE 'UTC'))::date, x.n "
+    "FROM unnest($1::uuid[], $2::bigint[]) AS x(t, n) "
+    "WHERE x.t IN (SELECT id FROM tenantd.tenants) "
+    "ON CONFLICT (tenant_id, month) DO UPDATE SET api_calls = u.api_calls + EXCLUDED.api_calls "
+    "RETURNING tenant_id, api_calls";
+
+/* Append "a,b,c" style array literal pieces. */
+static void append(char **buf, size_t *len, size_t *cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (*len + n + 2 > *cap) {
+        *cap = (*len + n + 2) * 2;
+        *buf = td_xrealloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, s, n + 1);
+    *len += n;
+}
+
+void api_usage_flush(struct api_usage *u)
+{
+    size_t il = 0, ic = 64, nl = 0, nc = 64;
+    char *ids = td_xmalloc(ic), *ns = td_xmalloc(nc);
+    int count = 0;
+    append(&ids, &il, &ic, "{");
+    append(&ns, &nl, &nc, "{");
+    pthread_mutex_lock(&u->mu);
+    int m = month_now();
+    for (int b = 0; b < USAGE_BUCKETS; b++)
+        for (struct usage_entry *e = u->buckets[b]; e; e = e->next) {
+            if (!e->pending || e->month != m)
+                continue;
+            char num[32];
+            snprintf(num, sizeof(num), "%s%lld", count ? "," : "", e->pending);
+            append(&ids, &il, &ic, count ? "," : "");
+            append(&ids, &il, &ic, e->id);
+            append(&ns, &nl, &nc, num);
+            e->base += e->pending; /* optimistic; corrected by what the catalog returns */
+            e->pending = 0;
+            count++;
+        }
+    pthread_mutex_unlock(&u->mu);
+    append(&ids, &il, &ic, "}");
+    append(&ns, &nl, &nc, "}");
+    if (count) {
+        struct db_target tg = {.server = 0};
+        struct db_stmt st = {flush_sql, 2, (const char *const[]){ids, ns}};
+        PGresult *r = NULL;
+        if (db_exec(u->db, &tg, &st, 1, &r) == 0) {
+            pthread_mutex_lock(&u->mu);
+            for (int i = 0; i < PQntuples(r); i++) {
+                struct usage_entry *e = entry_get(u, PQgetvalue(r, i, 0));
+                e->base = atoll(PQgetvalue(r, i, 1));
+            }
+            pthread_mutex_unlock(&u->mu);
+        } else {
+            td_log_warn("could not record API usage of %d tenants", count);
+        }
+        PQclear(r);
+    }
+    free(ids);
+    free(ns);
+}
+
+static void *flusher(void *arg)
+{
+    struct api_usage *u = arg;
+    pthread_mutex_lock(&u->mu);
+    while (!u->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&u->cv, &u->mu, &ts);
+        pthread_mutex_unlock(&u->mu);
+        api_usage_flush(u);
+        pthread_mutex_lock(&u->mu);
+    }
+    pthread_mutex_unlock(&u->mu);
+    return NULL;
+}
+
+struct api_usage *api_usage_new(struct db *db)
+{
+    struct api_usage *u = td_xcalloc(1, sizeof(*u));
+    u->db = db;
+    pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->cv, NULL);
+    pthread_create(&u->thread, NULL, flusher, u);
+    return u;
+}
+
+void api_usage_free(struct api_usage *u)
+{
+    if (!u)
+        return;
+    pthread_mutex_lock(&u->mu);
+    u->stop = 1;
+    pthread_cond_signal(&u->cv);
+    pthread_mutex_unlock(&u->mu);
+    pthread_join(u->thread, NULL);
+    api_usage_flush(u);
+    for (int b = 0; b < USAGE_BUCKETS; b++) {
+        struct usage_entry *e = u->buckets[b];
+        while (e) {
+            struct usage_entry *next = e->next;
+            free(e);
+            e = next;
+        }
+    }
+    pthread_mutex_destroy(&u->mu);
+    pthread_cond_destroy(&u->cv);
+    free(u);
+}

@@ -1,0 +1,109 @@
+/*
+ * routes.c - the route table, dispatch (route, guard, handler) and the access log.
+ */
+#include "api/app.h"
+#include "api/handlers.h"
+#include "core/log.h"
+#include "http/problem.h"
+#include "http/router.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T HTTP_ROUTE_TENANT
+#define A HTTP_ROUTE_ADMIN
+#define P HTTP_ROUTE_PUBLIC
+
+static const struct http_route routes[] = {
+    {"GET", "/health", P, api_health},
+    {"GET", "/ready", P, api_ready},
+    {"GET", "/metrics", P, api_metrics},
+    {"GET", "/openapi.json", P, api_openapi},
+    {"POST", "/signup", P, api_signup},
+    {"POST", "/auth/login", HTTP_ROUTE_TENANT_ANON, api_login},
+    {"GET", "/me", T, api_me},
+    {"GET", "/users", T, api_users_list},
+    {"POST", "/users", T, api_users_create},
+    {"GET", "/users/{id}", T, api_users_get},
+    {"PATCH", "/users/{id}", T, api_users_update},
+    {"DELETE", "/users/{id}", T, api_users_delete},
+    {"GET", "/projects", T, api_projects_list},
+    {"POST", "/projects", T, api_projects_create},
+    {"GET", "/projects/{id}", T, api_projects_get},
+    {"PATCH", "/projects/{id}", T, api_projects_update},
+    {"DELETE", "/projects/{id}", T, api_projects_delete},
+    {"GET", "/audit-logs", T, api_audit_list},
+    {"POST", "/admin/tenants", A, api_admin_tenants_create},
+    {"POST", "/admin/tenants/import", A, api_admin_tenants_import},
+    {"GET", "/admin/tenants", A, api_admin_tenants_list},
+    {"GET", "/admin/tenants/{id}", A, api_admin_tenants_get},
+    {"PATCH", "/admin/tenants/{id}", A, api_admin_tenants_update},
+    {"DELETE", "/admin/tenants/{id}", A, api_admin_tenants_delete},
+    {"POST", "/admin/tenants/{id}/move", A, api_admin_tenants_move},
+    {"GET", "/admin/tenants/{id}/export", A, api_admin_tenants_export},
+    {"GET", "/admin/migrations", A, api_admin_migrations},
+    {"GET", "/admin/analytics", A, api_admin_analytics},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+const struct http_route *api_routes(size_t *n)
+{
+    *n = NROUTES;
+    return routes;
+}
+
+int api_dispatch(struct http_req *req)
+{
+    int known = 0;
+    const struct http_route *r = http_router_match(routes, NROUTES, req->method, req->path,
+                                                   req->arena, req->params, &req->nparams, &known);
+    if (!r) {
+        if (known)
+            return http_problem_send(req, TD_EMETHOD, "this route does not take that method");
+        return http_problem_send(req, TD_ENOTFOUND, "no such route");
+    }
+    /* only tenant routes may carry a /t/{slug} prefix */
+    if (req->path_slug && !(r->flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON)))
+        return http_problem_send(req, TD_ENOTFOUND, "no such route");
+    req->route_flags = r->flags;
+    req->route_pattern = r->pattern;
+    if (api_guard(req))
+        return 0;
+    int rc = r->handler(req);
+    if (rc < 0 && !req->responded)
+        return http_problem_send(req, rc, NULL);
+    return 0;
+}
+
+void api_log_request(struct http_req *req)
+{
+    api_metrics_observe(req);
+    if (!td_log_enabled(TD_LOG_INFO))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    struct timespec rt;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    gmtime_r(&rt.tv_sec, &tm);
+    char line[768];
+    int n = snprintf(line, sizeof(line),
+                     "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"request_id\":\"%s\","
+                     "\"tenant\":%s%s%s,\"user\":%s%s%s,\"method\":\"%.16s\",\"route\":\"%s\","
+                     "\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu}\n",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     rt.tv_nsec / 1000000, req->request_id, req->tenant ? "\"" : "",
+                     req->tenant ? req->tenant->slug : "null", req->tenant ? "\"" : "",
+                     req->has_claims ? "\"" : "", req->has_claims ? req->claims.sub : "null",
+                     req->has_claims ? "\"" : "", req->method,
+                     req->route_pattern ? req->route_pattern : "unmatched", req->status,
+                     (double)(now - req->started_us) / 1000.0, req->bytes_out);
+    if (n > 0) {
+        ssize_t w = write(STDOUT_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line));
+        (void)w;
+    }
+}

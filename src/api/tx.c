@@ -1,0 +1,98 @@
+/*
+ * tx.c - the tenant transaction of a request: user check plus the handler's statements,
+ * pipelined by db_exec into one round trip.
+ */
+#include "api/tx.h"
+
+#include "api/app.h"
+#include "api/internal.h"
+#include "http/problem.h"
+#include "http/router.h"
+#include "migrate/files.h"
+
+#include <string.h>
+
+#define MAX_STMTS 6
+
+const char api_quota_lock_sql[] =
+    "SELECT pg_advisory_xact_lock(hashtextextended(current_setting('app.tenant_id'), 7204003))";
+
+static void clear_result(void *p)
+{
+    PQclear(p);
+}
+
+/* Whether req->tenant lives elsewhere by now; if so req->tenant becomes the new one. */
+static int tenant_moved(struct http_req *req)
+{
+    struct tnt_tenant *cur;
+    if (tnt_cache_get(req->app->cache, req->tenant->id, &cur) < 0)
+        return 0;
+    api_hold_tenant(req, cur);
+    if (cur->isolation == req->tenant->isolation && cur->server_idx == req->tenant->server_idx)
+        return 0;
+    req->tenant = cur;
+    return 1;
+}
+
+int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
+                    PGresult **res)
+{
+    struct db_target tg;
+    struct db_stmt all[MAX_STMTS + 1];
+    PGresult *out[MAX_STMTS + 1];
+    int k = 0;
+    if (n > MAX_STMTS)
+        return TD_EINTERNAL;
+    /* Storage behind the version this process expects (files added, `tenantd migrate`
+     * not yet done with this tenant): 503 until it is; the runner NOTIFYs each tenant
+     * it finishes, which drops it from the cache. Pool storage is migrated as a whole
+     * before any tenant schema. Operator routes still reach the old storage. */
+    if ((req->route_flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON)) &&
+        req->tenant->isolation != TNT_ISO_POOL &&
+        req->tenant->schema_version < mig_expected_version(req->app->cfg->migrations_dir)) {
+        http_problem_send(req, TD_EUNAVAILABLE,
+                          "this tenant's storage is being migrated; retry shortly");
+        return TD_EUNAVAILABLE;
+    }
+    tnt_tenant_target(req->tenant, &tg);
+    if (req->has_claims) {
+        const char **gp = td_arena_alloc(req->arena, 2 * sizeof(char *));
+        gp[0] = req->claims.sub;
+        gp[1] = min_role;
+        /* The subquery locks users before the statement's snapshot is taken: when a move
+         * held the tenant's tables, the guard sees the users the move deleted (and fails)
+         * instead of an older snapshot that would let this transaction write into the old
+         * storage after the move released it. */
+        all[k++] = (struct db_stmt){
+            "SELECT tenant_guard($1::uuid, $2), (SELECT 1 FROM users WHERE false)", 2, gp};
+    }
+    memcpy(&all[k], stmts, sizeof(*stmts) * (size_t)n);
+    int rc = db_exec(req->app->db, &tg, all, k + n, out);
+    for (int i = 0; i < k + n; i++)
+        if (out[i])
+            td_arena_defer(req->arena, clear_result, out[i]);
+    /* A move (src/tenant/move.c) makes transactions that waited on the old storage fail
+     * without committing; run again at the new place (the move dropped the tenant from
+     * this instance's cache before letting them go). Moves back to back: a few times. */
+    for (int again = 0;
+         again < 3 && (rc == TD_EUNAUTHORIZED || rc == TD_EINTERNAL || rc == TD_EUNAVAILABLE) &&
+         tenant_moved(req);
+         again++) {
+        tnt_tenant_target(req->tenant, &tg);
+        rc = db_exec(req->app->db, &tg, all, k + n, out);
+        for (int i = 0; i < k + n; i++)
+            if (out[i])
+                td_arena_defer(req->arena, clear_result, out[i]);
+    }
+    for (int i = 0; i < n; i++)
+        res[i] = out[k + i];
+    return rc;
+}
+
+int api_reply_row(struct http_req *req, int status, PGresult *r)
+{
+    if (!r || PQntuples(r) == 0)
+        return TD_ENOTFOUND;
+    return http_reply_json_text(req, status, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+}

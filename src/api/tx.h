@@ -1,0 +1,50 @@
+/*
+ * tx.h - running a handler's statements in the request's tenant.
+ */
+#ifndef TD_API_TX_H
+#define TD_API_TX_H
+
+#include "db/db.h"
+#include "http/request.h"
+
+/*
+ * Run stmts in one transaction in req->tenant's storage. When the request carries a
+ * user token, the transaction first checks that the user still exists (TD_EUNAUTHORIZED)
+ * and holds min_role or better (TD_EFORBIDDEN; NULL: any role). Results are PQclear()ed
+ * with the request arena. Returns 0 or a TD_E* code.
+ */
+int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
+                    PGresult **res) TD_MUSTCHECK;
+
+/* Answer with the single JSON value in row 0 column 0 of r, or TD_ENOTFOUND when r has
+ * no rows. */
+int api_reply_row(struct http_req *req, int status, PGresult *r);
+
+/* Newest first; the cursor is base64url("<created_at in µs>_<id>") of the page's last row.
+ * LIST_SQL takes $1 = limit; LIST_SQL_AFTER also $2 = cursor µs and $3 = cursor id. Two
+ * texts rather than "$2 IS NULL OR ..." so both plan as an ordered index scan. */
+#define LIST_SQL_(table, json, where)                                                              \
+    "SELECT json_build_object('data', COALESCE(json_agg(s.j ORDER BY s.rn) FILTER (WHERE s.rn "    \
+    "<= $1), '[]'::json), 'next_cursor', CASE WHEN count(*) > $1 THEN max(s.c) END) FROM ("        \
+    "SELECT " json " AS j, row_number() OVER (ORDER BY x.created_at DESC, x.id DESC) AS rn, "      \
+    "CASE WHEN row_number() OVER (ORDER BY x.created_at DESC, x.id DESC) = $1 THEN "               \
+    "rtrim(translate(encode(convert_to((extract(epoch FROM x.created_at) * 1000000)::bigint "      \
+    "|| '_' || x.id, 'UTF8'), 'base64'), '+/', '-_'), '=') END AS c FROM " table " x " where       \
+    " ORDER BY x.created_at DESC, x.id DESC LIMIT $1::int + 1) s"
+#define LIST_SQL(table, json) LIST_SQL_(table, json, "")
+#define LIST_SQL_AFTER(table, json)                                                                \
+    LIST_SQL_(table, json,                                                                         \
+              "WHERE (x.created_at, x.id) < ('epoch'::timestamptz + $2::bigint * "                 \
+              "interval '1 microsecond', $3::uuid)")
+
+/* A statement that serialises a tenant's quota-checked creations until commit: run
+ * before the counting statement, which then sees every committed row. */
+extern const char api_quota_lock_sql[];
+
+/* The User-Agent header, or "". */
+const char *api_user_agent(struct http_req *req);
+/* A list route: ?limit/?cursor, then first (LIST_SQL) or, with a cursor, after
+ * (LIST_SQL_AFTER); the single JSON value is relayed. */
+int api_list(struct http_req *req, const char *first, const char *after, const char *min_role);
+
+#endif

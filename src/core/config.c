@@ -1,0 +1,205 @@
+/*
+ * config.c - the settings table and its loader (defaults < environment < flags).
+ */
+#include "core/config.h"
+
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum cfg_type { CFG_STR, CFG_INT };
+
+struct cfg_entry {
+    const char *name;
+    enum cfg_type type;
+    size_t offset;
+    const char *dflt; /* NULL: unset */
+    const char *env;
+    const char *flag; /* NULL: environment only */
+    int (*valid)(const char *v);
+};
+
+static int valid_port_addr(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v)
+        return 0;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    return *end == '\0' && p > 0 && p < 65536;
+}
+
+static int valid_secret(const char *v)
+{
+    return strlen(v) >= 32;
+}
+
+static int valid_nonempty(const char *v)
+{
+    return v[0] != '\0';
+}
+
+static int valid_isolation(const char *v)
+{
+    return !strcmp(v, "pool") || !strcmp(v, "schema") || !strcmp(v, "database");
+}
+
+static int valid_level(const char *v)
+{
+    return td_log_parse_level(v) >= 0;
+}
+
+static int valid_pos_int(const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    return *v && *end == '\0' && n >= 1 && n <= 1000000;
+}
+
+static int valid_nonneg_int(const char *v)
+{
+    return strcmp(v, "0") == 0 || valid_pos_int(v);
+}
+
+static int valid_percent(const char *v)
+{
+    return valid_pos_int(v) && atoi(v) <= 100;
+}
+
+static int valid_workers(const char *v)
+{
+    return !strcmp(v, "0") || (valid_pos_int(v) && atoi(v) <= 64);
+}
+
+static int valid_bool(const char *v)
+{
+    return !strcmp(v, "0") || !strcmp(v, "1");
+}
+
+#define OFF(f) offsetof(struct td_config, f)
+
+static const struct cfg_entry entries[] = {
+    {"database_url", CFG_STR, OFF(database_url), NULL, "TENANTD_DATABASE_URL", "--database-url",
+     valid_nonempty},
+    {"data_dir", CFG_STR, OFF(data_dir), "./var", "TENANTD_DATA_DIR", "--data-dir", valid_nonempty},
+    {"listen", CFG_STR, OFF(listen), "127.0.0.1:8080", "TENANTD_LISTEN", "--listen",
+     valid_port_addr},
+    {"admin_token", CFG_STR, OFF(admin_token), NULL, "TENANTD_ADMIN_TOKEN", "--admin-token",
+     valid_secret},
+    {"jwt_secret", CFG_STR, OFF(jwt_secret), NULL, "TENANTD_JWT_SECRET", "--jwt-secret",
+     valid_secret},
+    {"jwt_ttl", CFG_INT, OFF(jwt_ttl), "3600", "TENANTD_JWT_TTL", NULL, valid_pos_int},
+    {"base_domain", CFG_STR, OFF(base_domain), NULL, "TENANTD_BASE_DOMAIN", "--base-domain",
+     valid_nonempty},
+    {"db_servers", CFG_STR, OFF(db_servers), NULL, "TENANTD_DB_SERVERS", NULL, valid_nonempty},
+    {"pooler_urls", CFG_STR, OFF(pooler_urls), NULL, "TENANTD_POOLER_URLS", NULL, valid_nonempty},
+    {"pool_size", CFG_INT, OFF(pool_size), NULL, "TENANTD_POOL_SIZE", NULL, valid_pos_int},
+    {"tenant_pools", CFG_INT, OFF(tenant_pools), "64", "TENANTD_TENANT_POOLS", NULL, valid_pos_int},
+    {"default_isolation", CFG_STR, OFF(default_isolation), NULL, "TENANTD_DEFAULT_ISOLATION", NULL,
+     valid_isolation},
+    {"tenant_share", CFG_INT, OFF(tenant_share), "50", "TENANTD_TENANT_SHARE", NULL, valid_percent},
+    {"conn_max_tenants", CFG_INT, OFF(conn_max_tenants), "500", "TENANTD_CONN_MAX_TENANTS", NULL,
+     valid_pos_int},
+    {"acquire_timeout_ms", CFG_INT, OFF(acquire_timeout_ms), "5000", "TENANTD_ACQUIRE_TIMEOUT_MS",
+     NULL, valid_pos_int},
+    {"log_level", CFG_STR, OFF(log_level), "info", "TENANTD_LOG_LEVEL", NULL, valid_level},
+    {"prepare", CFG_INT, OFF(prepare), "1", "TENANTD_PREPARE", NULL, valid_bool},
+    {"http_threads", CFG_INT, OFF(http_threads), "0", "TENANTD_HTTP_THREADS", NULL,
+     valid_nonneg_int},
+    {"migrations_dir", CFG_STR, OFF(migrations_dir), TD_SOURCE_DIR "/migrations",
+     "TENANTD_MIGRATIONS_DIR", NULL, valid_nonempty},
+    {"job_workers", CFG_INT, OFF(job_workers), "2", "TENANTD_JOB_WORKERS", NULL, valid_workers},
+};
+
+#define NENTRIES (sizeof(entries) / sizeof(entries[0]))
+
+static char errbuf[256];
+
+static int set_value(struct td_config *cfg, const struct cfg_entry *e, const char *v,
+                     const char *source, const char **errmsg)
+{
+    if (!e->valid(v)) {
+        snprintf(errbuf, sizeof(errbuf), "invalid value for %s", source);
+        *errmsg = errbuf;
+        return TD_EBADREQ;
+    }
+    void *field = (char *)cfg + e->offset;
+    if (e->type == CFG_STR) {
+        free(*(char **)field);
+        *(char **)field = td_xstrdup(v);
+    } else {
+        *(int *)field = atoi(v);
+    }
+    return 0;
+}
+
+int td_config_load(struct td_config *cfg, int argc, char **argv, const char **errmsg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NENTRIES; i++) {
+        const struct cfg_entry *e = &entries[i];
+        if (e->dflt && set_value(cfg, e, e->dflt, e->name, errmsg) < 0)
+            return TD_EINTERNAL;
+        const char *v = getenv(e->env);
+        if (v && *v) {
+            int rc = set_value(cfg, e, v, e->env, errmsg);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    for (int a = 0; a < argc; a++) {
+        for (size_t i = 0; i < NENTRIES; i++) {
+            const struct cfg_entry *e = &entries[i];
+            size_t fl = e->flag ? strlen(e->flag) : 0;
+            if (!fl || strncmp(argv[a], e->flag, fl) != 0)
+                continue;
+            const char *v = NULL;
+            if (argv[a][fl] == '=')
+                v = argv[a] + fl + 1;
+            else if (argv[a][fl] == '\0' && a + 1 < argc)
+                v = argv[++a];
+            else if (argv[a][fl] != '\0')
+                continue;
+            if (!v) {
+                snprintf(errbuf, sizeof(errbuf), "missing value for %s", e->flag);
+                *errmsg = errbuf;
+                return TD_EBADREQ;
+            }
+            int rc = set_value(cfg, e, v, e->flag, errmsg);
+            if (rc < 0)
+                return rc;
+            break; /* a flag's value is never itself read as a flag */
+        }
+    }
+    if (cfg->pool_size == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->pool_size = (int)(n > 0 ? 2 * n : 4);
+    }
+    td_log_set_level((enum td_log_level)td_log_parse_level(cfg->log_level));
+    return 0;
+}
+
+void td_config_cleanup(struct td_config *cfg)
+{
+    for (size_t i = 0; i < NENTRIES; i++)
+        if (entries[i].type == CFG_STR) {
+            char **field = (char **)((char *)cfg + entries[i].offset);
+            free(*field);
+            *field = NULL;
+        }
+}
+
+const char *td_config_flags_help(void)
+{
+    return "  --listen HOST:PORT      address to listen on (TENANTD_LISTEN)\n"
+           "  --data-dir DIR          embedded cluster and secrets (TENANTD_DATA_DIR)\n"
+           "  --database-url URL      catalog server; unset: embedded (TENANTD_DATABASE_URL)\n"
+           "  --admin-token TOKEN     operator bearer token (TENANTD_ADMIN_TOKEN)\n"
+           "  --jwt-secret SECRET     HS256 key, >= 32 bytes (TENANTD_JWT_SECRET)\n"
+           "  --base-domain DOMAIN    subdomain routing (TENANTD_BASE_DOMAIN)\n";
+}

@@ -1,0 +1,43 @@
+/*
+ * config.h - every setting of tenantd in one table (core/config.c): name, default,
+ * environment variable, serve flag and validator. No getenv() anywhere else.
+ */
+#ifndef TD_CORE_CONFIG_H
+#define TD_CORE_CONFIG_H
+
+#include "core/err.h"
+
+struct td_config {
+    char *database_url; /* NULL: embedded cluster under data_dir/pg */
+    char *data_dir;
+    char *listen;      /* host:port */
+    char *admin_token; /* NULL until loaded or generated */
+    char *jwt_secret;
+    int jwt_ttl;
+    char *base_domain; /* NULL: no subdomain routing */
+    char *db_servers;  /* "name=url,name=url" */
+    char *pooler_urls; /* "name=url,...": runtime connections through e.g. PgBouncer */
+    int pool_size;
+    int tenant_pools;
+    char *default_isolation; /* NULL: by plan */
+    int tenant_share;        /* percent of a server's pool one tenant may hold */
+    int conn_max_tenants;    /* recycle a connection after this many distinct tenants */
+    int acquire_timeout_ms;
+    char *log_level;
+    int prepare;          /* 1: prepared statements (off behind PgBouncer < 1.21) */
+    int http_threads;     /* 0: a thread per connection; N: N epoll threads */
+    char *migrations_dir; /* migrations/catalog and migrations/tenant live here */
+    int job_workers;      /* background job threads of serve; 0: none */
+};
+
+/*
+ * Fill cfg from defaults, then the environment, then serve flags in argv[0..argc).
+ * On a bad value returns TD_EINVAL-like TD_EBADREQ and sets *errmsg (static storage)
+ * to one line naming the variable. Non-flag arguments are left alone.
+ */
+int td_config_load(struct td_config *cfg, int argc, char **argv, const char **errmsg) TD_MUSTCHECK;
+void td_config_cleanup(struct td_config *cfg);
+/* Usage lines for the serve flags, for --help. */
+const char *td_config_flags_help(void);
+
+#endif

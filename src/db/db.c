@@ -1,0 +1,503 @@
+/*
+ * db.c - server registry, libpq connections for the pools, and the pipelined tenant
+ * transaction: context, statements and commit in one round trip.
+ */
+#include "db/db.h"
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "db/pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DB_MAX_SERVERS 16
+#define STMT_BUCKETS 64
+#define STMT_MAX 256 /* prepared statements kept per connection (LRU) */
+#define DB_MAX_PIPELINE 8
+
+/*
+ * A pooled connection and the statements prepared on it. The key is a hash of the SQL
+ * text and the search_path it runs under: a schema tenant's statements keep their own
+ * plans instead of being re-planned whenever the previous request was another tenant's.
+ */
+struct stmt {
+    unsigned long long key, used;
+    char name[24];
+    int ready; /* the server confirmed the Parse */
+    struct stmt *next;
+};
+
+struct db_conn {
+    PGconn *pg;
+    struct stmt *buckets[STMT_BUCKETS];
+    int nstmts;
+    unsigned long long clock, seq;
+};
+
+struct db_server {
+    char *name;
+    char *conninfo;     /* superuser conninfo (URL or key=value) */
+    char *app_conninfo; /* runtime connections (e.g. through PgBouncer); NULL: conninfo */
+    struct db *db;
+    struct db_pool *pool;
+};
+
+struct db {
+    struct db_config cfg;
+    char *app_password;
+    struct db_server servers[DB_MAX_SERVERS];
+    int nservers;
+};
+
+static void quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    td_log_debug("postgres: %.*s", (int)strcspn(message, "\n"), message);
+}
+
+static PGconn *connect_as(const char *conninfo, const char *user, const char *password,
+                          const char *database)
+{
+    const char *keys[6], *vals[6];
+    int n = 0;
+    keys[n] = "dbname";
+    vals[n++] = conninfo;
+    if (user) {
+        keys[n] = "user";
+        vals[n++] = user;
+        keys[n] = "password";
+        vals[n++] = password;
+    }
+    if (database) {
+        keys[n] = "dbname";
+        vals[n++] = database;
+    }
+    keys[n] = "application_name";
+    vals[n++] = "tenantd";
+    keys[n] = NULL;
+    vals[n] = NULL;
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        td_log_warn("could not connect to postgres%s%s: %.*s", database ? " database " : "",
+                    database ? database : "", (int)strcspn(PQerrorMessage(pg), "\n"),
+                    PQerrorMessage(pg));
+        PQfinish(pg);
+        return NULL;
+    }
+    PQsetNoticeProcessor(pg, quiet_notice, NULL);
+    return pg;
+}
+
+static void *app_open(void *ctx, const char *database)
+{
+    struct db_server *s = ctx;
+    PGconn *pg = connect_as(s->app_conninfo ? s->app_conninfo : s->conninfo, "tenantd_app",
+                            s->db->app_password, database);
+    if (!pg)
+        return NULL;
+    struct db_conn *c = td_xcalloc(1, sizeof(*c));
+    c->pg = pg;
+    return c;
+}
+
+static void conn_forget_stmts(struct db_conn *c)
+{
+    for (int b = 0; b < STMT_BUCKETS; b++) {
+        struct stmt *st = c->buckets[b];
+        while (st) {
+            struct stmt *next = st->next;
+            free(st);
+            st = next;
+        }
+        c->buckets[b] = NULL;
+    }
+    c->nstmts = 0;
+}
+
+static void app_close(void *ctx, void *conn)
+{
+    (void)ctx;
+    struct db_conn *c = conn;
+    PQfinish(c->pg);
+    conn_forget_stmts(c);
+    free(c);
+}
+
+static unsigned long long stmt_key(const char *sql, const char *search_path)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    for (const char *p = sql; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (const char *p = search_path ? search_path : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+/* Drop the least recently used statement (name copied to evicted) to make room. */
+static void stmt_evict(struct db_conn *c, char *evicted, size_t cap)
+{
+    struct stmt **victim = NULL;
+    for (int b = 0; b < STMT_BUCKETS; b++)
+        for (struct stmt **pp = &c->buckets[b]; *pp; pp = &(*pp)->next)
+            if (!victim || (*pp)->used < (*victim)->used)
+                victim = pp;
+    struct stmt *st = *victim;
+    *victim = st->next;
+    snprintf(evicted, cap, "%s", st->ready ? st->name : "");
+    free(st);
+    c->nstmts--;
+}
+
+/*
+ * The prepared statement for sql on c, creating its entry when missing: *fresh is set
+ * when it must be Parsed in this pipeline first; *evicted names one to DEALLOCATE.
+ */
+static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *search_path,
+                                int *fresh, char *evicted, size_t cap)
+{
+    unsigned long long key = stmt_key(sql, search_path);
+    struct stmt **head = &c->buckets[key % STMT_BUCKETS];
+    evicted[0] = '\0';
+    for (struct stmt *st = *head; st; st = st->next)
+        if (st->key == key) {
+            st->used = ++c->clock;
+            *fresh = !st->ready;
+            return st;
+        }
+    if (c->nstmts >= STMT_MAX)
+        stmt_evict(c, evicted, cap);
+    struct stmt *st = td_xcalloc(1, sizeof(*st));
+    st->key = key;
+    st->used = ++c->clock;
+    snprintf(st->name, sizeof(st->name), "td%llu", ++c->seq);
+    st->next = *head;
+    *head = st;
+    c->nstmts++;
+    *fresh = 1;
+    return st;
+}
+
+static const struct db_pool_ops app_ops = {app_open, app_close};
+
+static void add_server(struct db *db, const char *name, size_t namelen, const char *conninfo,
+                       size_t infolen)
+{
+    struct db_server *s = &db->servers[db->nservers++];
+    s->name = td_xstrndup(name, namelen);
+    s->conninfo = td_xstrndup(conninfo, infolen);
+    s->db = db;
+    struct db_pool_cfg pc = {
+        .budget = db->cfg.pool_size,
+        .max_dbs = db->cfg.tenant_pools,
+        .share_pct = db->cfg.tenant_share,
+        .timeout_ms = db->cfg.acquire_timeout_ms,
+        .max_tenants = db->cfg.conn_max_tenants,
+    };
+    s->pool = db_pool_new(&pc, &app_ops, s);
+}
+
+/* "name=conninfo,...": where the runtime role of each named server connects instead. */
+static int set_poolers(struct db *db, const char *p)
+{
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        int found = -1;
+        for (int i = 0; eq && i < db->nservers; i++)
+            if (strlen(db->servers[i].name) == (size_t)(eq - p) &&
+                !memcmp(db->servers[i].name, p, (size_t)(eq - p)))
+                found = i;
+        if (found < 0 || (size_t)(eq - p) + 1 >= len || db->servers[found].app_conninfo)
+            return TD_EBADREQ;
+        db->servers[found].app_conninfo = td_xstrndup(eq + 1, len - (size_t)(eq - p) - 1);
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+int db_new(const struct db_config *cfg, struct db **out)
+{
+    struct db *db = td_xcalloc(1, sizeof(*db));
+    db->cfg = *cfg;
+    db->app_password = td_xstrdup(cfg->app_password);
+    add_server(db, "main", 4, cfg->main_conninfo, strlen(cfg->main_conninfo));
+    const char *p = cfg->servers;
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        if (!eq || eq == p || (size_t)(eq - p) + 1 >= len || db->nservers == DB_MAX_SERVERS) {
+            db_free(db);
+            return TD_EBADREQ;
+        }
+        for (int i = 0; i < db->nservers; i++)
+            if (strlen(db->servers[i].name) == (size_t)(eq - p) &&
+                !memcmp(db->servers[i].name, p, (size_t)(eq - p))) {
+                db_free(db);
+                return TD_EBADREQ;
+            }
+        add_server(db, p, (size_t)(eq - p), eq + 1, len - (size_t)(eq - p) - 1);
+        p = end ? end + 1 : NULL;
+    }
+    if (set_poolers(db, cfg->poolers) < 0) {
+        db_free(db);
+        return TD_EBADREQ;
+    }
+    *out = db;
+    return 0;
+}
+
+void db_free(struct db *db)
+{
+    if (!db)
+        return;
+    for (int i = 0; i < db->nservers; i++) {
+        db_pool_free(db->servers[i].pool);
+        free(db->servers[i].name);
+        free(db->servers[i].conninfo);
+        free(db->servers[i].app_conninfo);
+    }
+    free(db->app_password);
+    free(db);
+}
+
+int db_server_count(const struct db *db)
+{
+    return db->nservers;
+}
+
+int db_server_find(const struct db *db, const char *name)
+{
+    for (int i = 0; i < db->nservers; i++)
+        if (strcmp(db->servers[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+const char *db_server_name(const struct db *db, int server)
+{
+    return db->servers[server].name;
+}
+
+const char *db_server_admin_conninfo(const struct db *db, int server)
+{
+    return db->servers[server].conninfo;
+}
+
+int db_map_error(const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!state)
+        return TD_EUNAVAILABLE;
+    if (!strcmp(state, "23505"))
+        return TD_ECONFLICT;
+    if (!strcmp(state, "TD401"))
+        return TD_EUNAUTHORIZED;
+    if (!strcmp(state, "TD403"))
+        return TD_EFORBIDDEN;
+    if (!strcmp(state, "TD404"))
+        return TD_ENOTFOUND;
+    if (!strcmp(state, "TD409"))
+        return TD_ECONFLICT;
+    if (!strcmp(state, "TDQUO"))
+        return TD_EQUOTA;
+    if (!strcmp(state, "23514") || !strcmp(state, "22001") || !strcmp(state, "23502"))
+        return TD_EVALIDATION;
+    if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
+        !strcmp(state, "57P03") || !strcmp(state, "53300"))
+        return TD_EUNAVAILABLE;
+    td_log_error("postgres error %s: %.*s", state, (int)strcspn(PQresultErrorMessage(res), "\n"),
+                 PQresultErrorMessage(res));
+    return TD_EINTERNAL;
+}
+
+static const char ctx_pool_sql[] =
+    "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true)";
+static const char ctx_role_sql[] =
+    "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), "
+    "set_config('role', $3, true)";
+
+/* What was sent for one statement, to pair results with their senders. */
+struct sent {
+    int kind; /* 0: statement whose result the caller wants, 1: Parse, 2: DEALLOCATE, 3: ctx */
+    int index;
+    struct stmt *st;
+};
+
+/* Queue one statement: prepared (Parse once per connection) or unnamed. */
+static int send_stmt(struct db_conn *c, int prepare, const char *search_path, const char *sql,
+                     int nparams, const char *const *params, struct sent *sent, int *ns, int kind,
+                     int index)
+{
+    if (!prepare)
+        return PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)
+                   ? (sent[(*ns)++] = (struct sent){kind, index, NULL}, 1)
+                   : 0;
+    int fresh;
+    char evicted[24];
+    struct stmt *st = stmt_lookup(c, sql, search_path, &fresh, evicted, sizeof(evicted));
+    if (evicted[0]) {
+        char dealloc[48];
+        snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", evicted);
+        if (!PQsendQueryParams(c->pg, dealloc, 0, NULL, NULL, NULL, NULL, 0))
+            return 0;
+        sent[(*ns)++] = (struct sent){2, -1, NULL};
+    }
+    if (fresh) {
+        if (!PQsendPrepare(c->pg, st->name, sql, nparams, NULL))
+            return 0;
+        sent[(*ns)++] = (struct sent){1, -1, st};
+    }
+    if (!PQsendQueryPrepared(c->pg, st->name, nparams, params, NULL, NULL, 0))
+        return 0;
+    sent[(*ns)++] = (struct sent){kind, index, NULL};
+    return 1;
+}
+
+/* Send everything, then read every result. Returns 0, a mapped error, or
+ * TD_EUNAVAILABLE with *broken set when the connection failed. */
+static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *t,
+                        const struct db_stmt *stmts, int n, PGresult **res, int *broken,
+                        int *got_any)
+{
+    PGconn *pg = c->pg;
+    struct sent sent[3 * (DB_MAX_PIPELINE + 1)];
+    int rc = 0, ns = 0;
+    *broken = 0;
+    *got_any = 0;
+    if (n > DB_MAX_PIPELINE || !PQenterPipelineMode(pg))
+        goto fail;
+    if (t->tenant_id) {
+        const char *cp[3] = {t->tenant_id, t->search_path, t->role};
+        if (!send_stmt(c, prepare, NULL, t->role ? ctx_role_sql : ctx_pool_sql, t->role ? 3 : 2, cp,
+                       sent, &ns, 3, -1))
+            goto fail;
+    }
+    for (int i = 0; i < n; i++)
+        if (!send_stmt(c, prepare, t->search_path, stmts[i].sql, stmts[i].nparams, stmts[i].params,
+                       sent, &ns, 0, i))
+            goto fail;
+    if (!PQpipelineSync(pg))
+        goto fail;
+    for (int q = 0; q < ns; q++) {
+        PGresult *r = PQgetResult(pg);
+        if (!r)
+            goto fail;
+        *got_any = 1;
+        ExecStatusType st = PQresultStatus(r);
+        int ok = st != PGRES_FATAL_ERROR && st != PGRES_PIPELINE_ABORTED;
+        if (st == PGRES_FATAL_ERROR && rc == 0)
+            rc = db_map_error(r);
+        if (sent[q].kind == 1 && ok)
+            sent[q].st->ready = 1;
+        if (sent[q].kind == 0 && ok)
+            res[sent[q].index] = r;
+        else
+            PQclear(r);
+        PGresult *extra;
+        while ((extra = PQgetResult(pg)))
+            PQclear(extra);
+    }
+    for (;;) {
+        PGresult *r = PQgetResult(pg);
+        if (!r)
+            goto fail;
+        ExecStatusType st = PQresultStatus(r);
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC)
+            break;
+    }
+    if (!PQexitPipelineMode(pg))
+        goto fail;
+    if (PQtransactionStatus(pg) != PQTRANS_IDLE)
+        goto fail;
+    return rc;
+fail:
+    *broken = 1;
+    for (int i = 0; i < n; i++) {
+        PQclear(res[i]);
+        res[i] = NULL;
+    }
+    return TD_EUNAVAILABLE;
+}
+
+int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmts, int n,
+            PGresult **res)
+{
+    struct db_server *s = &db->servers[t->server];
+    for (int i = 0; i < n; i++)
+        res[i] = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct db_slot *slot = NULL;
+        int rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
+        if (rc < 0)
+            return rc;
+        struct db_conn *c = slot->conn;
+        int reused = attempt == 0 && PQstatus(c->pg) == CONNECTION_OK;
+        int broken = 0, got_any = 0;
+        rc = run_pipeline(c, db->cfg.prepare, t, stmts, n, res, &broken, &got_any);
+        db_pool_release(s->pool, slot, t->tenant_id, broken);
+        /* A pooled connection that died while idle (server restart) failed before the
+         * server answered anything: nothing ran, so one retry on a fresh one is safe. */
+        if (broken && reused && !got_any)
+            continue;
+        return rc;
+    }
+    return TD_EUNAVAILABLE;
+}
+
+int db_admin_connect(struct db *db, int server, const char *database, PGconn **out)
+{
+    *out = connect_as(db->servers[server].conninfo, NULL, NULL, database);
+    if (!*out)
+        return TD_EUNAVAILABLE;
+    PGresult *r = PQexec(*out, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
+    PQclear(r);
+    return 0;
+}
+
+int db_admin_exec(PGconn *pg, const char *what, const char *sql, int nparams,
+                  const char *const *params, PGresult **res)
+{
+    PGresult *r =
+        nparams ? PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0) : PQexec(pg, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (res)
+            *res = r;
+        else
+            PQclear(r);
+        return 0;
+    }
+    int rc = PQstatus(pg) == CONNECTION_BAD ? TD_EUNAVAILABLE : db_map_error(r);
+    if (rc == TD_EINTERNAL || rc == TD_EUNAVAILABLE)
+        td_log_error("%s failed: %.*s", what, (int)strcspn(PQerrorMessage(pg), "\n"),
+                     PQerrorMessage(pg));
+    PQclear(r);
+    if (res)
+        *res = NULL;
+    return rc;
+}
+
+void db_forget_database(struct db *db, int server, const char *database)
+{
+    db_pool_forget(db->servers[server].pool, database);
+}
+
+void db_server_stats(struct db *db, int server, int *open, int *in_use, int *waiting, int *pools)
+{
+    struct db_pool_stats st;
+    db_pool_stats(db->servers[server].pool, &st);
+    *open = st.open;
+    *in_use = st.in_use;
+    *waiting = st.waiting;
+    *pools = st.dbs;
+}
+
+void db_server_pool_stats(struct db *db, int server, struct db_pool_stats *st)
+{
+    db_pool_stats(db->servers[server].pool, st);
+}

@@ -1,0 +1,97 @@
+/*
+ * db.h - PostgreSQL servers, connection pools and transactions.
+ *
+ * Each configured server has one connection budget (TENANTD_POOL_SIZE) shared by its
+ * default-database pool and by the per-tenant-database pools, which live in an LRU of
+ * at most TENANTD_TENANT_POOLS entries. Eviction only ever closes idle connections.
+ * Tenant context lives in the transaction (set_config(..., true)), never in the
+ * session: a connection goes back to its pool carrying no tenant state.
+ * All functions are thread-safe unless stated otherwise.
+ */
+#ifndef TD_DB_DB_H
+#define TD_DB_DB_H
+
+#include "core/err.h"
+
+#include <libpq-fe.h>
+
+struct db;
+struct db_conn;
+
+/* Where and as whom a tenant's transaction runs. Strings are borrowed for the call. */
+struct db_target {
+    int server;            /* index into the server list */
+    const char *database;  /* NULL: the server's default database */
+    const char *tenant_id; /* app.tenant_id; NULL for no tenant context */
+    const char *search_path;
+    const char *role; /* NULL: stay the runtime role (pool isolation) */
+};
+
+struct db_stmt {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+};
+
+struct db_server_info {
+    const char *name;
+    const char *admin_conninfo;
+};
+
+struct db_config {
+    const char *main_conninfo; /* superuser/owner conninfo of the catalog server */
+    const char *servers;       /* "name=url,name=url" extra servers, or NULL */
+    const char *poolers;       /* "name=url,...": runtime connections of those servers go
+                                * there (PgBouncer, transaction mode); NULL: direct */
+    const char *app_password;  /* password given to the runtime role */
+    int pool_size;
+    int tenant_pools;
+    int acquire_timeout_ms;
+    int tenant_share; /* percent */
+    int conn_max_tenants;
+    int prepare; /* 1: named prepared statements per connection */
+};
+
+/* Create the registry (no connection is opened yet). Returns 0 or TD_EBADREQ for a bad
+ * server list. */
+int db_new(const struct db_config *cfg, struct db **out) TD_MUSTCHECK;
+void db_free(struct db *db);
+
+int db_server_count(const struct db *db);
+/* Index of the server called name, or -1. */
+int db_server_find(const struct db *db, const char *name);
+const char *db_server_name(const struct db *db, int server);
+const char *db_server_admin_conninfo(const struct db *db, int server);
+
+/*
+ * Run stmts (at most 8) in one transaction with t's context, pipelined: one round trip.
+ * res[i] receives each statement's result (caller PQclear()s them, NULL on failure).
+ * Returns 0, TD_EUNAVAILABLE (no connection, server down), or the TD_E* code mapped
+ * from the first failing statement's SQLSTATE (see db_map_error).
+ */
+int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmts, int n,
+            PGresult **res) TD_MUSTCHECK;
+
+/* Map a failed result to a TD_E* code: unique 23505 -> TD_ECONFLICT, TD401/TD403/TD409/
+ * TDQUO custom codes, check violations -> TD_EVALIDATION, connection loss ->
+ * TD_EUNAVAILABLE, anything else -> TD_EINTERNAL (logged). */
+int db_map_error(const PGresult *res);
+
+/* Open a superuser connection to server (database NULL: its default). Caller PQfinish()es.
+ * Returns 0 or TD_EUNAVAILABLE. */
+int db_admin_connect(struct db *db, int server, const char *database, PGconn **out) TD_MUSTCHECK;
+
+/* Run sql on an admin connection; 0 or the mapped error (logged with what). */
+int db_admin_exec(PGconn *pg, const char *what, const char *sql, int nparams,
+                  const char *const *params, PGresult **res) TD_MUSTCHECK;
+
+/* Close every idle connection to database on server (before DROP DATABASE). */
+void db_forget_database(struct db *db, int server, const char *database);
+
+/* Connections currently open to server (all its pools), and the budget. */
+void db_server_stats(struct db *db, int server, int *open, int *in_use, int *waiting, int *pools);
+/* Every counter of server's pool (LRU hits, misses and evictions included). */
+struct db_pool_stats;
+void db_server_pool_stats(struct db *db, int server, struct db_pool_stats *st);
+
+#endif

@@ -1,0 +1,461 @@
+/*
+ * pool.c - budgeted, fair connection pool of one server (see pool.h for the rules).
+ *
+ * Everything is guarded by one mutex. Each waiter sleeps on its own condition variable;
+ * after any change, pick() names the single waiter that may proceed and only that one
+ * is woken, so the order of service does not depend on wake-up order and a release
+ * does not stampede every waiting thread.
+ */
+#include "db/pool.h"
+
+#include "core/mem.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct db_subpool {
+    char *database; /* NULL: default database */
+    struct db_slot *idle;
+    int open, in_use;
+    unsigned long long last_used;
+    struct db_subpool *next;
+};
+
+struct tenant_use {
+    char *key;
+    int in_use, waiting;
+    unsigned long long mark; /* pick() pass that last saw this tenant's first waiter */
+    unsigned long long last_served;
+    struct tenant_use *next;
+};
+
+struct waiter {
+    pthread_cond_t cv;
+    const char *database;
+    struct tenant_use *tenant; /* NULL: not subject to fairness */
+    unsigned long long arrival;
+    struct waiter *next;
+};
+
+struct db_pool {
+    struct db_pool_cfg cfg;
+    struct db_pool_ops ops;
+    void *ctx;
+    pthread_mutex_t mu;
+    pthread_condattr_t cattr;
+    int open, cap_per_tenant, ndbs;
+    struct db_subpool main;
+    struct db_subpool *dbs; /* per-database pools */
+    struct tenant_use *tenants;
+    int ntenants;
+    unsigned long long forgotten; /* latest last_served of a dropped idle record */
+    struct waiter *waiters;       /* arrival order */
+    int nwaiting;
+    unsigned long long clock, pass;
+    long long hits, misses, evictions;
+};
+
+struct db_pool *db_pool_new(const struct db_pool_cfg *cfg, const struct db_pool_ops *ops, void *ctx)
+{
+    struct db_pool *p = td_xcalloc(1, sizeof(*p));
+    p->cfg = *cfg;
+    p->ops = *ops;
+    p->ctx = ctx;
+    p->cap_per_tenant = cfg->budget * cfg->share_pct / 100;
+    if (p->cap_per_tenant < 1)
+        p->cap_per_tenant = 1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_init(&p->cattr);
+    pthread_condattr_setclock(&p->cattr, CLOCK_MONOTONIC);
+    return p;
+}
+
+static void slot_free(struct db_slot *s)
+{
+    free(s->seen);
+    free(s);
+}
+
+/* Close the idle connections of sub; caller holds no lock (ops may block). */
+static void close_list(struct db_pool *p, struct db_slot *s)
+{
+    while (s) {
+        struct db_slot *next = s->next;
+        p->ops.close(p->ctx, s->conn);
+        slot_free(s);
+        s = next;
+    }
+}
+
+void db_pool_free(struct db_pool *p)
+{
+    if (!p)
+        return;
+    close_list(p, p->main.idle);
+    struct db_subpool *d = p->dbs;
+    while (d) {
+        struct db_subpool *next = d->next;
+        close_list(p, d->idle);
+        free(d->database);
+        free(d);
+        d = next;
+    }
+    struct tenant_use *t = p->tenants;
+    while (t) {
+        struct tenant_use *next = t->next;
+        free(t->key);
+        free(t);
+        t = next;
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_condattr_destroy(&p->cattr);
+    free(p);
+}
+
+static struct db_subpool *find_sub(struct db_pool *p, const char *database)
+{
+    if (!database)
+        return &p->main;
+    for (struct db_subpool *d = p->dbs; d; d = d->next)
+        if (strcmp(d->database, database) == 0)
+            return d;
+    return NULL;
+}
+
+static struct tenant_use *tenant_get(struct db_pool *p, const char *key)
+{
+    for (struct tenant_use *t = p->tenants; t; t = t->next)
+        if (strcmp(t->key, key) == 0)
+            return t;
+    struct tenant_use *t = td_xcalloc(1, sizeof(*t));
+    t->key = td_xstrdup(key);
+    /* a tenant whose record was dropped ranks as served when the newest dropped one was:
+     * forgetting history must not move it ahead of tenants served since */
+    t->last_served = p->forgotten;
+    t->next = p->tenants;
+    p->tenants = t;
+    p->ntenants++;
+    return t;
+}
+
+#define TENANT_RECORDS 1024 /* idle tenants whose last service is remembered */
+
+/* Keep at most TENANT_RECORDS records: past that, drop the idle one served longest ago. */
+static void tenant_maybe_drop(struct db_pool *p, struct tenant_use *t)
+{
+    (void)t;
+    if (p->ntenants <= TENANT_RECORDS)
+        return;
+    struct tenant_use **victim = NULL;
+    for (struct tenant_use **pp = &p->tenants; *pp; pp = &(*pp)->next)
+        if (!(*pp)->in_use && !(*pp)->waiting &&
+            (!victim || (*pp)->last_served < (*victim)->last_served))
+            victim = pp;
+    if (!victim)
+        return;
+    struct tenant_use *v = *victim;
+    *victim = v->next;
+    if (v->last_served > p->forgotten)
+        p->forgotten = v->last_served;
+    free(v->key);
+    free(v);
+    p->ntenants--;
+}
+
+/* Least recently used per-database pool with nothing in use, other than keep. */
+static struct db_subpool *evictable_sub(struct db_pool *p, const struct db_subpool *keep)
+{
+    struct db_subpool *best = NULL;
+    for (struct db_subpool *d = p->dbs; d; d = d->next)
+        if (d != keep && d->in_use == 0 && (!best || d->last_used < best->last_used))
+            best = d;
+    return best;
+}
+
+/* Some idle connection anywhere but in keep, oldest pool first. */
+static struct db_subpool *sub_with_idle(struct db_pool *p, const struct db_subpool *keep)
+{
+    struct db_subpool *best = NULL;
+    if (p->main.idle && keep != &p->main)
+        best = &p->main;
+    for (struct db_subpool *d = p->dbs; d; d = d->next)
+        if (d != keep && d->idle && (!best || d->last_used < best->last_used))
+            best = d;
+    return best;
+}
+
+/* Can a request for database be served now, possibly by evicting idle connections? */
+static int available(struct db_pool *p, const char *database)
+{
+    struct db_subpool *sub = find_sub(p, database);
+    if (sub && sub->idle)
+        return 1;
+    if (!sub && p->ndbs >= p->cfg.max_dbs && !evictable_sub(p, NULL))
+        return 0;
+    return p->open < p->cfg.budget || sub_with_idle(p, sub) != NULL;
+}
+
+/* The one waiter allowed to proceed now, or NULL. */
+static struct waiter *pick(struct db_pool *p)
+{
+    struct waiter *best = NULL;
+    unsigned long long pass = ++p->pass;
+    for (struct waiter *w = p->waiters; w; w = w->next) {
+        struct tenant_use *t = w->tenant;
+        if (t) {
+            /* only the first waiter of each tenant competes: FIFO within a tenant */
+            if (t->mark == pass)
+                continue;
+            t->mark = pass;
+            if (t->in_use >= p->cap_per_tenant)
+                continue;
+        }
+        if (!available(p, w->database))
+            continue;
+        unsigned long long ls = t ? t->last_served : 0;
+        unsigned long long bs = best && best->tenant ? best->tenant->last_served : 0;
+        if (!best || ls < bs)
+            best = w;
+    }
+    return best;
+}
+
+/* Wake the waiter that may proceed now, if any. Caller holds the mutex. */
+static void wake_next(struct db_pool *p)
+{
+    struct waiter *w = pick(p);
+    if (w)
+        pthread_cond_signal(&w->cv);
+}
+
+static void waiter_remove(struct db_pool *p, struct waiter *w)
+{
+    for (struct waiter **pp = &p->waiters; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    p->nwaiting--;
+    if (w->tenant)
+        w->tenant->waiting--;
+}
+
+/*
+ * Take a connection for w (pick() chose it, so one is available). Returns the slot, with
+ * conn NULL when a new connection must be opened; *victims gets connections to close.
+ */
+static struct db_slot *take(struct db_pool *p, const char *database, struct db_slot **victims)
+{
+    struct db_subpool *sub = find_sub(p, database);
+    *victims = NULL;
+    if (sub && sub->idle) {
+        struct db_slot *s = sub->idle;
+        sub->idle = s->next;
+        sub->in_use++;
+        sub->last_used = ++p->clock;
+        p->hits++;
+        return s;
+    }
+    p->misses++;
+    if (!sub) {
+        if (p->ndbs >= p->cfg.max_dbs) {
+            struct db_subpool *old = evictable_sub(p, NULL);
+            for (struct db_subpool **pp = &p->dbs; *pp; pp = &(*pp)->next)
+                if (*pp == old) {
+                    *pp = old->next;
+                    break;
+                }
+            p->open -= old->open;
+            p->evictions += old->open;
+            *victims = old->idle;
+            free(old->database);
+            free(old);
+            p->ndbs--;
+        }
+        sub = td_xcalloc(1, sizeof(*sub));
+        sub->database = td_xstrdup(database);
+        sub->next = p->dbs;
+        p->dbs = sub;
+        p->ndbs++;
+    }
+    if (p->open >= p->cfg.budget) {
+        struct db_subpool *donor = sub_with_idle(p, sub);
+        struct db_slot *v = donor->idle;
+        donor->idle = v->next;
+        donor->open--;
+        p->open--;
+        p->evictions++;
+        v->next = *victims;
+        *victims = v;
+    }
+    p->open++;
+    sub->open++;
+    sub->in_use++;
+    sub->last_used = ++p->clock;
+    struct db_slot *s = td_xcalloc(1, sizeof(*s));
+    s->sub = sub;
+    return s;
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+int db_pool_acquire(struct db_pool *p, const char *database, const char *tenant,
+                    struct db_slot **out)
+{
+    struct waiter w = {.database = database};
+    struct timespec deadline;
+    pthread_cond_init(&w.cv, &p->cattr);
+    deadline_after(&deadline, p->cfg.timeout_ms);
+    *out = NULL;
+
+    pthread_mutex_lock(&p->mu);
+    w.arrival = ++p->clock;
+    w.tenant = tenant ? tenant_get(p, tenant) : NULL;
+    if (w.tenant)
+        w.tenant->waiting++;
+    struct waiter **tail = &p->waiters;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &w;
+    p->nwaiting++;
+
+    for (;;) {
+        if (pick(p) == &w)
+            break;
+        if (pthread_cond_timedwait(&w.cv, &p->mu, &deadline) == ETIMEDOUT && pick(p) != &w) {
+            waiter_remove(p, &w);
+            if (w.tenant)
+                tenant_maybe_drop(p, w.tenant);
+            wake_next(p);
+            pthread_mutex_unlock(&p->mu);
+            pthread_cond_destroy(&w.cv);
+            return TD_EUNAVAILABLE;
+        }
+    }
+    waiter_remove(p, &w);
+    if (w.tenant) {
+        w.tenant->in_use++;
+        w.tenant->last_served = ++p->clock;
+    }
+    struct db_slot *victims;
+    struct db_slot *s = take(p, database, &victims);
+    /* others may be servable now (another database, another tenant) */
+    wake_next(p);
+    pthread_mutex_unlock(&p->mu);
+    pthread_cond_destroy(&w.cv);
+
+    close_list(p, victims);
+    if (!s->conn) {
+        s->conn = p->ops.open(p->ctx, database);
+        if (!s->conn) {
+            db_pool_release(p, s, tenant, 1);
+            return TD_EUNAVAILABLE;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+/* Record tenant in the slot's set; 1 when the slot has now served too many tenants. */
+static int slot_note_tenant(struct db_pool *p, struct db_slot *s, const char *tenant)
+{
+    int max = p->cfg.max_tenants;
+    if (max <= 0 || !tenant)
+        return 0;
+    int cap = 2 * max;
+    if (!s->seen)
+        s->seen = td_xcalloc((size_t)cap, sizeof(*s->seen));
+    unsigned long long h = 1469598103934665603ULL;
+    for (const char *c = tenant; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    h |= 1; /* 0 marks an empty cell */
+    for (int i = (int)(h % (unsigned)cap);; i = (i + 1) % cap) {
+        if (s->seen[i] == h)
+            return 0;
+        if (s->seen[i] == 0) {
+            s->seen[i] = h;
+            return ++s->nseen >= max;
+        }
+    }
+}
+
+void db_pool_release(struct db_pool *p, struct db_slot *s, const char *tenant, int broken)
+{
+    if (!s)
+        return;
+    int recycle = broken || slot_note_tenant(p, s, tenant);
+    pthread_mutex_lock(&p->mu);
+    struct db_subpool *sub = s->sub;
+    sub->in_use--;
+    if (tenant) {
+        struct tenant_use *t = tenant_get(p, tenant);
+        t->in_use--;
+        tenant_maybe_drop(p, t);
+    }
+    if (recycle) {
+        sub->open--;
+        p->open--;
+    } else {
+        s->next = sub->idle;
+        sub->idle = s;
+    }
+    wake_next(p);
+    pthread_mutex_unlock(&p->mu);
+    if (recycle) {
+        if (s->conn)
+            p->ops.close(p->ctx, s->conn);
+        slot_free(s);
+    }
+}
+
+void db_pool_forget(struct db_pool *p, const char *database)
+{
+    struct db_slot *victims = NULL;
+    pthread_mutex_lock(&p->mu);
+    for (struct db_subpool **pp = &p->dbs; *pp; pp = &(*pp)->next) {
+        struct db_subpool *d = *pp;
+        if (strcmp(d->database, database) != 0)
+            continue;
+        victims = d->idle;
+        d->idle = NULL;
+        p->open -= d->open - d->in_use;
+        d->open = d->in_use;
+        if (d->in_use == 0) {
+            *pp = d->next;
+            free(d->database);
+            free(d);
+            p->ndbs--;
+        }
+        break;
+    }
+    wake_next(p);
+    pthread_mutex_unlock(&p->mu);
+    close_list(p, victims);
+}
+
+void db_pool_stats(struct db_pool *p, struct db_pool_stats *st)
+{
+    pthread_mutex_lock(&p->mu);
+    st->open = p->open;
+    st->in_use = p->main.in_use;
+    for (struct db_subpool *d = p->dbs; d; d = d->next)
+        st->in_use += d->in_use;
+    st->waiting = p->nwaiting;
+    st->dbs = p->ndbs;
+    st->hits = p->hits;
+    st->misses = p->misses;
+    st->evictions = p->evictions;
+    pthread_mutex_unlock(&p->mu);
+}

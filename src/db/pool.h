@@ -1,0 +1,65 @@
+/*
+ * pool.h - one server's connection budget: a default-database pool plus an LRU of
+ * per-database pools, with fair queueing between tenants.
+ *
+ * The pool knows nothing of libpq: it opens and closes connections through ops, so its
+ * rules (budget, LRU, fairness, recycling) are testable on their own. A slot is the
+ * caller's from db_pool_acquire() until db_pool_release().
+ *
+ * Fairness: one tenant holds at most max(1, budget * share / 100) connections. When
+ * several requests wait, the next free connection goes to the waiting tenant that was
+ * served least recently (round-robin across tenants, FIFO within one tenant).
+ */
+#ifndef TD_DB_POOL_H
+#define TD_DB_POOL_H
+
+#include "core/err.h"
+
+struct db_pool;
+
+struct db_pool_ops {
+    void *(*open)(void *ctx, const char *database); /* NULL on failure */
+    void (*close)(void *ctx, void *conn);
+};
+
+struct db_pool_cfg {
+    int budget;      /* connections open at most, all databases together */
+    int max_dbs;     /* per-database pools kept (LRU) */
+    int share_pct;   /* per-tenant share of budget */
+    int timeout_ms;  /* how long an acquire may wait */
+    int max_tenants; /* recycle a connection after it served this many tenants; 0: never */
+};
+
+struct db_slot {
+    void *conn;
+    /* private */
+    struct db_subpool *sub;
+    struct db_slot *next;
+    unsigned long long *seen; /* open-addressed set of tenant hashes */
+    int nseen;
+};
+
+struct db_pool *db_pool_new(const struct db_pool_cfg *cfg, const struct db_pool_ops *ops,
+                            void *ctx);
+/* Closes every connection; none may be in use. */
+void db_pool_free(struct db_pool *p);
+
+/*
+ * Borrow a connection to database (NULL: default) on behalf of tenant (any string key,
+ * NULL: not subject to the tenant share). Returns 0, TD_EUNAVAILABLE when none frees up
+ * within timeout_ms or opening one fails.
+ */
+int db_pool_acquire(struct db_pool *p, const char *database, const char *tenant,
+                    struct db_slot **out) TD_MUSTCHECK;
+/* Give the slot back; broken: its connection is closed instead of kept. */
+void db_pool_release(struct db_pool *p, struct db_slot *s, const char *tenant, int broken);
+/* Close idle connections to database and drop its pool (before DROP DATABASE). */
+void db_pool_forget(struct db_pool *p, const char *database);
+
+struct db_pool_stats {
+    int open, in_use, waiting, dbs;
+    long long hits, misses, evictions;
+};
+void db_pool_stats(struct db_pool *p, struct db_pool_stats *st);
+
+#endif

@@ -1,0 +1,447 @@
+/*
+ * server.c - libmicrohttpd glue: request lifecycle, body accumulation, responses.
+ */
+#include "http/server.h"
+
+#include "core/log.h"
+#include "http/problem.h"
+#include "http/router.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_RESP_HEADERS 4
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct td_app *app;
+    int (*dispatch)(struct http_req *);
+    void (*done)(struct http_req *);
+    atomic_int active; /* requests being served */
+    atomic_int fresh;  /* connections accepted that have not yet delivered a request */
+};
+
+/* Per-connection state (MHD's socket context). */
+struct conn_state {
+    int fresh;
+};
+
+/* Per-request state that handlers do not see. */
+struct req_state {
+    struct http_req req;
+    struct http_server *srv;
+    size_t body_cap;
+    const char *hdr_names[MAX_RESP_HEADERS];
+    const char *hdr_values[MAX_RESP_HEADERS];
+    int nhdrs;
+};
+
+static long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+const char *http_header(struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void http_set_header(struct http_req *req, const char *name, const char *value)
+{
+    struct req_state *st = (struct req_state *)req;
+    for (int i = 0; i < st->nhdrs; i++)
+        if (strcmp(st->hdr_names[i], name) == 0) {
+            st->hdr_values[i] = td_arena_strdup(req->arena, value);
+            return;
+        }
+    if (st->nhdrs == MAX_RESP_HEADERS)
+        return;
+    st->hdr_names[st->nhdrs] = name;
+    st->hdr_values[st->nhdrs++] = td_arena_strdup(req->arena, value);
+}
+
+void http_default_header(struct http_req *req, const char *name, const char *value)
+{
+    struct req_state *st = (struct req_state *)req;
+    for (int i = 0; i < st->nhdrs; i++)
+        if (strcmp(st->hdr_names[i], name) == 0)
+            return;
+    http_set_header(req, name, value);
+}
+
+/* Add the common headers to resp, queue it and record the answer; consumes resp. */
+static int queue(struct http_req *req, int status, const char *content_type,
+                 struct MHD_Response *resp, size_t len)
+{
+    struct req_state *st = (struct req_state *)req;
+    if (content_type)
+        MHD_add_response_header(resp, "Content-Type", content_type);
+    MHD_add_response_header(resp, "X-Request-Id", req->request_id);
+    for (int i = 0; i < st->nhdrs; i++)
+        MHD_add_response_header(resp, st->hdr_names[i], st->hdr_values[i]);
+    enum MHD_Result r = MHD_queue_response(req->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    req->responded = 1;
+    req->status = status;
+    req->bytes_out = len;
+    return r == MHD_YES ? 0 : TD_EINTERNAL;
+}
+
+int http_reply(struct http_req *req, int status, const char *content_type, const char *body,
+               size_t len)
+{
+    if (req->responded)
+        return 0;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return TD_EINTERNAL;
+    return queue(req, status, content_type, resp, len);
+}
+
+struct stream {
+    long (*pull)(void *ctx, char *buf, size_t max);
+    void (*cleanup)(void *ctx);
+    void *ctx;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct stream *s = cls;
+    long n = s->pull(s->ctx, buf, max);
+    if (n > 0)
+        return (ssize_t)n;
+    /* 0 would mean "nothing yet, ask again" to MHD */
+    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *s = cls;
+    s->cleanup(s->ctx);
+    free(s);
+}
+
+int http_reply_stream(struct http_req *req, int status, const char *content_type,
+                      long (*pull)(void *ctx, char *buf, size_t max), void (*cleanup)(void *ctx),
+                      void *ctx)
+{
+    if (req->responded) {
+        cleanup(ctx);
+        return 0;
+    }
+    struct stream *s = td_xmalloc(sizeof(*s));
+    s->pull = pull;
+    s->cleanup = cleanup;
+    s->ctx = ctx;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, s, stream_free);
+    if (!resp) {
+        stream_free(s);
+        return TD_EINTERNAL;
+    }
+    return queue(req, status, content_type, resp, 0);
+}
+
+int http_reply_json_text(struct http_req *req, int status, const char *json, size_t len)
+{
+    return http_reply(req, status, "application/json", json, len);
+}
+
+int http_reply_json(struct http_req *req, int status, json_t *v)
+{
+    char *text = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+    if (!text)
+        return TD_EINTERNAL;
+    int rc = http_reply_json_text(req, status, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+int http_reply_empty(struct http_req *req, int status)
+{
+    return http_reply(req, status, NULL, "", 0);
+}
+
+int http_body_object(struct http_req *req, json_t **out)
+{
+    json_error_t err;
+    *out = NULL;
+    if (!req->body || req->body_len == 0)
+        return TD_EINVALID_JSON;
+    /* jansson rejects invalid UTF-8 and, without JSON_ALLOW_NUL, NUL bytes in strings */
+    json_t *v =
+        json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (!v)
+        return TD_EINVALID_JSON;
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return TD_EVALIDATION;
+    }
+    *out = v;
+    return 0;
+}
+
+static void set_request_id(struct http_req *req)
+{
+    const char *given = http_header(req, "X-Request-Id");
+    size_t n = given ? strlen(given) : 0;
+    int ok = n > 0 && n < sizeof(req->request_id);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)given[i]) || strchr("._:-", given[i]);
+    if (ok) {
+        memcpy(req->request_id, given, n + 1);
+        return;
+    }
+    unsigned char rnd[16];
+    randombytes_buf(rnd, sizeof(rnd));
+    sodium_bin2hex(req->request_id, sizeof(req->request_id), rnd, sizeof(rnd));
+}
+
+static void set_client_ip(struct http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    req->client_ip[0] = '\0';
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                  req->client_ip, sizeof(req->client_ip));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                  req->client_ip, sizeof(req->client_ip));
+}
+
+static struct req_state *req_new(struct http_server *srv, struct MHD_Connection *conn,
+                                 const char *url, const char *method)
+{
+    struct req_state *st = td_xcalloc(1, sizeof(*st));
+    struct http_req *req = &st->req;
+    st->srv = srv;
+    req->conn = conn;
+    req->app = srv->app;
+    req->arena = td_arena_new();
+    req->method = td_arena_strdup(req->arena, method);
+    req->url = td_arena_strdup(req->arena, url);
+    req->started_us = now_us();
+    http_router_split_tenant(req->url, req->arena, &req->path_slug, &req->path);
+    set_request_id(req);
+    set_client_ip(req);
+    atomic_fetch_add(&srv->active, 1);
+    return st;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)conn;
+    struct http_server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn_state *cs = td_xcalloc(1, sizeof(*cs));
+        cs->fresh = 1;
+        atomic_fetch_add(&srv->fresh, 1);
+        *socket_context = cs;
+        return;
+    }
+    struct conn_state *cs = *socket_context;
+    if (cs && cs->fresh)
+        atomic_fetch_sub(&srv->fresh, 1);
+    free(cs);
+    *socket_context = NULL;
+}
+
+/* The connection delivered its first request: it no longer holds up a graceful stop. */
+static void conn_not_fresh(struct http_server *srv, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_state *cs = ci ? ci->socket_context : NULL;
+    if (cs && cs->fresh) {
+        cs->fresh = 0;
+        atomic_fetch_sub(&srv->fresh, 1);
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    struct http_server *srv = cls;
+    struct req_state *st = *con_cls;
+    if (!st)
+        return;
+    free(st->req.body);
+    td_arena_free(st->req.arena);
+    free(st);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->active, 1);
+}
+
+static int append_body(struct req_state *st, const char *data, size_t n)
+{
+    struct http_req *req = &st->req;
+    if (req->body_too_large || req->body_len + n > HTTP_MAX_BODY) {
+        req->body_too_large = 1;
+        return 0;
+    }
+    if (req->body_len + n + 1 > st->body_cap) {
+        size_t cap = st->body_cap ? st->body_cap : 1024;
+        while (cap < req->body_len + n + 1)
+            cap *= 2;
+        req->body = td_xrealloc(req->body, cap);
+        st->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, n);
+    req->body_len += n;
+    req->body[req->body_len] = '\0';
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct http_server *srv = cls;
+    struct req_state *st = *con_cls;
+    if (!st) {
+        conn_not_fresh(srv, conn);
+        st = req_new(srv, conn, url, method);
+        *con_cls = st;
+        const char *cl = http_header(&st->req, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_BODY)
+            st->req.body_too_large = 1;
+        else
+            return MHD_YES;
+    }
+    struct http_req *req = &st->req;
+    if (*upload_data_size > 0 && !req->body_too_large) {
+        append_body(st, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->responded)
+        return MHD_YES;
+    if (req->body_too_large) {
+        /* answering before the body is read makes MHD close the connection afterwards */
+        *upload_data_size = 0;
+        http_problem_send(req, TD_ETOOLARGE, "request body exceeds 1 MiB");
+    } else {
+        int rc = srv->dispatch(req);
+        if (!req->responded)
+            http_problem_send(req, rc < 0 ? rc : TD_EINTERNAL, NULL);
+    }
+    if (srv->done)
+        srv->done(req);
+    return MHD_YES;
+}
+
+/* Percent-decoding of the path by MHD, except that a path holding an encoded NUL is left
+ * encoded: decoded, it would silently cut the path short. */
+static size_t unescape_path(void *cls, struct MHD_Connection *conn, char *uri)
+{
+    (void)cls;
+    (void)conn;
+    if (strstr(uri, "%00"))
+        return strlen(uri);
+    return MHD_http_unescape(uri);
+}
+
+static int parse_listen(const char *listen, struct sockaddr_in *sa)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon)
+        return TD_EBADREQ;
+    char host[64];
+    size_t hl = (size_t)(colon - listen);
+    if (hl >= sizeof(host))
+        return TD_EBADREQ;
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)atoi(colon + 1));
+    if (hl == 0 || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0)
+        sa->sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (strcmp(host, "localhost") == 0)
+        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        return TD_EBADREQ;
+    return 0;
+}
+
+int http_server_start(const char *listen, int threads, struct td_app *app,
+                      int (*dispatch)(struct http_req *), void (*done)(struct http_req *),
+                      struct http_server **out)
+{
+    struct sockaddr_in sa;
+    if (parse_listen(listen, &sa) < 0) {
+        td_log_error("invalid listen address \"%s\"", listen);
+        return TD_EUNAVAILABLE;
+    }
+    struct http_server *s = td_xcalloc(1, sizeof(*s));
+    s->app = app;
+    s->dispatch = dispatch;
+    s->done = done;
+    atomic_init(&s->active, 0);
+    atomic_init(&s->fresh, 0);
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    flags |= threads > 0 ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)(threads > 0 ? threads : 0), MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_path, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(20 * 1024),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2000, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned int)1024, MHD_OPTION_END);
+    if (!s->daemon) {
+        td_log_error("could not listen on %s", listen);
+        free(s);
+        return TD_EUNAVAILABLE;
+    }
+    *out = s;
+    return 0;
+}
+
+int http_server_active(const struct http_server *s)
+{
+    return atomic_load(&s->active);
+}
+
+void http_server_stop(struct http_server *s, int grace_s)
+{
+    if (!s)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    /* in flight: requests being served, and connections accepted before the stop whose
+     * request is still arriving (a client that never sends one costs the grace period) */
+    long long deadline = now_us() + (long long)grace_s * 1000000;
+    while ((atomic_load(&s->active) > 0 || atomic_load(&s->fresh) > 0) && now_us() < deadline)
+        usleep(10000);
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

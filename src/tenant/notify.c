@@ -1,0 +1,74 @@
+/*
+ * notify.c - LISTEN tenantd_tenants on a dedicated catalog connection.
+ */
+#include "tenant/notify.h"
+
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct tnt_listener {
+    struct db *db;
+    struct tnt_cache *cache;
+    pthread_t thread;
+    atomic_int stop;
+};
+
+static void *listen_loop(void *arg)
+{
+    struct tnt_listener *l = arg;
+    PGconn *pg = NULL;
+    while (!atomic_load(&l->stop)) {
+        if (!pg) {
+            if (db_admin_connect(l->db, 0, NULL, &pg) < 0 ||
+                db_admin_exec(pg, "listening for tenant changes", "LISTEN tenantd_tenants", 0, NULL,
+                              NULL) < 0) {
+                PQfinish(pg);
+                pg = NULL;
+                sleep(1);
+                continue;
+            }
+            /* changes made while we were not listening are unknown: start over */
+            tnt_cache_invalidate(l->cache, NULL);
+        }
+        struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+        if (poll(&pfd, 1, 200) <= 0)
+            continue;
+        if (!PQconsumeInput(pg)) {
+            PQfinish(pg);
+            pg = NULL;
+            continue;
+        }
+        PGnotify *n;
+        while ((n = PQnotifies(pg))) {
+            tnt_cache_invalidate(l->cache, n->extra && *n->extra ? n->extra : NULL);
+            PQfreemem(n);
+        }
+    }
+    PQfinish(pg);
+    return NULL;
+}
+
+struct tnt_listener *tnt_listener_start(struct db *db, struct tnt_cache *cache)
+{
+    struct tnt_listener *l = td_xcalloc(1, sizeof(*l));
+    l->db = db;
+    l->cache = cache;
+    atomic_init(&l->stop, 0);
+    pthread_create(&l->thread, NULL, listen_loop, l);
+    return l;
+}
+
+void tnt_listener_stop(struct tnt_listener *l)
+{
+    if (!l)
+        return;
+    atomic_store(&l->stop, 1);
+    pthread_join(l->thread, NULL);
+    free(l);
+}

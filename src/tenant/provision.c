@@ -1,0 +1,404 @@
+/*
+ * provision.c - tenant storage: bootstrap of each server, creation and removal.
+ *
+ * Schema and pool tenants on the catalog's server are made in ONE transaction with
+ * their catalog row: a failure leaves nothing behind. Storage on another server, and
+ * database tenants (CREATE DATABASE cannot run in a transaction), are made first and
+ * dropped again if anything after fails.
+ */
+#include "tenant/provision.h"
+
+#include "auth/password.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BOOTSTRAP_LOCK "7204002"
+
+enum tnt_isolation tnt_plan_isolation(const char *plan)
+{
+    if (!strcmp(plan, "pro"))
+        return TNT_ISO_SCHEMA;
+    if (!strcmp(plan, "enterprise"))
+        return TNT_ISO_DATABASE;
+    return TNT_ISO_POOL;
+}
+
+static int exec(PGconn *pg, const char *what, const char *sql)
+{
+    return db_admin_exec(pg, what, sql, 0, NULL, NULL);
+}
+
+/* Grants that let the runtime role reach a schema's tables (directly, or as role),
+ * tables added by later migrations included. */
+static int grant_schema(PGconn *pg, const char *schema, const char *grantee)
+{
+    return mig_grant_schema(pg, schema, grantee);
+}
+
+static int bootstrap_server(struct db *db, int server, const struct mig_set *catalog,
+                            const struct mig_set *tenant, const char *app_password)
+{
+    PGconn *pg = NULL;
+    int rc = db_admin_connect(db, server, NULL, &pg);
+    if (rc < 0)
+        return rc;
+    if (server == 0 && (rc = mig_apply_catalog(pg, catalog)) < 0)
+        goto out;
+    rc = exec(pg, "locking bootstrap", "SELECT pg_advisory_lock(" BOOTSTRAP_LOCK ")");
+    if (rc < 0)
+        goto out;
+    char *pw = PQescapeLiteral(pg, app_password, strlen(app_password));
+    char *sql = td_xasprintf(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenantd_app') THEN "
+        "CREATE ROLE tenantd_app LOGIN NOINHERIT; END IF; END $$; "
+        "ALTER ROLE tenantd_app LOGIN NOINHERIT NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE "
+        "PASSWORD %s; ALTER ROLE tenantd_app SET timezone = 'UTC'; "
+        "CREATE SCHEMA IF NOT EXISTS pool",
+        pw);
+    PQfreemem(pw);
+    rc = exec(pg, "creating the runtime role", sql);
+    free(sql);
+    if (rc == 0 && server == 0)
+        rc = exec(pg, "granting catalog reads",
+                  "GRANT USAGE ON SCHEMA tenantd TO tenantd_app; "
+                  "GRANT SELECT ON tenantd.tenants TO tenantd_app; "
+                  "GRANT SELECT, INSERT, UPDATE ON tenantd.usage TO tenantd_app");
+    if (rc == 0)
+        rc = exec(pg, "migrating the pool schema", "BEGIN");
+    int applied = 0;
+    char *err = NULL;
+    if (rc == 0 && (rc = mig_apply_tenant(pg, "pool", tenant, &applied, &err)) < 0)
+        td_log_error("could not migrate the pool schema: %s", err ? err : "database error");
+    if (rc == 0)
+        rc = grant_schema(pg, "pool", "tenantd_app");
+    if (rc == 0)
+        rc = exec(pg, "migrating the pool schema", "COMMIT");
+    else
+        PQclear(PQexec(pg, "ROLLBACK"));
+    if (rc == 0 && applied)
+        td_log_info("migrated the pool schema of server %s (%d files)", db_server_name(db, server),
+                    applied);
+    PQclear(PQexec(pg, "SELECT pg_advisory_unlock(" BOOTSTRAP_LOCK ")"));
+out:
+    PQfinish(pg);
+    return rc;
+}
+
+int tnt_bootstrap(struct db *db, const struct mig_set *catalog, const struct mig_set *tenant,
+                  const char *app_password)
+{
+    for (int s = 0; s < db_server_count(db); s++) {
+        int rc = bootstrap_server(db, s, catalog, tenant, app_password);
+        if (rc < 0) {
+            td_log_error("could not prepare server %s", db_server_name(db, s));
+            return rc;
+        }
+    }
+    tnt_sweep_orphans(db);
+    return 0;
+}
+
+/* Server with the fewest tenants (ties: the first configured). */
+static int pick_server(struct db *db, PGconn *cat, int *server)
+{
+    PGresult *r = NULL;
+    *server = 0;
+    if (db_server_count(db) == 1) /* no need to count every tenant */
+        return 0;
+    int rc =
+        db_admin_exec(cat, "counting tenants per server",
+                      "SELECT server, count(*) FROM tenantd.tenants GROUP BY server", 0, NULL, &r);
+    if (rc < 0)
+        return rc;
+    long best = -1;
+    for (int s = 0; s < db_server_count(db); s++) {
+        long n = 0;
+        for (int i = 0; i < PQntuples(r); i++)
+            if (!strcmp(PQgetvalue(r, i, 0), db_server_name(db, s)))
+                n = atol(PQgetvalue(r, i, 1));
+        if (best < 0 || n < best) {
+            best = n;
+            *server = s;
+        }
+    }
+    PQclear(r);
+    return 0;
+}
+
+static const char owner_sql[] =
+    "WITH u AS (INSERT INTO %s.users (tenant_id, email, name, role, password_hash) "
+    "VALUES ($1, $2, $3, 'owner', $4) RETURNING *), "
+    "j AS (SELECT json_build_object('id', id, 'email', email, 'name', name, 'role', role, "
+    "'created_at', created_at) AS v, id FROM u), "
+    "a AS (INSERT INTO %s.audit_logs (tenant_id, actor_id, action, entity_type, entity_id, "
+    "new_values) SELECT $1, j.id, 'create', 'user', j.id, j.v::jsonb FROM j) "
+    "SELECT v FROM j";
+
+/* Provisioning (every signup) would otherwise start a PostgreSQL backend each time, which
+ * costs more than a pool tenant's whole transaction: a few idle superuser connections to
+ * the catalog are kept. Only healthy connections that went back idle are kept. */
+#define IDLE_CATALOG_CONNS 4
+
+static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
+static PGconn *idle_conns[IDLE_CATALOG_CONNS];
+static char *idle_conninfo; /* the catalog they lead to */
+static int idle_n;
+
+static int catalog_connect(struct db *db, PGconn **out)
+{
+    const char *info = db_server_admin_conninfo(db, 0);
+    *out = NULL;
+    pthread_mutex_lock(&idle_mu);
+    if (idle_n > 0 && idle_conninfo && !strcmp(idle_conninfo, info))
+        *out = idle_conns[--idle_n];
+    pthread_mutex_unlock(&idle_mu);
+    /* a kept connection may have died meanwhile (server restart): one cheap probe */
+    if (*out && PQstatus(*out) == CONNECTION_OK) {
+        PGresult *r = PQexec(*out, "");
+        int ok = PQresultStatus(r) == PGRES_EMPTY_QUERY;
+        PQclear(r);
+        if (ok)
+            return 0;
+    }
+    PQfinish(*out);
+    return db_admin_connect(db, 0, NULL, out);
+}
+
+static void catalog_release(struct db *db, PGconn *pg)
+{
+    const char *info = db_server_admin_conninfo(db, 0);
+    if (pg && PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) == PQTRANS_IDLE) {
+        pthread_mutex_lock(&idle_mu);
+        if (!idle_conninfo || strcmp(idle_conninfo, info) != 0) {
+            while (idle_n > 0)
+                PQfinish(idle_conns[--idle_n]);
+            free(idle_conninfo);
+            idle_conninfo = td_xstrdup(info);
+        }
+        if (idle_n < IDLE_CATALOG_CONNS) {
+            idle_conns[idle_n++] = pg;
+            pg = NULL;
+        }
+        pthread_mutex_unlock(&idle_mu);
+    }
+    PQfinish(pg);
+}
+
+/* Storage of t inside the open transaction on pg (already in the right database). */
+static int make_storage(PGconn *pg, const struct tnt_tenant *t, const struct mig_set *migs,
+                        const struct tnt_owner *owner, const char *hash, char **owner_json)
+{
+    int rc = 0;
+    const char *schema = t->isolation == TNT_ISO_POOL ? "pool" : t->ident;
+    if (t->isolation != TNT_ISO_POOL) {
+        /* one round trip from the consolidated baseline, however many files exist */
+        if ((rc = mig_apply_baseline(pg, t->ident, migs)) < 0)
+            td_log_error("could not create the storage of new tenant %s", t->slug);
+        if (rc == 0)
+            rc = grant_schema(pg, t->ident, t->ident);
+    }
+    if (rc == 0 && owner) {
+        char *sql = td_xasprintf(owner_sql, schema, schema);
+        PGresult *r = NULL;
+        rc = db_admin_exec(pg, "creating the owner", sql, 4,
+                           (const char *const[]){t->id, owner->email, owner->name, hash}, &r);
+        free(sql);
+        if (rc == 0)
+            *owner_json = td_xstrdup(PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    return rc;
+}
+
+static int make_role(PGconn *pg, const struct tnt_tenant *t)
+{
+    char *sql = td_xasprintf("CREATE ROLE %s NOLOGIN; GRANT %s TO tenantd_app", t->ident, t->ident);
+    int rc = exec(pg, "creating the tenant role", sql);
+    free(sql);
+    return rc;
+}
+
+/* Database tenant: CREATE DATABASE, then everything inside it in one transaction. */
+static int make_database(struct db *db, int server, PGconn *srv, const struct tnt_tenant *t,
+                         const struct mig_set *migs, const struct tnt_owner *owner,
+                         const char *hash, char **owner_json)
+{
+    PGconn *tdb = NULL;
+    char *sql = td_xasprintf("CREATE DATABASE %s", t->dbname);
+    int rc = exec(srv, "creating the tenant database", sql);
+    free(sql);
+    if (rc < 0)
+        return rc;
+    rc = db_admin_connect(db, server, t->dbname, &tdb);
+    if (rc == 0) {
+        sql = td_xasprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC; "
+                           "GRANT CONNECT ON DATABASE %s TO tenantd_app; "
+                           "REVOKE ALL ON SCHEMA public FROM PUBLIC; BEGIN",
+                           t->dbname, t->dbname);
+        rc = exec(tdb, "securing the tenant database", sql);
+        free(sql);
+    }
+    if (rc == 0)
+        rc = make_storage(tdb, t, migs, owner, hash, owner_json);
+    if (rc == 0)
+        rc = exec(tdb, "committing the tenant database", "COMMIT");
+    PQfinish(tdb);
+    return rc;
+}
+
+static void drop_storage(struct db *db, int server, const struct tnt_tenant *t)
+{
+    PGconn *pg = NULL;
+    if (db_admin_connect(db, server, NULL, &pg) < 0)
+        return;
+    char *sql;
+    if (t->isolation == TNT_ISO_DATABASE) {
+        db_forget_database(db, server, t->dbname);
+        sql = td_xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", t->dbname);
+        (void)exec(pg, "dropping the tenant database", sql);
+        free(sql);
+    }
+    if (t->isolation == TNT_ISO_POOL)
+        sql = td_xasprintf("BEGIN; SELECT set_config('app.tenant_id', '%s', true); "
+                           "DELETE FROM pool.audit_logs WHERE tenant_id = '%s'; "
+                           "DELETE FROM pool.projects WHERE tenant_id = '%s'; "
+                           "DELETE FROM pool.users WHERE tenant_id = '%s'; COMMIT",
+                           t->id, t->id, t->id, t->id);
+    else
+        sql = td_xasprintf("DROP SCHEMA IF EXISTS %s CASCADE; "
+                           "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') "
+                           "THEN DROP OWNED BY %s; DROP ROLE %s; END IF; END $$",
+                           t->ident, t->ident, t->ident, t->ident);
+    (void)exec(pg, "dropping tenant storage", sql);
+    free(sql);
+    PQfinish(pg);
+}
+
+int tnt_provision(struct db *db, const struct mig_set *migs, const struct tnt_new *n,
+                  struct tnt_tenant **out, char **owner_json)
+{
+    PGconn *cat = NULL, *srv = NULL;
+    struct tnt_tenant *t = NULL;
+    PGresult *r = NULL;
+    char hash[AUTH_HASH_MAX] = "";
+    int storage_made = 0, server = 0;
+    *out = NULL;
+    *owner_json = NULL;
+
+    if (n->owner && auth_password_hash(n->owner->password, hash) < 0)
+        return TD_EINTERNAL;
+    int rc = catalog_connect(db, &cat);
+    if (rc < 0)
+        goto out;
+    if (n->server) {
+        server = db_server_find(db, n->server);
+        if (server < 0) {
+            rc = TD_EVALIDATION;
+            goto out;
+        }
+    } else if ((rc = pick_server(db, cat, &server)) < 0) {
+        goto out;
+    }
+    int iso = n->isolation >= 0 ? n->isolation : (int)tnt_plan_isolation(n->plan);
+    char *sql = td_xasprintf("INSERT INTO tenantd.tenants (slug, name, plan, isolation, server, "
+                             "schema_version, migrated_at) VALUES ($1, $2, $3, $4, $5, %d, now()) "
+                             "RETURNING %s",
+                             mig_latest(migs), tnt_catalog_columns);
+    rc = exec(cat, "starting provisioning", "BEGIN");
+    if (rc == 0)
+        rc = db_admin_exec(cat, "creating the catalog row", sql, 5,
+                           (const char *const[]){n->slug, n->name, n->plan,
+                                                 tnt_isolation_name((enum tnt_isolation)iso),
+                                                 db_server_name(db, server)},
+                           &r);
+    free(sql);
+    if (rc < 0)
+        goto out;
+    t = tnt_tenant_from_row(db, r, 0);
+    PQclear(r);
+    r = NULL;
+    /* until the row commits, tnt_sweep_orphans leaves this id's storage alone */
+    rc = db_admin_exec(cat, "locking the new tenant",
+                       "SELECT pg_advisory_xact_lock(" TNT_PROVISION_LOCK ", hashtext($1))", 1,
+                       (const char *const[]){t->id}, NULL);
+    if (rc < 0)
+        goto out;
+
+    const struct tnt_owner *owner = n->owner;
+    if (iso != TNT_ISO_DATABASE && server == 0) {
+        /* everything in the catalog's transaction */
+        if (iso == TNT_ISO_SCHEMA)
+            rc = make_role(cat, t);
+        if (rc == 0)
+            rc = make_storage(cat, t, migs, owner, hash, owner_json);
+    } else {
+        rc = db_admin_connect(db, server, NULL, &srv);
+        if (rc == 0 && iso != TNT_ISO_POOL)
+            rc = make_role(srv, t);
+        storage_made = rc == 0;
+        if (rc == 0 && iso == TNT_ISO_DATABASE)
+            rc = make_database(db, server, srv, t, migs, owner, hash, owner_json);
+        else if (rc == 0) {
+            rc = exec(srv, "starting remote storage", "BEGIN");
+            if (rc == 0)
+                rc = make_storage(srv, t, migs, owner, hash, owner_json);
+            if (rc == 0)
+                rc = exec(srv, "committing remote storage", "COMMIT");
+        }
+    }
+    if (rc == 0)
+        rc = exec(cat, "committing provisioning", "COMMIT");
+out:
+    if (rc < 0) {
+        if (cat)
+            PQclear(PQexec(cat, "ROLLBACK"));
+        if (storage_made)
+            drop_storage(db, server, t);
+        tnt_tenant_unref(t);
+        free(*owner_json);
+        *owner_json = NULL;
+    } else {
+        *out = t;
+    }
+    PQfinish(srv);
+    catalog_release(db, cat);
+    sodium_memzero(hash, sizeof(hash));
+    return rc;
+}
+
+int tnt_drop(struct db *db, const struct tnt_tenant *t)
+{
+    int server = t->server_idx < 0 ? 0 : t->server_idx;
+    drop_storage(db, server, t);
+    PGconn *cat = NULL;
+    int rc = db_admin_connect(db, 0, NULL, &cat);
+    if (rc == 0)
+        rc = db_admin_exec(cat, "deleting the catalog row",
+                           "DELETE FROM tenantd.tenants WHERE id = $1", 1,
+                           (const char *const[]){t->id}, NULL);
+    PQfinish(cat);
+    return rc;
+}
+
+/* ---- storage pieces for moves (src/tenant/move.c) ------------------------- */
+
+int tnt_storage_role(PGconn *pg, const struct tnt_tenant *t)
+{
+    return make_role(pg, t);
+}
+
+int tnt_storage_schema(PGconn *pg, const struct tnt_tenant *t, const struct mig_set *migs)
+{
+    return make_storage(pg, t, migs, NULL, NULL, NULL);
+}
+
+int tnt_storage_database(struct db *db, int server, PGconn *srv, const struct tnt_tenant *t,
+                         const struct mig_set *migs)
+{
+    return make_database(db, server, srv, t, migs, NULL, NULL, NULL);
+}

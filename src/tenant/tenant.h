@@ -1,0 +1,63 @@
+/*
+ * tenant.h - a tenant as the catalog describes it, and the cache of resolved tenants.
+ *
+ * A struct tnt_tenant is immutable once published and refcounted: the cache holds one
+ * reference, each request that uses it another (tnt_tenant_unref releases). A change
+ * in the catalog publishes a new object; the old one lives until its last user drops it.
+ */
+#ifndef TD_TENANT_TENANT_H
+#define TD_TENANT_TENANT_H
+
+#include "core/err.h"
+#include "db/db.h"
+
+#include <jansson.h>
+#include <stdatomic.h>
+
+enum tnt_isolation { TNT_ISO_POOL, TNT_ISO_SCHEMA, TNT_ISO_DATABASE };
+
+struct tnt_tenant {
+    atomic_int refs;
+    char id[37];
+    char ident[35];  /* "t_" + 32 hex: schema and role name of schema/database tenants */
+    char dbname[36]; /* "td_" + 32 hex: database of database tenants */
+    char *slug, *name, *plan, *server, *created_at, *expires_at_text;
+    enum tnt_isolation isolation;
+    int server_idx;
+    int suspended;
+    long long expires_at; /* unix seconds; 0: never */
+    long long loaded_us;
+    int schema_version; /* tenant migration version of its storage (catalog summary) */
+};
+
+struct tnt_cache;
+
+const char *tnt_isolation_name(enum tnt_isolation iso);
+/* TNT_ISO_* for "pool", "schema", "database"; -1 otherwise. */
+int tnt_isolation_parse(const char *s);
+
+void tnt_tenant_unref(struct tnt_tenant *t);
+struct tnt_tenant *tnt_tenant_ref(struct tnt_tenant *t);
+/* Tenant as the API shows it: {id, slug, name, plan, isolation, status, server, ...}. */
+json_t *tnt_tenant_json(const struct tnt_tenant *t);
+/* The db_target of t's storage (strings point into t). */
+void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out);
+
+/* Cache of at most max entries, each trusted for ttl_ms. Thread-safe. */
+struct tnt_cache *tnt_cache_new(struct db *db, int max, int ttl_ms);
+void tnt_cache_free(struct tnt_cache *c);
+/*
+ * Find a tenant by slug or id (key may be either), from the cache or the catalog.
+ * *out gets a reference the caller releases. Returns 0, TD_ETENANT_NOTFOUND, or
+ * TD_EUNAVAILABLE.
+ */
+int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out) TD_MUSTCHECK;
+/* Forget everything cached about the tenant with this id (NULL: everything). */
+void tnt_cache_invalidate(struct tnt_cache *c, const char *id);
+
+/* The catalog query's columns, in the order tnt_tenant_from_row expects. */
+extern const char tnt_catalog_columns[];
+/* Build a tenant (1 ref) from row of a result selecting tnt_catalog_columns. */
+struct tnt_tenant *tnt_tenant_from_row(struct db *db, const PGresult *r, int row);
+
+#endif
