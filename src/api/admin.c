@@ -76,7 +76,7 @@ int api_admin_tenants_list(struct http_req *req)
     PGresult *r = NULL;
     rc = db_exec(req->app->db, &tg, &st, 1, &r);
     if (rc == 0)
-        rc = api_reply_row(req, 200, r);
+        rc = api_reply_page(req, r, limit);
     PQclear(r);
     return rc;
 }

@@ -23,16 +23,17 @@ static const char list_sql[] = LIST_SQL("projects", PROJECT_JSON("x"));
 static const char list_after_sql[] = LIST_SQL_AFTER("projects", PROJECT_JSON("x"));
 static const char get_sql[] = "SELECT " PROJECT_JSON("p") " FROM projects p WHERE p.id = $1";
 
-static const char create_sql[] =
-    "WITH c AS (SELECT count(*) AS n FROM projects), "
-    "p AS (INSERT INTO projects (name, description) SELECT $1, $2 FROM c "
-    "WHERE $3::bigint < 0 OR c.n < $3::bigint RETURNING *), "
-    "j AS (SELECT " PROJECT_JSON(
-        "p") " AS v, p.id FROM p), "
-             "a AS (INSERT INTO audit_logs (actor_id, action, entity_type, entity_id, new_values, "
-             "ip, "
-             "user_agent) SELECT $4, 'create', 'project', j.id, j.v::jsonb, $5, $6 FROM j) "
-             "SELECT v FROM j";
+/* $1 name, $2 description, $3 actor, $4 ip, $5 user agent; CREATE_LIMITED also $6 = the
+ * plan's project limit (the count runs only for plans that have one). */
+#define CREATE_SQL(with, insert)                                                                   \
+    "WITH " with "p AS (INSERT INTO projects (name, description) " insert " RETURNING *), "         \
+    "j AS (SELECT " PROJECT_JSON("p") " AS v, p.id FROM p), "                                      \
+    "a AS (INSERT INTO audit_logs (actor_id, action, entity_type, entity_id, new_values, ip, "     \
+    "user_agent) SELECT $3, 'create', 'project', j.id, j.v::jsonb, $4, $5 FROM j) SELECT v FROM j"
+static const char create_sql[] = CREATE_SQL("", "VALUES ($1, $2)");
+static const char create_limited_sql[] =
+    CREATE_SQL("c AS (SELECT count(*) AS n FROM projects), ",
+               "SELECT $1, $2 FROM c WHERE c.n < $6::bigint");
 
 static const char update_sql[] =
     "WITH o AS (SELECT * FROM projects WHERE id = $1 FOR UPDATE), "
@@ -82,7 +83,7 @@ int api_list(struct http_req *req, const char *first, const char *after, const c
     rc = api_tenant_exec(req, min_role, &st, 1, &r);
     if (rc < 0)
         return rc;
-    return api_reply_row(req, 200, r);
+    return api_reply_page(req, r, limit);
 }
 
 int api_projects_list(struct http_req *req)
@@ -125,12 +126,13 @@ int api_projects_create(struct http_req *req)
             goto out;
     }
     const struct api_plan *plan = api_plan_get(req->tenant->plan);
-    char lim[24];
-    snprintf(lim, sizeof(lim), "%ld", plan ? plan->max_projects : -1L);
-    const char *p[6] = {name, desc, lim, req->claims.sub, req->client_ip, api_user_agent(req)};
-    struct db_stmt st[2] = {{api_quota_lock_sql, 0, NULL}, {create_sql, 6, p}};
-    PGresult *res[2], *r;
     int limited = plan && plan->max_projects >= 0;
+    char lim[24];
+    snprintf(lim, sizeof(lim), "%ld", limited ? plan->max_projects : -1L);
+    const char *p[6] = {name, desc, req->claims.sub, req->client_ip, api_user_agent(req), lim};
+    struct db_stmt st[2] = {{api_quota_lock_sql, 0, NULL},
+                            {limited ? create_limited_sql : create_sql, limited ? 6 : 5, p}};
+    PGresult *res[2], *r;
     rc =
         api_tenant_exec(req, NULL, limited ? st : st + 1, limited ? 2 : 1, limited ? res : res + 1);
     r = res[1];

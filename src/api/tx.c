@@ -10,6 +10,8 @@
 #include "http/router.h"
 #include "migrate/files.h"
 
+#include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_STMTS 6
@@ -95,4 +97,40 @@ int api_reply_row(struct http_req *req, int status, PGresult *r)
     if (!r || PQntuples(r) == 0)
         return TD_ENOTFOUND;
     return http_reply_json_text(req, status, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+}
+
+int api_reply_page(struct http_req *req, PGresult *r, int limit)
+{
+    int n = PQntuples(r), items = n < limit ? n : limit;
+    size_t len = sizeof("{\"data\":[],\"next_cursor\":null}") + 128;
+    for (int i = 0; i < items; i++)
+        len += (size_t)PQgetlength(r, i, 0) + 1;
+    char *buf = td_arena_alloc(req->arena, len), *w = buf;
+    w += sprintf(w, "{\"data\":[");
+    for (int i = 0; i < items; i++) {
+        if (i)
+            *w++ = ',';
+        size_t l = (size_t)PQgetlength(r, i, 0);
+        memcpy(w, PQgetvalue(r, i, 0), l);
+        w += l;
+    }
+    w += sprintf(w, "],\"next_cursor\":");
+    if (n > limit) {
+        char raw[96];
+        int rl = snprintf(raw, sizeof(raw), "%s_%s", PQgetvalue(r, limit - 1, 1),
+                          PQgetvalue(r, limit - 1, 2));
+        if (rl < 0 || (size_t)rl >= sizeof(raw))
+            return TD_EINTERNAL;
+        *w++ = '"';
+        sodium_bin2base64(w, sodium_base64_ENCODED_LEN((size_t)rl,
+                                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                          (const unsigned char *)raw, (size_t)rl,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        w += strlen(w);
+        *w++ = '"';
+    } else {
+        w += sprintf(w, "null");
+    }
+    *w++ = '}';
+    return http_reply_json_text(req, 200, buf, (size_t)(w - buf));
 }

@@ -22,15 +22,12 @@ int api_reply_row(struct http_req *req, int status, PGresult *r);
 
 /* Newest first; the cursor is base64url("<created_at in µs>_<id>") of the page's last row.
  * LIST_SQL takes $1 = limit; LIST_SQL_AFTER also $2 = cursor µs and $3 = cursor id. Two
- * texts rather than "$2 IS NULL OR ..." so both plan as an ordered index scan. */
+ * texts rather than "$2 IS NULL OR ..." so both plan as an ordered index scan. One row per
+ * item (limit + 1 fetched, so the extra one tells that a next page exists): column 0 the
+ * item's JSON, columns 1 and 2 what its cursor is made of; api_reply_page() joins them. */
 #define LIST_SQL_(table, json, where)                                                              \
-    "SELECT json_build_object('data', COALESCE(json_agg(s.j ORDER BY s.rn) FILTER (WHERE s.rn "    \
-    "<= $1), '[]'::json), 'next_cursor', CASE WHEN count(*) > $1 THEN max(s.c) END) FROM ("        \
-    "SELECT " json " AS j, row_number() OVER (ORDER BY x.created_at DESC, x.id DESC) AS rn, "      \
-    "CASE WHEN row_number() OVER (ORDER BY x.created_at DESC, x.id DESC) = $1 THEN "               \
-    "rtrim(translate(encode(convert_to((extract(epoch FROM x.created_at) * 1000000)::bigint "      \
-    "|| '_' || x.id, 'UTF8'), 'base64'), '+/', '-_'), '=') END AS c FROM " table " x " where       \
-    " ORDER BY x.created_at DESC, x.id DESC LIMIT $1::int + 1) s"
+    "SELECT " json ", (extract(epoch FROM x.created_at) * 1000000)::bigint, x.id FROM " table      \
+    " x " where " ORDER BY x.created_at DESC, x.id DESC LIMIT $1::int + 1"
 #define LIST_SQL(table, json) LIST_SQL_(table, json, "")
 #define LIST_SQL_AFTER(table, json)                                                                \
     LIST_SQL_(table, json,                                                                         \
@@ -40,6 +37,10 @@ int api_reply_row(struct http_req *req, int status, PGresult *r);
 /* A statement that serialises a tenant's quota-checked creations until commit: run
  * before the counting statement, which then sees every committed row. */
 extern const char api_quota_lock_sql[];
+
+/* Answer {"data": [...], "next_cursor": ...} from the rows of a LIST_SQL statement: the
+ * items' JSON as PostgreSQL built it, joined without parsing. */
+int api_reply_page(struct http_req *req, PGresult *r, int limit);
 
 /* The User-Agent header, or "". */
 const char *api_user_agent(struct http_req *req);
