@@ -6,6 +6,7 @@
 #include "api/metrics.h"
 
 #include "api/plans.h"
+#include "auth/jwt.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "pg/cluster.h"
@@ -130,6 +131,7 @@ void td_app_close(struct td_app *app)
     tnt_listener_stop(app->listener);
     api_usage_free(app->usage);
     tnt_cache_free(app->cache);
+    auth_jwt_cache_clear();
     db_free(app->db);
     mig_set_cleanup(&app->catalog_migs);
     mig_set_cleanup(&app->tenant_migs);

@@ -26,14 +26,15 @@ static const char get_sql[] = "SELECT " PROJECT_JSON("p") " FROM projects p WHER
 /* $1 name, $2 description, $3 actor, $4 ip, $5 user agent; CREATE_LIMITED also $6 = the
  * plan's project limit (the count runs only for plans that have one). */
 #define CREATE_SQL(with, insert)                                                                   \
-    "WITH " with "p AS (INSERT INTO projects (name, description) " insert " RETURNING *), "         \
+    "WITH " with "p AS (INSERT INTO projects (name, description) " insert " RETURNING *), "        \
     "j AS (SELECT " PROJECT_JSON("p") " AS v, p.id FROM p), "                                      \
-    "a AS (INSERT INTO audit_logs (actor_id, action, entity_type, entity_id, new_values, ip, "     \
-    "user_agent) SELECT $3, 'create', 'project', j.id, j.v::jsonb, $4, $5 FROM j) SELECT v FROM j"
+                                      "a AS (INSERT INTO audit_logs (actor_id, action, "           \
+                                      "entity_type, entity_id, new_values, ip, "                   \
+                                      "user_agent) SELECT $3, 'create', 'project', j.id, "         \
+                                      "j.v::jsonb, $4, $5 FROM j) SELECT v FROM j"
 static const char create_sql[] = CREATE_SQL("", "VALUES ($1, $2)");
-static const char create_limited_sql[] =
-    CREATE_SQL("c AS (SELECT count(*) AS n FROM projects), ",
-               "SELECT $1, $2 FROM c WHERE c.n < $6::bigint");
+static const char create_limited_sql[] = CREATE_SQL("c AS (SELECT count(*) AS n FROM projects), ",
+                                                    "SELECT $1, $2 FROM c WHERE c.n < $6::bigint");
 
 static const char update_sql[] =
     "WITH o AS (SELECT * FROM projects WHERE id = $1 FOR UPDATE), "

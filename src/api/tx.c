@@ -122,10 +122,9 @@ int api_reply_page(struct http_req *req, PGresult *r, int limit)
         if (rl < 0 || (size_t)rl >= sizeof(raw))
             return TD_EINTERNAL;
         *w++ = '"';
-        sodium_bin2base64(w, sodium_base64_ENCODED_LEN((size_t)rl,
-                                                       sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                          (const unsigned char *)raw, (size_t)rl,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        sodium_bin2base64(
+            w, sodium_base64_ENCODED_LEN((size_t)rl, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+            (const unsigned char *)raw, (size_t)rl, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
         w += strlen(w);
         *w++ = '"';
     } else {

@@ -700,7 +700,7 @@ static void test_sigterm_under_load(void **state)
         sleep_ms(25);
     if (waiting < 2) {
         PGresult *r = PQexec(watch, "SELECT datname, state, wait_event_type, wait_event, "
-                                       "left(query, 80) FROM pg_stat_activity");
+                                    "left(query, 80) FROM pg_stat_activity");
         for (int k = 0; k < PQntuples(r); k++)
             fprintf(stderr, "  backend: %s | %s | %s | %s | %s\n", PQgetvalue(r, k, 0),
                     PQgetvalue(r, k, 1), PQgetvalue(r, k, 2), PQgetvalue(r, k, 3),

@@ -363,15 +363,60 @@ static int group_setup(void **state)
     return sodium_init() < 0 ? -1 : 0;
 }
 
+/* A token verified once is remembered: the remembered answer must stay the answer a full
+ * verification gives, whatever comes after it. */
+static void test_verified_cache(void **state)
+{
+    (void)state;
+    struct auth_claims c;
+    char *tok = sign(SECRET, SUB, TID, "member", NOW, 100);
+    assert_int_equal(auth_jwt_verify(SECRET, tok, NOW, &c), 0);
+    /* the same bytes under another secret: not the cached answer */
+    assert_int_equal(auth_jwt_verify(OTHER_SECRET, tok, NOW, &c), TD_EUNAUTHORIZED);
+    assert_int_equal(auth_jwt_verify(SECRET, tok, NOW + 1, &c), 0);
+    assert_string_equal(c.sub, SUB);
+    assert_string_equal(c.role, "member");
+    /* expiry is checked on every hit */
+    assert_int_equal(auth_jwt_verify(SECRET, tok, NOW + 100, &c), TD_EUNAUTHORIZED);
+    assert_string_equal(c.sub, "");
+    assert_int_equal(auth_jwt_verify(SECRET, tok, NOW + 99, &c), 0);
+    /* one byte changed anywhere: verified in full, and refused */
+    size_t len = strlen(tok);
+    for (size_t i = 0; i < len; i += 7) {
+        char *bad = strdup(tok);
+        bad[i] = bad[i] == 'A' ? 'B' : 'A';
+        if (auth_jwt_verify(SECRET, bad, NOW, &c) != TD_EUNAUTHORIZED)
+            fail_msg("accepted a token changed at byte %zu", i);
+        free(bad);
+    }
+    /* a prefix of a cached token */
+    tok[len - 1] = '\0';
+    assert_int_equal(auth_jwt_verify(SECRET, tok, NOW, &c), TD_EUNAUTHORIZED);
+    free(tok);
+    /* many tokens (more than the cache holds): each one still answers right */
+    for (int i = 0; i < 20000; i++) {
+        char sub[40];
+        snprintf(sub, sizeof(sub), "0b7e9a52-2d8e-4c4a-9d0f-%012d", i);
+        tok = sign(SECRET, sub, TID, "owner", NOW, 60);
+        assert_int_equal(auth_jwt_verify(SECRET, tok, NOW, &c), 0);
+        assert_string_equal(c.sub, sub);
+        assert_int_equal(auth_jwt_verify(SECRET, tok, NOW, &c), 0);
+        assert_string_equal(c.sub, sub);
+        free(tok);
+    }
+    auth_jwt_cache_clear();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_expired),
-        cmocka_unit_test(test_wrong_key),  cmocka_unit_test(test_alg_none),
-        cmocka_unit_test(test_other_alg),  cmocka_unit_test(test_tampered),
-        cmocka_unit_test(test_garbage),    cmocka_unit_test(test_empty_segments),
-        cmocka_unit_test(test_bad_claims), cmocka_unit_test(test_is_uuid),
-        cmocka_unit_test(test_password),   cmocka_unit_test(test_secret_equal),
+        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_expired),
+        cmocka_unit_test(test_wrong_key),      cmocka_unit_test(test_alg_none),
+        cmocka_unit_test(test_other_alg),      cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_garbage),        cmocka_unit_test(test_empty_segments),
+        cmocka_unit_test(test_bad_claims),     cmocka_unit_test(test_is_uuid),
+        cmocka_unit_test(test_password),       cmocka_unit_test(test_secret_equal),
+        cmocka_unit_test(test_verified_cache),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
