@@ -15,19 +15,20 @@
 #define T HTTP_ROUTE_TENANT
 #define A HTTP_ROUTE_ADMIN
 #define P HTTP_ROUTE_PUBLIC
+#define S HTTP_ROUTE_SLOW
 
 static const struct http_route routes[] = {
     {"GET", "/health", P, api_health},
     {"GET", "/ready", P, api_ready},
     {"GET", "/metrics", P, api_metrics},
     {"GET", "/openapi.json", P, api_openapi},
-    {"POST", "/signup", P, api_signup},
-    {"POST", "/auth/login", HTTP_ROUTE_TENANT_ANON, api_login},
+    {"POST", "/signup", P | S, api_signup},
+    {"POST", "/auth/login", HTTP_ROUTE_TENANT_ANON | S, api_login},
     {"GET", "/me", T, api_me},
     {"GET", "/users", T, api_users_list},
-    {"POST", "/users", T, api_users_create},
+    {"POST", "/users", T | S, api_users_create},
     {"GET", "/users/{id}", T, api_users_get},
-    {"PATCH", "/users/{id}", T, api_users_update},
+    {"PATCH", "/users/{id}", T | S, api_users_update},
     {"DELETE", "/users/{id}", T, api_users_delete},
     {"GET", "/projects", T, api_projects_list},
     {"POST", "/projects", T, api_projects_create},
@@ -35,16 +36,16 @@ static const struct http_route routes[] = {
     {"PATCH", "/projects/{id}", T, api_projects_update},
     {"DELETE", "/projects/{id}", T, api_projects_delete},
     {"GET", "/audit-logs", T, api_audit_list},
-    {"POST", "/admin/tenants", A, api_admin_tenants_create},
-    {"POST", "/admin/tenants/import", A, api_admin_tenants_import},
+    {"POST", "/admin/tenants", A | S, api_admin_tenants_create},
+    {"POST", "/admin/tenants/import", A | S, api_admin_tenants_import},
     {"GET", "/admin/tenants", A, api_admin_tenants_list},
     {"GET", "/admin/tenants/{id}", A, api_admin_tenants_get},
-    {"PATCH", "/admin/tenants/{id}", A, api_admin_tenants_update},
-    {"DELETE", "/admin/tenants/{id}", A, api_admin_tenants_delete},
-    {"POST", "/admin/tenants/{id}/move", A, api_admin_tenants_move},
-    {"GET", "/admin/tenants/{id}/export", A, api_admin_tenants_export},
-    {"GET", "/admin/migrations", A, api_admin_migrations},
-    {"GET", "/admin/analytics", A, api_admin_analytics},
+    {"PATCH", "/admin/tenants/{id}", A | S, api_admin_tenants_update},
+    {"DELETE", "/admin/tenants/{id}", A | S, api_admin_tenants_delete},
+    {"POST", "/admin/tenants/{id}/move", A | S, api_admin_tenants_move},
+    {"GET", "/admin/tenants/{id}/export", A | S, api_admin_tenants_export},
+    {"GET", "/admin/migrations", A | S, api_admin_migrations},
+    {"GET", "/admin/analytics", A | S, api_admin_analytics},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -53,6 +54,15 @@ const struct http_route *api_routes(size_t *n)
 {
     *n = NROUTES;
     return routes;
+}
+
+int api_slow_route(struct http_req *req)
+{
+    int known = 0, nparams = 0;
+    const char *params[HTTP_MAX_PARAMS];
+    const struct http_route *r = http_router_match(routes, NROUTES, req->method, req->path,
+                                                   req->arena, params, &nparams, &known);
+    return r && (r->flags & HTTP_ROUTE_SLOW);
 }
 
 int api_dispatch(struct http_req *req)

@@ -27,8 +27,9 @@ int api_serve(struct td_config *cfg)
 
     if (td_app_open(&app, cfg) < 0)
         goto out;
-    if (http_server_start(cfg->listen, cfg->http_threads, &app, api_dispatch, api_log_request,
-                          &srv) < 0)
+    struct http_server_opts ho = {cfg->listen,  cfg->http_threads, cfg->http_workers,
+                                  api_dispatch, api_slow_route,    api_log_request};
+    if (http_server_start(&ho, &app, &srv) < 0)
         goto out;
     if (jobs_start(app.db, cfg->migrations_dir, cfg->job_workers, &jobs) < 0)
         goto out;

@@ -111,6 +111,7 @@ static const struct cfg_entry entries[] = {
     {"prepare", CFG_INT, OFF(prepare), "1", "TENANTD_PREPARE", NULL, valid_bool},
     {"http_threads", CFG_INT, OFF(http_threads), "0", "TENANTD_HTTP_THREADS", NULL,
      valid_nonneg_int},
+    {"http_workers", CFG_INT, OFF(http_workers), "4", "TENANTD_HTTP_WORKERS", NULL, valid_pos_int},
     {"migrations_dir", CFG_STR, OFF(migrations_dir), TD_SOURCE_DIR "/migrations",
      "TENANTD_MIGRATIONS_DIR", NULL, valid_nonempty},
     {"job_workers", CFG_INT, OFF(job_workers), "2", "TENANTD_JOB_WORKERS", NULL, valid_workers},
@@ -180,6 +181,10 @@ int td_config_load(struct td_config *cfg, int argc, char **argv, const char **er
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->pool_size = (int)(n > 0 ? 2 * n : 4);
     }
+    /* one event loop per pooled connection: every loop can have a statement in flight,
+     * and no request waits for a connection while its thread could serve another */
+    if (cfg->http_threads == 0)
+        cfg->http_threads = cfg->pool_size < 2 ? 2 : cfg->pool_size;
     td_log_set_level((enum td_log_level)td_log_parse_level(cfg->log_level));
     return 0;
 }

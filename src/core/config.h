@@ -25,7 +25,8 @@ struct td_config {
     int acquire_timeout_ms;
     char *log_level;
     int prepare;          /* 1: prepared statements (off behind PgBouncer < 1.21) */
-    int http_threads;     /* 0: a thread per connection; N: N epoll threads */
+    int http_threads;     /* event-loop threads (0 in the settings: pool_size) */
+    int http_workers;     /* threads for slow routes (password hashing, provisioning) */
     char *migrations_dir; /* migrations/catalog and migrations/tenant live here */
     int job_workers;      /* background job threads of serve; 0: none */
 };

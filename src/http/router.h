@@ -14,6 +14,7 @@ enum http_route_flag {
     HTTP_ROUTE_TENANT = 1 << 0,      /* needs a tenant and a user token of that tenant */
     HTTP_ROUTE_ADMIN = 1 << 1,       /* needs the operator token */
     HTTP_ROUTE_TENANT_ANON = 1 << 2, /* needs a tenant, no token (login) */
+    HTTP_ROUTE_SLOW = 1 << 3,        /* CPU-heavy or long: runs on a worker, not a loop */
 };
 
 struct http_route {

@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -21,13 +22,23 @@
 
 #define MAX_RESP_HEADERS 4
 
+struct req_state;
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct td_app *app;
     int (*dispatch)(struct http_req *);
+    int (*slow)(struct http_req *);
     void (*done)(struct http_req *);
     atomic_int active; /* requests being served */
     atomic_int fresh;  /* connections accepted that have not yet delivered a request */
+    /* slow requests: their connection is suspended while a worker runs the handler */
+    pthread_mutex_t lock;
+    pthread_cond_t more;
+    struct req_state *head, *tail;
+    int stopping;
+    int nworkers;
+    pthread_t *workers;
 };
 
 /* Per-connection state (MHD's socket context). */
@@ -43,6 +54,9 @@ struct req_state {
     const char *hdr_names[MAX_RESP_HEADERS];
     const char *hdr_values[MAX_RESP_HEADERS];
     int nhdrs;
+    int offloaded;                 /* handed to a worker; its connection is suspended */
+    struct MHD_Response *deferred; /* the worker's answer, queued when MHD calls back */
+    struct req_state *next;        /* worker queue */
 };
 
 static long long now_us(void)
@@ -95,11 +109,15 @@ static int queue(struct http_req *req, int status, const char *content_type,
     MHD_add_response_header(resp, "X-Request-Id", req->request_id);
     for (int i = 0; i < st->nhdrs; i++)
         MHD_add_response_header(resp, st->hdr_names[i], st->hdr_values[i]);
-    enum MHD_Result r = MHD_queue_response(req->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
     req->responded = 1;
     req->status = status;
     req->bytes_out = len;
+    if (st->offloaded) { /* on a worker: MHD takes it once the connection is resumed */
+        st->deferred = resp;
+        return 0;
+    }
+    enum MHD_Result r = MHD_queue_response(req->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
     return r == MHD_YES ? 0 : TD_EINTERNAL;
 }
 
@@ -291,6 +309,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req_state *st = *con_cls;
     if (!st)
         return;
+    if (st->deferred)
+        MHD_destroy_response(st->deferred);
     free(st->req.body);
     td_arena_free(st->req.arena);
     free(st);
@@ -341,12 +361,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (st->offloaded) { /* resumed: the worker is done with it */
+        if (st->deferred) {
+            MHD_queue_response(conn, (unsigned)req->status, st->deferred);
+            MHD_destroy_response(st->deferred);
+            st->deferred = NULL;
+            if (srv->done)
+                srv->done(req);
+        }
+        return MHD_YES;
+    }
     if (req->responded)
         return MHD_YES;
     if (req->body_too_large) {
         /* answering before the body is read makes MHD close the connection afterwards */
         *upload_data_size = 0;
         http_problem_send(req, TD_ETOOLARGE, "request body exceeds 1 MiB");
+    } else if (srv->nworkers > 0 && srv->slow && srv->slow(req)) {
+        /* password hashing, provisioning, moves: not on an event loop, whose other
+         * connections would wait behind it */
+        st->offloaded = 1;
+        MHD_suspend_connection(conn);
+        pthread_mutex_lock(&srv->lock);
+        if (srv->tail)
+            srv->tail->next = st;
+        else
+            srv->head = st;
+        srv->tail = st;
+        pthread_cond_signal(&srv->more);
+        pthread_mutex_unlock(&srv->lock);
+        return MHD_YES;
     } else {
         int rc = srv->dispatch(req);
         if (!req->responded)
@@ -355,6 +399,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (srv->done)
         srv->done(req);
     return MHD_YES;
+}
+
+static void *worker_main(void *arg)
+{
+    struct http_server *srv = arg;
+    pthread_mutex_lock(&srv->lock);
+    for (;;) {
+        while (!srv->head && !srv->stopping)
+            pthread_cond_wait(&srv->more, &srv->lock);
+        struct req_state *st = srv->head;
+        if (!st)
+            break; /* stopping, and nothing left to answer */
+        srv->head = st->next;
+        if (!srv->head)
+            srv->tail = NULL;
+        pthread_mutex_unlock(&srv->lock);
+        struct http_req *req = &st->req;
+        int rc = srv->dispatch(req);
+        if (!req->responded)
+            http_problem_send(req, rc < 0 ? rc : TD_EINTERNAL, NULL);
+        MHD_resume_connection(req->conn);
+        pthread_mutex_lock(&srv->lock);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
 }
 
 /* Percent-decoding of the path by MHD, except that a path holding an encoded NUL is left
@@ -391,33 +460,56 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa)
     return 0;
 }
 
-int http_server_start(const char *listen, int threads, struct td_app *app,
-                      int (*dispatch)(struct http_req *), void (*done)(struct http_req *),
+/* Let the workers answer what is queued, then join them. */
+static void stop_workers(struct http_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->more);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i], NULL);
+    free(s->workers);
+    s->workers = NULL;
+    s->nworkers = 0;
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->more);
+}
+
+int http_server_start(const struct http_server_opts *o, struct td_app *app,
                       struct http_server **out)
 {
     struct sockaddr_in sa;
-    if (parse_listen(listen, &sa) < 0) {
-        td_log_error("invalid listen address \"%s\"", listen);
+    if (parse_listen(o->listen, &sa) < 0) {
+        td_log_error("invalid listen address \"%s\"", o->listen);
         return TD_EUNAVAILABLE;
     }
     struct http_server *s = td_xcalloc(1, sizeof(*s));
     s->app = app;
-    s->dispatch = dispatch;
-    s->done = done;
+    s->dispatch = o->dispatch;
+    s->slow = o->slow;
+    s->done = o->done;
     atomic_init(&s->active, 0);
     atomic_init(&s->fresh, 0);
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    flags |= threads > 0 ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->more, NULL);
+    s->workers = td_xcalloc((size_t)(o->workers > 0 ? o->workers : 1), sizeof(pthread_t));
+    for (; s->nworkers < o->workers; s->nworkers++)
+        if (pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) != 0)
+            break;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)(threads > 0 ? threads : 0), MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_path, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(20 * 1024),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2000, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned int)1024, MHD_OPTION_END);
+        (unsigned int)(o->threads > 0 ? o->threads : 1), MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_path,
+        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(20 * 1024), MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2000,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
     if (!s->daemon) {
-        td_log_error("could not listen on %s", listen);
+        td_log_error("could not listen on %s", o->listen);
+        stop_workers(s);
         free(s);
         return TD_EUNAVAILABLE;
     }
@@ -442,6 +534,9 @@ void http_server_stop(struct http_server *s, int grace_s)
     long long deadline = now_us() + (long long)grace_s * 1000000;
     while ((atomic_load(&s->active) > 0 || atomic_load(&s->fresh) > 0) && now_us() < deadline)
         usleep(10000);
+    /* no connection may stay suspended when the daemon stops: workers answer what they
+     * hold first (MHD then drops those answers with their connections) */
+    stop_workers(s);
     MHD_stop_daemon(s->daemon);
     free(s);
 }

@@ -1,6 +1,6 @@
 /*
- * server.h - the HTTP/1.1 server on libmicrohttpd: one thread per connection, bodies
- * capped at HTTP_MAX_BODY, a 30 s idle timeout, graceful stop.
+ * server.h - the HTTP/1.1 server on libmicrohttpd: a few epoll event loops, workers for
+ * slow routes, bodies capped at HTTP_MAX_BODY, a 30 s idle timeout, graceful stop.
  */
 #ifndef TD_HTTP_SERVER_H
 #define TD_HTTP_SERVER_H
@@ -9,14 +9,25 @@
 
 struct http_server;
 
+struct http_server_opts {
+    const char *listen; /* "host:port" */
+    int threads;        /* event-loop threads (epoll), each serving many connections */
+    int workers;        /* threads for routes slow() picks; 0: everything on the loops */
+    /* dispatch(req) must queue a response (http_reply* or http_problem_send) */
+    int (*dispatch)(struct http_req *);
+    /* 1 when req (its route) should run on a worker; may be NULL */
+    int (*slow)(struct http_req *);
+    /* runs after the response is queued (access log); may be NULL */
+    void (*done)(struct http_req *);
+};
+
 /*
- * Listen on "host:port" and call dispatch(req) for each complete request; threads 0 means
- * one thread per connection, N an epoll loop on each of N threads. dispatch must
- * queue a response (http_reply* or http_problem_send). done(req), if not NULL, runs
- * after the response is queued (access log). Returns 0 or TD_EUNAVAILABLE.
+ * Listen and call dispatch(req) for each complete request: on the event loop that read
+ * it, or, when slow(req) says so, on a worker thread while the connection is suspended
+ * (so that a password hash does not stall the loop's other connections). Returns 0 or
+ * TD_EUNAVAILABLE.
  */
-int http_server_start(const char *listen, int threads, struct td_app *app,
-                      int (*dispatch)(struct http_req *), void (*done)(struct http_req *),
+int http_server_start(const struct http_server_opts *o, struct td_app *app,
                       struct http_server **out) TD_MUSTCHECK;
 /* Stop accepting, give in-flight requests up to grace_s seconds, then close everything. */
 void http_server_stop(struct http_server *s, int grace_s);
