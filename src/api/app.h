@@ -50,6 +50,10 @@ int api_cli_tenants_check(int argc, char **argv);
 int api_dispatch(struct http_req *req);
 /* 1 when req's route is marked HTTP_ROUTE_SLOW (run on an HTTP worker, not a loop). */
 int api_slow_route(struct http_req *req);
+/* The tenant req names (token's tid, else /t/{slug} or X-Tenant-ID) into out, for the
+ * server's per-tenant admission; 0 when it names none. Nothing is checked beyond the
+ * token: the guard still decides. */
+int api_tenant_key(struct http_req *req, char *out, size_t cap);
 /* The route table (for OpenAPI and its test). */
 struct http_route;
 const struct http_route *api_routes(size_t *n);

@@ -30,6 +30,19 @@ static const char *bearer(struct http_req *req)
     return *h ? h : NULL;
 }
 
+int api_tenant_key(struct http_req *req, char *out, size_t cap)
+{
+    struct auth_claims c;
+    const char *tok = bearer(req), *named = req->path_slug;
+    if (tok && auth_jwt_verify(req->app->cfg->jwt_secret, tok, time(NULL), &c) == 0)
+        return snprintf(out, cap, "%s", c.tid), 1; /* remembered: the guard's check is free */
+    if (!named)
+        named = http_header(req, "X-Tenant-ID");
+    if (!named || strlen(named) >= cap)
+        return 0;
+    return snprintf(out, cap, "%s", named), 1;
+}
+
 static int guard_admin(struct http_req *req)
 {
     const char *tok = bearer(req);

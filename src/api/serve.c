@@ -27,8 +27,16 @@ int api_serve(struct td_config *cfg)
 
     if (td_app_open(&app, cfg) < 0)
         goto out;
-    struct http_server_opts ho = {cfg->listen,  cfg->http_threads, cfg->http_workers,
-                                  api_dispatch, api_slow_route,    api_log_request};
+    struct http_server_opts ho = {
+        .listen = cfg->listen,
+        .threads = cfg->http_threads,
+        .workers = cfg->http_workers,
+        .dispatch = api_dispatch,
+        .slow = api_slow_route,
+        .done = api_log_request,
+        .tenant_key = api_tenant_key,
+        .tenant_share = cfg->tenant_share,
+    };
     if (http_server_start(&ho, &app, &srv) < 0)
         goto out;
     if (jobs_start(app.db, cfg->migrations_dir, cfg->job_workers, &jobs) < 0)

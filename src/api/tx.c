@@ -37,13 +37,37 @@ static int tenant_moved(struct http_req *req)
     return 1;
 }
 
+/* The target and statements of req's transaction: the user check (when there is a user)
+ * then stmts. Returns how many statements precede stmts in all[]. */
+static int build_tx(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
+                    struct db_target *tg, struct db_stmt *all)
+{
+    int k = 0;
+    tnt_tenant_target(req->tenant, tg);
+    if (req->has_claims && req->tenant->isolation == TNT_ISO_POOL) {
+        tg->guard_user = req->claims.sub; /* checked in the context statement */
+        tg->guard_min = min_role;
+    } else if (req->has_claims) {
+        const char **gp = td_arena_alloc(req->arena, 2 * sizeof(char *));
+        gp[0] = req->claims.sub;
+        gp[1] = min_role;
+        /* The subquery locks users before the statement's snapshot is taken: when a move
+         * held the tenant's tables, the guard sees the users the move deleted (and fails)
+         * instead of an older snapshot that would let this transaction write into the old
+         * storage after the move released it. */
+        all[k++] = (struct db_stmt){
+            "SELECT tenant_guard($1::uuid, $2), (SELECT 1 FROM users WHERE false)", 2, gp};
+    }
+    memcpy(&all[k], stmts, sizeof(*stmts) * (size_t)n);
+    return k;
+}
+
 int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
                     PGresult **res)
 {
     struct db_target tg;
     struct db_stmt all[MAX_STMTS + 1];
     PGresult *out[MAX_STMTS + 1];
-    int k = 0;
     if (n > MAX_STMTS)
         return TD_EINTERNAL;
     /* Storage behind the version this process expects (files added, `tenantd migrate`
@@ -57,19 +81,7 @@ int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_
                           "this tenant's storage is being migrated; retry shortly");
         return TD_EUNAVAILABLE;
     }
-    tnt_tenant_target(req->tenant, &tg);
-    if (req->has_claims) {
-        const char **gp = td_arena_alloc(req->arena, 2 * sizeof(char *));
-        gp[0] = req->claims.sub;
-        gp[1] = min_role;
-        /* The subquery locks users before the statement's snapshot is taken: when a move
-         * held the tenant's tables, the guard sees the users the move deleted (and fails)
-         * instead of an older snapshot that would let this transaction write into the old
-         * storage after the move released it. */
-        all[k++] = (struct db_stmt){
-            "SELECT tenant_guard($1::uuid, $2), (SELECT 1 FROM users WHERE false)", 2, gp};
-    }
-    memcpy(&all[k], stmts, sizeof(*stmts) * (size_t)n);
+    int k = build_tx(req, min_role, stmts, n, &tg, all);
     int rc = db_exec(req->app->db, &tg, all, k + n, out);
     for (int i = 0; i < k + n; i++)
         if (out[i])
@@ -81,7 +93,7 @@ int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_
          again < 3 && (rc == TD_EUNAUTHORIZED || rc == TD_EINTERNAL || rc == TD_EUNAVAILABLE) &&
          tenant_moved(req);
          again++) {
-        tnt_tenant_target(req->tenant, &tg);
+        k = build_tx(req, min_role, stmts, n, &tg, all);
         rc = db_exec(req->app->db, &tg, all, k + n, out);
         for (int i = 0; i < k + n; i++)
             if (out[i])

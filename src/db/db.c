@@ -20,6 +20,9 @@
  * A pooled connection and the statements prepared on it. The key is a hash of the SQL
  * text and the search_path it runs under: a schema tenant's statements keep their own
  * plans instead of being re-planned whenever the previous request was another tenant's.
+ * A tenant statement is prepared the second time it is seen while remembered; the first
+ * time it runs unnamed, so that thousands of tenants seen once each cost no Parse +
+ * DEALLOCATE churn in the LRU.
  */
 struct stmt {
     unsigned long long key, used;
@@ -155,17 +158,19 @@ static void stmt_evict(struct db_conn *c, char *evicted, size_t cap)
  * when it must be Parsed in this pipeline first; *evicted names one to DEALLOCATE.
  */
 static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *search_path,
-                                int *fresh, char *evicted, size_t cap)
+                                int *fresh, int *created, char *evicted, size_t cap)
 {
     unsigned long long key = stmt_key(sql, search_path);
     struct stmt **head = &c->buckets[key % STMT_BUCKETS];
     evicted[0] = '\0';
+    *created = 0;
     for (struct stmt *st = *head; st; st = st->next)
         if (st->key == key) {
             st->used = ++c->clock;
             *fresh = !st->ready;
             return st;
         }
+    *created = 1;
     if (c->nstmts >= STMT_MAX)
         stmt_evict(c, evicted, cap);
     struct stmt *st = td_xcalloc(1, sizeof(*st));
@@ -316,6 +321,11 @@ int db_map_error(const PGresult *res)
 
 static const char ctx_pool_sql[] =
     "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true)";
+/* The subquery locks pool.users before the statement's snapshot is taken (see
+ * src/api/tx.c); set_config runs before tenant_guard, left to right. */
+static const char ctx_pool_guard_sql[] =
+    "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), "
+    "pool.tenant_guard($3::uuid, $4), (SELECT 1 FROM pool.users WHERE false)";
 static const char ctx_role_sql[] =
     "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), "
     "set_config('role', $3, true)";
@@ -336,9 +346,9 @@ static int send_stmt(struct db_conn *c, int prepare, const char *search_path, co
         return PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)
                    ? (sent[(*ns)++] = (struct sent){kind, index, NULL}, 1)
                    : 0;
-    int fresh;
+    int fresh, created;
     char evicted[24];
-    struct stmt *st = stmt_lookup(c, sql, search_path, &fresh, evicted, sizeof(evicted));
+    struct stmt *st = stmt_lookup(c, sql, search_path, &fresh, &created, evicted, sizeof(evicted));
     if (evicted[0]) {
         char dealloc[48];
         snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", evicted);
@@ -346,6 +356,10 @@ static int send_stmt(struct db_conn *c, int prepare, const char *search_path, co
             return 0;
         sent[(*ns)++] = (struct sent){2, -1, NULL};
     }
+    if (created && search_path) /* first sighting: remembered, not prepared yet */
+        return PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)
+                   ? (sent[(*ns)++] = (struct sent){kind, index, NULL}, 1)
+                   : 0;
     if (fresh) {
         if (!PQsendPrepare(c->pg, st->name, sql, nparams, NULL))
             return 0;
@@ -371,9 +385,11 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
     if (n > DB_MAX_PIPELINE || !PQenterPipelineMode(pg))
         goto fail;
     if (t->tenant_id) {
-        const char *cp[3] = {t->tenant_id, t->search_path, t->role};
-        if (!send_stmt(c, prepare, NULL, t->role ? ctx_role_sql : ctx_pool_sql, t->role ? 3 : 2, cp,
-                       sent, &ns, 3, -1))
+        int guard = !t->role && t->guard_user;
+        const char *cp[4] = {t->tenant_id, t->search_path, guard ? t->guard_user : t->role,
+                             t->guard_min};
+        const char *sql = t->role ? ctx_role_sql : guard ? ctx_pool_guard_sql : ctx_pool_sql;
+        if (!send_stmt(c, prepare, NULL, sql, t->role ? 3 : guard ? 4 : 2, cp, sent, &ns, 3, -1))
             goto fail;
     }
     for (int i = 0; i < n; i++)

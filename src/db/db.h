@@ -25,6 +25,10 @@ struct db_target {
     const char *tenant_id; /* app.tenant_id; NULL for no tenant context */
     const char *search_path;
     const char *role; /* NULL: stay the runtime role (pool isolation) */
+    /* pool isolation only: check this user (and guard_min role, may be NULL) with
+     * pool.tenant_guard in the context statement itself, one statement fewer */
+    const char *guard_user;
+    const char *guard_min;
 };
 
 struct db_stmt {

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,7 +23,18 @@
 
 #define MAX_RESP_HEADERS 4
 
+#define GATE_BUCKETS 256
+#define GATE_KEY 80
+
 struct req_state;
+
+/* One tenant with requests running on the loops (or parked waiting to). */
+struct gate {
+    char key[GATE_KEY];
+    int running;
+    struct req_state *head, *tail; /* parked */
+    struct gate *next;
+};
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -39,6 +51,12 @@ struct http_server {
     int stopping;
     int nworkers;
     pthread_t *workers;
+    /* per-tenant admission on the loops: at most gate_max requests of one tenant run at
+     * once; more are parked (connection suspended) and resumed in arrival order */
+    int (*tenant_key)(struct http_req *, char *, size_t);
+    int gate_max;
+    pthread_mutex_t gate_lock;
+    struct gate *gates[GATE_BUCKETS];
 };
 
 /* Per-connection state (MHD's socket context). */
@@ -55,6 +73,8 @@ struct req_state {
     const char *hdr_values[MAX_RESP_HEADERS];
     int nhdrs;
     int offloaded;                 /* handed to a worker; its connection is suspended */
+    int admitted;                  /* holds a running slot of gate */
+    struct gate *gate;             /* its tenant's admission entry, parked or running */
     struct MHD_Response *deferred; /* the worker's answer, queued when MHD calls back */
     struct req_state *next;        /* worker queue */
 };
@@ -229,9 +249,13 @@ static void set_request_id(struct http_req *req)
         memcpy(req->request_id, given, n + 1);
         return;
     }
-    unsigned char rnd[16];
-    randombytes_buf(rnd, sizeof(rnd));
-    sodium_bin2hex(req->request_id, sizeof(req->request_id), rnd, sizeof(rnd));
+    /* unique, not secret: a random prefix per thread and a counter, so that a request
+     * costs no getrandom() call */
+    static _Thread_local uint64_t seed[2], seq;
+    if (!seed[0] && !seed[1])
+        randombytes_buf(seed, sizeof(seed));
+    uint64_t id[2] = {seed[0], seed[1] + seq++};
+    sodium_bin2hex(req->request_id, sizeof(req->request_id), (const unsigned char *)id, sizeof(id));
 }
 
 static void set_client_ip(struct http_req *req)
@@ -338,6 +362,77 @@ static int append_body(struct req_state *st, const char *data, size_t n)
     return 0;
 }
 
+static unsigned gate_hash(const char *key)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % GATE_BUCKETS;
+}
+
+/* Take a running slot for req's tenant, or park the request: returns 1 when parked (the
+ * connection is then suspended until gate_leave hands it a slot). */
+static int gate_enter(struct http_server *srv, struct req_state *st)
+{
+    char key[GATE_KEY];
+    if (srv->gate_max <= 0 || !srv->tenant_key || !srv->tenant_key(&st->req, key, sizeof(key)))
+        return 0;
+    pthread_mutex_lock(&srv->gate_lock);
+    struct gate **head = &srv->gates[gate_hash(key)], *g = *head;
+    while (g && strcmp(g->key, key) != 0)
+        g = g->next;
+    if (!g) {
+        g = td_xcalloc(1, sizeof(*g));
+        snprintf(g->key, sizeof(g->key), "%s", key);
+        g->next = *head;
+        *head = g;
+    }
+    st->gate = g;
+    int park = g->running >= srv->gate_max;
+    if (park) {
+        if (g->tail)
+            g->tail->next = st;
+        else
+            g->head = st;
+        g->tail = st;
+        MHD_suspend_connection(st->req.conn);
+    } else {
+        g->running++;
+        st->admitted = 1;
+    }
+    pthread_mutex_unlock(&srv->gate_lock);
+    return park;
+}
+
+/* req is done with its slot: the tenant's oldest parked request gets it. */
+static void gate_leave(struct http_server *srv, struct req_state *st)
+{
+    struct gate *g = st->gate;
+    struct req_state *next = NULL;
+    if (!g || !st->admitted)
+        return;
+    pthread_mutex_lock(&srv->gate_lock);
+    st->admitted = 0;
+    st->gate = NULL;
+    if (g->head) {
+        next = g->head;
+        g->head = next->next;
+        if (!g->head)
+            g->tail = NULL;
+        next->next = NULL;
+        next->admitted = 1; /* the slot passes on; running stays */
+    } else if (--g->running == 0) {
+        struct gate **pp = &srv->gates[gate_hash(g->key)];
+        while (*pp != g)
+            pp = &(*pp)->next;
+        *pp = g->next;
+        free(g);
+    }
+    pthread_mutex_unlock(&srv->gate_lock);
+    if (next)
+        MHD_resume_connection(next->req.conn);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -373,6 +468,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->responded)
         return MHD_YES;
+    if (st->gate && !st->admitted)
+        return MHD_YES; /* parked, not resumed yet */
     if (req->body_too_large) {
         /* answering before the body is read makes MHD close the connection afterwards */
         *upload_data_size = 0;
@@ -392,9 +489,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_unlock(&srv->lock);
         return MHD_YES;
     } else {
+        if (!st->admitted && gate_enter(srv, st))
+            return MHD_YES;
         int rc = srv->dispatch(req);
         if (!req->responded)
             http_problem_send(req, rc < 0 ? rc : TD_EINTERNAL, NULL);
+        gate_leave(srv, st);
     }
     if (srv->done)
         srv->done(req);
@@ -489,6 +589,11 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
     s->dispatch = o->dispatch;
     s->slow = o->slow;
     s->done = o->done;
+    s->tenant_key = o->tenant_key;
+    s->gate_max = o->tenant_share > 0 && o->tenant_share < 100
+                      ? (o->threads * o->tenant_share + 99) / 100
+                      : 0;
+    pthread_mutex_init(&s->gate_lock, NULL);
     atomic_init(&s->active, 0);
     atomic_init(&s->fresh, 0);
     pthread_mutex_init(&s->lock, NULL);

@@ -19,6 +19,12 @@ struct http_server_opts {
     int (*slow)(struct http_req *);
     /* runs after the response is queued (access log); may be NULL */
     void (*done)(struct http_req *);
+    /* the tenant a request is for, as far as can be told before dispatch (key into out,
+     * returns 1), for admission: one tenant runs on at most tenant_share percent of the
+     * loops at once, its other requests wait parked, so another tenant's request never
+     * queues behind a flood (0 or 100: no limit); may be NULL */
+    int (*tenant_key)(struct http_req *, char *out, size_t cap);
+    int tenant_share;
 };
 
 /*

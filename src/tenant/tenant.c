@@ -103,6 +103,7 @@ void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out)
 {
     out->server = t->server_idx < 0 ? 0 : t->server_idx;
     out->tenant_id = t->id;
+    out->guard_user = out->guard_min = NULL;
     switch (t->isolation) {
     case TNT_ISO_POOL:
         out->database = NULL;
