@@ -36,6 +36,9 @@ struct gate {
     struct gate *next;
 };
 
+struct http_server;
+static void gate_drop(struct http_server *srv, struct req_state *st);
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct td_app *app;
@@ -333,6 +336,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req_state *st = *con_cls;
     if (!st)
         return;
+    gate_drop(srv, st);
     if (st->deferred)
         MHD_destroy_response(st->deferred);
     free(st->req.body);
@@ -431,6 +435,32 @@ static void gate_leave(struct http_server *srv, struct req_state *st)
     pthread_mutex_unlock(&srv->gate_lock);
     if (next)
         MHD_resume_connection(next->req.conn);
+}
+
+/* The request ends without having run to gate_leave (its client went away while it was
+ * parked, or after it was handed a slot): give back what it holds. */
+static void gate_drop(struct http_server *srv, struct req_state *st)
+{
+    if (!st->gate)
+        return;
+    if (st->admitted) {
+        gate_leave(srv, st);
+        return;
+    }
+    pthread_mutex_lock(&srv->gate_lock);
+    struct gate *g = st->gate;
+    struct req_state **pp = &g->head, *prev = NULL;
+    while (*pp && *pp != st) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = st->next;
+        if (g->tail == st)
+            g->tail = prev;
+    }
+    st->gate = NULL;
+    pthread_mutex_unlock(&srv->gate_lock);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

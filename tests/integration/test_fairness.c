@@ -100,7 +100,7 @@ static long lock_waiters(PGconn *c)
  * PostgreSQL (the loops they hold), and in *b_status / *b_seconds what tenant B's GET,
  * sent meanwhile, got. Every A request must end 201 once the lock is gone.
  */
-static long flood_while_locked(const char *share, int *b_status, double *b_seconds)
+static long flood_while_locked(const char *share, int leave, int *b_status, double *b_seconds)
 {
     struct td_server srv;
     struct td_principal a, b;
@@ -156,6 +156,26 @@ static long flood_while_locked(const char *share, int *b_status, double *b_secon
     *b_seconds = now_s() - t0;
     close(fb);
 
+    if (leave) {
+        /* A's clients give up: parked or running, their places must come back */
+        for (int i = 0; i < NFLOOD; i++)
+            close(fds[i]);
+        res = PQexec(lock, "COMMIT");
+        PQclear(res);
+        PQfinish(lock);
+        for (int i = 0; i < 8; i++) {
+            int fa = raw_connect(&srv, 5);
+            assert_true(fa >= 0);
+            assert_int_equal(send_req(fa, "GET", "/t/fair-a/projects", a.token, NULL), 0);
+            int st = raw_status(fa);
+            close(fa);
+            if (st != 200)
+                fail_msg("tenant A's request %d after its clients left got %d", i, st);
+        }
+        PQfinish(watch);
+        assert_int_equal(td_server_stop(&srv), 0);
+        return waiting;
+    }
     res = PQexec(lock, "COMMIT");
     PQclear(res);
     PQfinish(lock);
@@ -179,7 +199,7 @@ static void test_share_keeps_loops_free(void **state)
     (void)state;
     int bst;
     double bs;
-    long held = flood_while_locked("50", &bst, &bs);
+    long held = flood_while_locked("50", 0, &bst, &bs);
     fprintf(stderr, "  share 50%%: A's requests in PostgreSQL %ld of 16; B answered %d in %.3f s\n",
             held, bst, bs);
     assert_int_equal(held, 2); /* 50% of 4 loops */
@@ -191,11 +211,21 @@ static void test_without_share_loops_fill(void **state)
     (void)state;
     int bst;
     double bs;
-    long held = flood_while_locked("100", &bst, &bs);
+    long held = flood_while_locked("100", 0, &bst, &bs);
     fprintf(stderr, "  no share: A's requests in PostgreSQL %ld of 16; B answered %d in %.3f s\n",
             held, bst, bs);
     assert_int_equal(held, 4); /* every loop stuck */
     assert_int_equal(bst, 0);  /* and B not answered in 5 s */
+}
+
+static void test_parked_clients_that_leave(void **state)
+{
+    (void)state;
+    int bst;
+    double bs;
+    long held = flood_while_locked("50", 1, &bst, &bs);
+    assert_int_equal(held, 2);
+    assert_int_equal(bst, 200);
 }
 
 int main(void)
@@ -203,6 +233,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_share_keeps_loops_free),
         cmocka_unit_test(test_without_share_loops_fill),
+        cmocka_unit_test(test_parked_clients_that_leave),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
