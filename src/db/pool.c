@@ -404,19 +404,22 @@ void db_pool_release(struct db_pool *p, struct db_slot *s, const char *tenant, i
         t->in_use--;
         tenant_maybe_drop(p, t);
     }
-    if (recycle) {
-        sub->open--;
-        p->open--;
-    } else {
+    if (!recycle) {
         s->next = sub->idle;
         sub->idle = s;
+        wake_next(p);
     }
-    wake_next(p);
     pthread_mutex_unlock(&p->mu);
     if (recycle) {
+        /* closed before its place is given back: the budget counts it until it is gone */
         if (s->conn)
             p->ops.close(p->ctx, s->conn);
         slot_free(s);
+        pthread_mutex_lock(&p->mu);
+        sub->open--;
+        p->open--;
+        wake_next(p);
+        pthread_mutex_unlock(&p->mu);
     }
 }
 
