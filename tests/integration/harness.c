@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,10 +37,52 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_ALL);
 }
 
-static void sleep_ms(long ms)
+void td_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+double td_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int td_raw_connect(const struct td_server *s, int timeout_s)
+{
+    struct sockaddr_in a;
+    struct timeval tv = {timeout_s, 0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)s->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+int td_raw_status(int fd)
+{
+    char buf[4096];
+    size_t len = 0;
+    while (len < sizeof(buf) - 1) {
+        ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (strstr(buf, "\r\n\r\n"))
+            break;
+    }
+    buf[len] = '\0';
+    int st = 0;
+    return sscanf(buf, "HTTP/1.%*d %d", &st) == 1 ? st : 0;
 }
 
 static int free_port(void)
@@ -200,7 +243,7 @@ int td_server_start(struct td_server *s, const char *const *extra_env)
             s->pid = 0;
             return -1;
         }
-        sleep_ms(200);
+        td_sleep_ms(200);
     }
 }
 
@@ -252,7 +295,7 @@ int td_server_stop(struct td_server *s)
                 rc = -1;
                 break;
             }
-            sleep_ms(100);
+            td_sleep_ms(100);
         }
         if (rc == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
             fprintf(stderr, "harness: tenantd did not exit 0 on SIGTERM (wait status %d)\n", st);

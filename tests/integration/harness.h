@@ -135,4 +135,12 @@ bool td_check_problem(const struct td_resp *r, long status, const char *code);
  * was killed, -1 when it could not be run. */
 int td_run_quiet(char *const argv[]);
 
+void td_sleep_ms(long ms);
+/* CLOCK_MONOTONIC in seconds. */
+double td_now_s(void);
+/* A raw TCP connection to the server (receive timeout timeout_s), or -1. */
+int td_raw_connect(const struct td_server *s, int timeout_s);
+/* The status of the first response on fd, 0 when none came before the timeout. */
+int td_raw_status(int fd);
+
 #endif

@@ -126,13 +126,6 @@ static void done(struct cli_out *o)
     o->json = NULL;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static long projects_status(const char *slug, const char *token)
 {
     struct td_resp r;
@@ -340,10 +333,10 @@ static void test_list_and_show(void **state)
 /* Seconds until GET projects answers want, polling every 20 ms; -1 after 5 s. */
 static double until_status(const char *slug, const char *token, long want)
 {
-    double t0 = now_s();
-    while (now_s() - t0 < 5) {
+    double t0 = td_now_s();
+    while (td_now_s() - t0 < 5) {
         if (projects_status(slug, token) == want)
-            return now_s() - t0;
+            return td_now_s() - t0;
         struct timespec ts = {0, 20000000L};
         nanosleep(&ts, NULL);
     }
@@ -477,13 +470,13 @@ static void test_move_export_import(void **state)
     done(&o);
     /* the running server follows the move: same project, new storage */
     snprintf(path, sizeof(path), "/t/cli-mv/projects/%s", proj);
-    double t0 = now_s();
+    double t0 = td_now_s();
     do {
         td_call(&srv, "GET", path, tok, NULL, &r);
         if (r.status == 200)
             break;
         td_resp_free(&r);
-    } while (now_s() - t0 < 2);
+    } while (td_now_s() - t0 < 2);
     TD_ASSERT_STATUS(&r, 200);
     assert_string_equal(td_jstr(r.json, "name"), "Cargo");
     td_resp_free(&r);

@@ -24,55 +24,6 @@
 
 enum { NFLOOD = 16 };
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int raw_connect(const struct td_server *s, int timeout_s)
-{
-    struct sockaddr_in a;
-    struct timeval tv = {timeout_s, 0};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)s->port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
-/* The status of the answer on fd, 0 when none came before the receive timeout. */
-static int raw_status(int fd)
-{
-    char buf[4096];
-    size_t len = 0;
-    while (len < sizeof(buf) - 1) {
-        ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        buf[len] = '\0';
-        if (strstr(buf, "\r\n\r\n"))
-            break;
-    }
-    buf[len] = '\0';
-    int st = 0;
-    return sscanf(buf, "HTTP/1.%*d %d", &st) == 1 ? st : 0;
-}
-
 static int send_req(int fd, const char *method, const char *path, const char *token,
                     const char *body)
 {
@@ -138,22 +89,22 @@ static long flood_while_locked(const char *share, int leave, int *b_status, doub
     int fds[NFLOOD];
     long waiting = 0;
     for (int i = 0; i < NFLOOD; i++) {
-        fds[i] = raw_connect(&srv, 60);
+        fds[i] = td_raw_connect(&srv, 60);
         assert_true(fds[i] >= 0);
         assert_int_equal(
             send_req(fds[i], "POST", "/t/fair-a/projects", a.token, "{\"name\":\"flood\"}"), 0);
         long before = waiting;
         for (int k = 0; k < 10 && waiting == before; k++) {
-            sleep_ms(20);
+            td_sleep_ms(20);
             waiting = lock_waiters(watch);
         }
     }
-    int fb = raw_connect(&srv, 5);
+    int fb = td_raw_connect(&srv, 5);
     assert_true(fb >= 0);
-    double t0 = now_s();
+    double t0 = td_now_s();
     assert_int_equal(send_req(fb, "GET", "/t/fair-b/projects", b.token, NULL), 0);
-    *b_status = raw_status(fb);
-    *b_seconds = now_s() - t0;
+    *b_status = td_raw_status(fb);
+    *b_seconds = td_now_s() - t0;
     close(fb);
 
     if (leave) {
@@ -164,10 +115,10 @@ static long flood_while_locked(const char *share, int leave, int *b_status, doub
         PQclear(res);
         PQfinish(lock);
         for (int i = 0; i < 8; i++) {
-            int fa = raw_connect(&srv, 5);
+            int fa = td_raw_connect(&srv, 5);
             assert_true(fa >= 0);
             assert_int_equal(send_req(fa, "GET", "/t/fair-a/projects", a.token, NULL), 0);
-            int st = raw_status(fa);
+            int st = td_raw_status(fa);
             close(fa);
             if (st != 200)
                 fail_msg("tenant A's request %d after its clients left got %d", i, st);
@@ -181,7 +132,7 @@ static long flood_while_locked(const char *share, int leave, int *b_status, doub
     PQfinish(lock);
     int ok = 0;
     for (int i = 0; i < NFLOOD; i++) {
-        ok += raw_status(fds[i]) == 201;
+        ok += td_raw_status(fds[i]) == 201;
         close(fds[i]);
     }
     assert_int_equal(ok, NFLOOD);

@@ -37,24 +37,11 @@ static PGconn *locks[NISO]; /* table locks held by test_sigterm_under_load */
 static void unlock_projects(void);
 static int server_owns_cluster = 1; /* after a restart on the same dir, the cluster is reused */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Time limits stretch under valgrind (make memcheck), which runs tenantd ~20x slower. */
 static double slack(void)
 {
     const char *v = getenv("TENANTD_VALGRIND");
     return v && strcmp(v, "1") == 0 ? 10.0 : 1.0;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* ---- processes --------------------------------------------------------------------------- */
@@ -141,8 +128,8 @@ static int restart_server(void)
     free(env);
     if (srv.pid < 0)
         return -1;
-    double t0 = now_s();
-    while (now_s() - t0 < 120) {
+    double t0 = td_now_s();
+    while (td_now_s() - t0 < 120) {
         struct td_resp r;
         int st;
         if (waitpid(srv.pid, &st, WNOHANG) == srv.pid) {
@@ -155,7 +142,7 @@ static int restart_server(void)
         td_resp_free(&r);
         if (r.status == 200)
             return 0;
-        sleep_ms(100);
+        td_sleep_ms(100);
     }
     return -1;
 }
@@ -291,14 +278,14 @@ static void test_database_outage(void **state)
         w[i].ids = calloc(MAX_IDS, 40);
         pthread_create(&th[i], NULL, writer_main, &w[i]);
     }
-    sleep_ms(1000);
+    td_sleep_ms(1000);
     assert_int_equal(ready_status(), 200);
 
     /* down, while the writers are in flight */
     atomic_store(&phase, 1);
-    double t_stop = now_s();
+    double t_stop = td_now_s();
     assert_int_equal(pg_ctl_stop(), 0);
-    fprintf(stderr, "  postgresql stopped in %.2f s\n", now_s() - t_stop);
+    fprintf(stderr, "  postgresql stopped in %.2f s\n", td_now_s() - t_stop);
     for (int k = 0; k < 6; k++) {
         struct td_resp r;
         assert_int_equal(ready_status(), 503);
@@ -311,14 +298,14 @@ static void test_database_outage(void **state)
         TD_ASSERT_PROBLEM(&r, 503, "unavailable");
         assert_true(r.retry_after[0] != '\0');
         td_resp_free(&r);
-        sleep_ms(500);
+        td_sleep_ms(500);
     }
 
     /* back: no restart of tenantd, service within 2 s */
     assert_int_equal(pg_ctl_start(), 0);
-    double t_up = now_s(), t_ok = 0;
+    double t_up = td_now_s(), t_ok = 0;
     atomic_store(&phase, 2);
-    while (now_s() - t_up < 10 * slack()) {
+    while (td_now_s() - t_up < 10 * slack()) {
         struct td_resp r;
         char path[160];
         int ok = 1;
@@ -328,14 +315,14 @@ static void test_database_outage(void **state)
             td_resp_free(&r);
         }
         if (ok && ready_status() == 200) {
-            t_ok = now_s();
+            t_ok = td_now_s();
             break;
         }
-        sleep_ms(20);
+        td_sleep_ms(20);
     }
     fprintf(stderr, "  service back %.3f s after postgresql was up\n", t_ok - t_up);
     assert_true(t_ok > 0 && t_ok - t_up < 2.0 * slack());
-    sleep_ms(1000);
+    td_sleep_ms(1000);
     atomic_store(&stop_writers, 1);
     long n201[3] = {0}, n503[3] = {0}, other = 0, bad503 = 0;
     for (int i = 0; i < NWRITERS; i++) {
@@ -521,7 +508,7 @@ static void test_sigkill_mid_provisioning(void **state)
         p[i].idx = i;
         pthread_create(&th[i], NULL, prov_main, &p[i]);
     }
-    sleep_ms(2500);
+    td_sleep_ms(2500);
     assert_int_equal(kill(srv.pid, SIGKILL), 0);
     assert_int_equal(waitpid(srv.pid, &st, 0), srv.pid);
     srv.pid = 0;
@@ -588,47 +575,11 @@ static void test_sigkill_mid_provisioning(void **state)
 
 /* ---- 3. SIGTERM under load --------------------------------------------------------------- */
 
-static int raw_connect(void)
-{
-    struct sockaddr_in a;
-    struct timeval tv = {30, 0};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)srv.port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
-/* Status of the first response on fd, 0 when none arrived. */
-static int raw_status(int fd)
-{
-    char buf[4096];
-    size_t len = 0;
-    int st = 0;
-    while (len < sizeof(buf) - 1) {
-        ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        buf[len] = '\0';
-        if (strstr(buf, "\r\n\r\n"))
-            break;
-    }
-    buf[len] = '\0';
-    if (sscanf(buf, "HTTP/1.1 %d", &st) != 1)
-        st = 0;
-    return st;
-}
-
-/* Holds the projects table of each fixture tenant locked, so that project writes are
- * certainly in flight (waiting in PostgreSQL) when SIGTERM arrives, whatever the speed of
- * the machine. */
+/* Holds the pool tenant's projects table locked, so that its project writes are certainly
+ * in flight (waiting in PostgreSQL) when SIGTERM arrives, whatever the speed of the
+ * machine. One tenant only: its share of the event loops (2 of 4) hangs on the lock and
+ * the other loops stay free to take in every other request before the signal; a
+ * connection still in the listen backlog at SIGTERM is a new one, refused by design. */
 static void unlock_projects(void)
 {
     for (int i = 0; i < NISO; i++) {
@@ -640,7 +591,7 @@ static void unlock_projects(void)
 
 static void lock_projects(void)
 {
-    for (int i = 0; i < NISO; i++) {
+    for (int i = 0; i < 1; i++) {
         char storage[40], dbname[48], sql[128];
         td_storage_name(tenants[i].tenant_id, storage, sizeof(storage));
         snprintf(dbname, sizeof(dbname), i == 2 ? "td_%s" : "tenantd", storage + 2);
@@ -672,7 +623,7 @@ static void test_sigterm_under_load(void **state)
     lock_projects();
     PGconn *watch = su("tenantd");
     for (int i = 0; i < NREQ; i++) {
-        fds[i] = raw_connect();
+        fds[i] = td_raw_connect(&srv, 30);
         assert_true(fds[i] >= 0);
         if (i % 2 == 0) {
             /* no owner: argon2 on 2 cores would starve the accept loop, and connections
@@ -694,11 +645,11 @@ static void test_sigterm_under_load(void **state)
         }
         assert_int_equal(send(fds[i], req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
     }
-    /* wait until project writes are blocked on the locks: they are in flight for sure */
+    /* wait until project writes are blocked on the lock: they are in flight for sure */
     long waiting = 0;
-    for (int k = 0; k < 200 && (waiting = lock_waiters(watch)) < 2; k++)
-        sleep_ms(25);
-    if (waiting < 2) {
+    for (int k = 0; k < 200 && (waiting = lock_waiters(watch)) < 1; k++)
+        td_sleep_ms(25);
+    if (waiting < 1) {
         PGresult *r = PQexec(watch, "SELECT datname, state, wait_event_type, wait_event, "
                                     "left(query, 80) FROM pg_stat_activity");
         for (int k = 0; k < PQntuples(r); k++)
@@ -708,27 +659,28 @@ static void test_sigterm_under_load(void **state)
         PQclear(r);
     }
     PQfinish(watch);
-    assert_true(waiting >= 2);
+    assert_true(waiting >= 1); /* 2 when they landed on different loops */
+    td_sleep_ms(300); /* the free loops take in the rest */
 
-    double t0 = now_s();
+    double t0 = td_now_s();
     assert_int_equal(kill(srv.pid, SIGTERM), 0);
     /* the server drains: it must not exit while requests are still running */
-    sleep_ms(400);
+    td_sleep_ms(400);
     assert_int_equal(waitpid(srv.pid, &st, WNOHANG), 0);
     unlock_projects();
     int ok = 0, late = 0;
     for (int i = 0; i < NREQ; i++) {
-        int s = raw_status(fds[i]);
+        int s = td_raw_status(fds[i]);
         if (s == 201)
             ok++;
         else
             fprintf(stderr, "  in-flight request %d got %d after SIGTERM\n", i, s);
-        late += s == 201 && now_s() - t0 > 0.3; /* finished during the drain */
+        late += s == 201 && td_now_s() - t0 > 0.3; /* finished during the drain */
         close(fds[i]);
     }
     /* new connections are refused while it drains or once it is gone */
     assert_int_equal(waitpid(srv.pid, &st, 0), srv.pid);
-    double dt = now_s() - t0;
+    double dt = td_now_s() - t0;
     srv.pid = 0;
     fprintf(stderr,
             "  SIGTERM: %d/%d in-flight requests answered 201 (%d of them after the signal, "
@@ -739,7 +691,7 @@ static void test_sigterm_under_load(void **state)
     assert_int_equal(ok, NREQ);
     assert_true(late >= waiting);
     assert_true(dt < 12.0 * slack());
-    assert_true(raw_connect() < 0);
+    assert_true(td_raw_connect(&srv, 30) < 0);
     long ntenants;
     assert_int_equal(check_storage(&ntenants), 0);
 }

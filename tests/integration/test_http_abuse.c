@@ -26,13 +26,6 @@ static struct td_server srv;
 static struct td_principal owner;
 static int cases;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Time limits stretch under valgrind (make memcheck). */
 static double slack(void)
 {
@@ -171,13 +164,13 @@ static int next_response(struct reader *r, int *conn_close)
 static int raw_once(const char *req, size_t len)
 {
     struct reader r;
-    double t0 = now_s();
+    double t0 = td_now_s();
     reader_init(&r, conn_open(10));
     send_all(r.fd, req, len);
     int st = next_response(&r, NULL);
     reader_free(&r);
-    if (now_s() - t0 > 1.0)
-        fprintf(stderr, "  %.40s...: %d after %.1f s\n", req, st, now_s() - t0);
+    if (td_now_s() - t0 > 1.0)
+        fprintf(stderr, "  %.40s...: %d after %.1f s\n", req, st, td_now_s() - t0);
     return st;
 }
 
@@ -278,9 +271,9 @@ static void *normal_client(void *arg)
     struct probe *p = arg;
     for (int i = 0; i < 20; i++) {
         struct td_resp r;
-        double t0 = now_s();
+        double t0 = td_now_s();
         td_http(&srv, "GET", "/health", NULL, NULL, &r);
-        double dt = now_s() - t0;
+        double dt = td_now_s() - t0;
         p->ok += r.status == 200;
         p->slow += dt > 2.0 * slack();
         if (dt > p->worst)
@@ -332,7 +325,7 @@ static void test_slowloris(void **state)
     fds[NSLOW + 2] = conn_open(1);
     send_str(fds[NSLOW + 2],
              "POST /signup HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\":");
-    t_last = now_s();
+    t_last = td_now_s();
 
     pthread_create(&th, NULL, normal_client, &probe);
     pthread_join(th, NULL);
@@ -345,7 +338,7 @@ static void test_slowloris(void **state)
     /* now wait for the server to cut every stalled socket */
     int open_left = NSTALL;
     int closed[NSTALL] = {0};
-    while (open_left > 0 && now_s() - t_last < 45.0) {
+    while (open_left > 0 && td_now_s() - t_last < 45.0) {
         struct pollfd pf[NSTALL];
         for (int i = 0; i < NSTALL; i++) {
             pf[i].fd = closed[i] ? -1 : fds[i];
@@ -368,7 +361,7 @@ static void test_slowloris(void **state)
         }
     }
     fprintf(stderr, "  stalled sockets closed by the server after %.1f s: %d of %d\n",
-            now_s() - t_last, NSTALL - open_left, NSTALL);
+            td_now_s() - t_last, NSTALL - open_left, NSTALL);
     for (int i = 0; i < NSTALL; i++)
         close(fds[i]);
     cases += NSTALL;

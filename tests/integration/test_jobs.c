@@ -31,12 +31,6 @@ static int teardown(void **state)
     return td_server_stop(&srv);
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void exec_ok(PGconn *c, const char *sql, int n, const char *const *p)
 {
     PGresult *r = td_sql(c, sql, n, p);
@@ -76,7 +70,7 @@ static void wait_job(const char *id, const char *status, char *out, size_t size,
         if (status ? !strcmp(out, status)
                    : (!strcmp(out, "done") || !strcmp(out, "dead") || !strcmp(out, "skipped")))
             return;
-        sleep_ms(100);
+        td_sleep_ms(100);
     }
     fail_msg("job %s still %s after %d s (wanted %s)", id, out, timeout_s,
              status ? status : "a final status");
@@ -96,7 +90,7 @@ static void run_schedule(const char *name)
                                  1, p);
         if (queued > before && open == 0)
             return;
-        sleep_ms(100);
+        td_sleep_ms(100);
     }
     fail_msg("schedule %s did not run within 30 s", name);
 }
@@ -322,7 +316,7 @@ static double wait_retry(const char *id, int n)
                     "status = 'queued'",
                     2, (const char *const[]){id, att}) == 1)
             return seconds_until_run(id);
-        sleep_ms(50);
+        td_sleep_ms(50);
     }
     fail_msg("job %s never came back after attempt %d", id, n);
     return -1;
@@ -432,7 +426,7 @@ static void test_analytics_from_the_catalog(void **state)
     add_project(&b, "b1");
     assert_int_equal(td_login(&srv, "jobs-an-b", "b@an.test", "analytics-pw-b", tok, sizeof(tok)),
                      200);
-    sleep_ms(2500); /* API-call counters reach the catalog about once a second */
+    td_sleep_ms(2500); /* API-call counters reach the catalog about once a second */
 
     run_schedule("analytics_refresh");
     td_admin(&srv, "GET", "/admin/analytics?limit=1000", NULL, &r);

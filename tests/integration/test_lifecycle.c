@@ -27,19 +27,6 @@ static int teardown(void **state)
     return td_server_stop(&srv);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static long patch_tenant(struct td_server *s, const char *key, const char *body, struct td_resp *r)
 {
     char path[256];
@@ -220,16 +207,16 @@ static void test_api_budget(void **state)
     td_resp_free(&r);
 
     /* refused calls are not counted; the figure reaches the catalog within seconds */
-    double t0 = now_s();
+    double t0 = td_now_s();
     char calls[32] = "";
-    while (now_s() - t0 < 6) {
+    while (td_now_s() - t0 < 6) {
         assert_true(td_sql_value(db,
                                  "SELECT api_calls FROM tenantd.usage WHERE tenant_id = $1 AND "
                                  "month = date_trunc('month', now() AT TIME ZONE 'UTC')::date",
                                  1, params, calls, sizeof(calls)));
         if (!strcmp(calls, "10000"))
             break;
-        sleep_ms(200);
+        td_sleep_ms(200);
     }
     assert_string_equal(calls, "10000");
     assert_int_equal(usage_of("budget", "api_calls_month"), 10000);
@@ -584,11 +571,11 @@ static void test_delete_database(void **state)
 /* Seconds until GET projects on s answers want (polling every 20 ms), or -1 after 5 s. */
 static double until_status(struct td_server *s, const char *slug, const char *token, long want)
 {
-    double t0 = now_s();
-    while (now_s() - t0 < 5) {
+    double t0 = td_now_s();
+    while (td_now_s() - t0 < 5) {
         if (projects_status(s, slug, token) == want)
-            return now_s() - t0;
-        sleep_ms(20);
+            return td_now_s() - t0;
+        td_sleep_ms(20);
     }
     return -1;
 }

@@ -32,12 +32,6 @@ static const char priority_sql[] =
     "ALTER TABLE projects ADD COLUMN priority integer NOT NULL DEFAULT 0;\n"
     "CREATE INDEX projects_priority_idx ON projects (tenant_id, priority);\n";
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -163,7 +157,7 @@ static long projects_until(const struct td_principal *p, long want, struct td_re
         if (r->status == want)
             return r->status;
         td_resp_free(r);
-        sleep_ms(100);
+        td_sleep_ms(100);
     }
     return td_call(&srv, "GET", path, p->token, NULL, r);
 }
@@ -503,7 +497,7 @@ static void test_concurrent_runners(void **state)
     write_file(migdir, "tenant/0003_slow.sql", "SELECT pg_sleep(1);\n");
     first = migrate_start(jobs1, "first");
     for (int i = 0; i < 200 && !runner_lock_held(); i++)
-        sleep_ms(50);
+        td_sleep_ms(50);
     assert_true(runner_lock_held());
 
     migrate(NULL, "second", &r);
@@ -512,7 +506,7 @@ static void test_concurrent_runners(void **state)
     run_free(&r);
 
     waiter = migrate_start(wait, "waiter");
-    sleep_ms(300);
+    td_sleep_ms(300);
     assert_int_equal(waitpid(waiter, &st, WNOHANG), 0); /* still waiting */
 
     assert_int_equal(migrate_wait(first), 0);

@@ -556,12 +556,6 @@ static void *race_run(void *arg)
     return NULL;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /*
  * Two owners remove each other at the same time: exactly one succeeds. The first call is
  * made to wait on a row lock held from SQL on its target, the second runs meanwhile, then
@@ -577,9 +571,9 @@ static void race_owners(PGconn *db, const char *locked_id, struct race_call *fir
     assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
     PQclear(res);
     assert_int_equal(pthread_create(&t1, NULL, race_run, first), 0);
-    sleep_ms(300);
+    td_sleep_ms(300);
     assert_int_equal(pthread_create(&t2, NULL, race_run, second), 0);
-    sleep_ms(300);
+    td_sleep_ms(300);
     PQclear(td_sql(db, "COMMIT", 0, NULL));
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
