@@ -3,6 +3,7 @@
  */
 #include "http/server.h"
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "http/problem.h"
 #include "http/router.h"
@@ -368,10 +369,7 @@ static int append_body(struct req_state *st, const char *data, size_t n)
 
 static unsigned gate_hash(const char *key)
 {
-    unsigned h = 2166136261u;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return h % GATE_BUCKETS;
+    return td_hash_str(key) % GATE_BUCKETS;
 }
 
 /* Take a running slot for req's tenant, or park the request: returns 1 when parked (the

@@ -4,6 +4,7 @@
 #include "tenant/tenant.h"
 
 #include "auth/jwt.h"
+#include "core/hash.h"
 #include "core/mem.h"
 
 #include <pthread.h>
@@ -152,10 +153,7 @@ struct tnt_cache *tnt_cache_new(struct db *db, int max, int ttl_ms)
 
 static unsigned bucket_of(const char *key)
 {
-    unsigned h = 2166136261u;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return h % CACHE_BUCKETS;
+    return td_hash_str(key) % CACHE_BUCKETS;
 }
 
 static void clear_locked(struct tnt_cache *c, const char *id)

@@ -660,7 +660,7 @@ static void test_sigterm_under_load(void **state)
     }
     PQfinish(watch);
     assert_true(waiting >= 1); /* 2 when they landed on different loops */
-    td_sleep_ms(300); /* the free loops take in the rest */
+    td_sleep_ms(300);          /* the free loops take in the rest */
 
     double t0 = td_now_s();
     assert_int_equal(kill(srv.pid, SIGTERM), 0);
