@@ -56,22 +56,26 @@ const struct http_route *api_routes(size_t *n)
     return routes;
 }
 
+/* Match req's route once: the server asks whether it is slow, then dispatch uses it. */
+static const struct http_route *route_of(struct http_req *req)
+{
+    if (!req->route && !req->route_known)
+        req->route = http_router_match(routes, NROUTES, req->method, req->path, req->arena,
+                                       req->params, &req->nparams, &req->route_known);
+    return req->route;
+}
+
 int api_slow_route(struct http_req *req)
 {
-    int known = 0, nparams = 0;
-    const char *params[HTTP_MAX_PARAMS];
-    const struct http_route *r = http_router_match(routes, NROUTES, req->method, req->path,
-                                                   req->arena, params, &nparams, &known);
+    const struct http_route *r = route_of(req);
     return r && (r->flags & HTTP_ROUTE_SLOW);
 }
 
 int api_dispatch(struct http_req *req)
 {
-    int known = 0;
-    const struct http_route *r = http_router_match(routes, NROUTES, req->method, req->path,
-                                                   req->arena, req->params, &req->nparams, &known);
+    const struct http_route *r = route_of(req);
     if (!r) {
-        if (known)
+        if (req->route_known)
             return http_problem_send(req, TD_EMETHOD, "this route does not take that method");
         return http_problem_send(req, TD_ENOTFOUND, "no such route");
     }

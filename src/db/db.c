@@ -342,24 +342,26 @@ static int send_stmt(struct db_conn *c, int prepare, const char *search_path, co
                      int nparams, const char *const *params, struct sent *sent, int *ns, int kind,
                      int index)
 {
-    if (!prepare)
-        return PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)
-                   ? (sent[(*ns)++] = (struct sent){kind, index, NULL}, 1)
-                   : 0;
-    int fresh, created;
-    char evicted[24];
-    struct stmt *st = stmt_lookup(c, sql, search_path, &fresh, &created, evicted, sizeof(evicted));
-    if (evicted[0]) {
-        char dealloc[48];
-        snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", evicted);
-        if (!PQsendQueryParams(c->pg, dealloc, 0, NULL, NULL, NULL, NULL, 0))
-            return 0;
-        sent[(*ns)++] = (struct sent){2, -1, NULL};
+    struct stmt *st = NULL;
+    int fresh = 0, created = 0;
+    if (prepare) {
+        char evicted[24];
+        st = stmt_lookup(c, sql, search_path, &fresh, &created, evicted, sizeof(evicted));
+        if (evicted[0]) {
+            char dealloc[48];
+            snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", evicted);
+            if (!PQsendQueryParams(c->pg, dealloc, 0, NULL, NULL, NULL, NULL, 0))
+                return 0;
+            sent[(*ns)++] = (struct sent){2, -1, NULL};
+        }
     }
-    if (created && search_path) /* first sighting: remembered, not prepared yet */
-        return PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0)
-                   ? (sent[(*ns)++] = (struct sent){kind, index, NULL}, 1)
-                   : 0;
+    /* unnamed: no prepared statements, or a tenant statement's first sighting */
+    if (!prepare || (created && search_path)) {
+        if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0))
+            return 0;
+        sent[(*ns)++] = (struct sent){kind, index, NULL};
+        return 1;
+    }
     if (fresh) {
         if (!PQsendPrepare(c->pg, st->name, sql, nparams, NULL))
             return 0;

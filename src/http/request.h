@@ -46,6 +46,8 @@ struct http_req {
     char client_ip[64];
     int route_flags;
     const char *route_pattern;
+    const void *route; /* the route table entry once matched (params filled), else NULL */
+    int route_known;   /* no match, but the path exists with another method */
     /* filled by the guard on tenant routes */
     struct tnt_tenant *tenant; /* +1 ref, released with the arena */
     struct auth_claims claims;

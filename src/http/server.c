@@ -461,6 +461,14 @@ static void gate_drop(struct http_server *srv, struct req_state *st)
     pthread_mutex_unlock(&srv->gate_lock);
 }
 
+/* Dispatch req; a handler that answered nothing gets a problem for its code. */
+static void run_handler(struct http_server *srv, struct http_req *req)
+{
+    int rc = srv->dispatch(req);
+    if (!req->responded)
+        http_problem_send(req, rc < 0 ? rc : TD_EINTERNAL, NULL);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -519,9 +527,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     } else {
         if (!st->admitted && gate_enter(srv, st))
             return MHD_YES;
-        int rc = srv->dispatch(req);
-        if (!req->responded)
-            http_problem_send(req, rc < 0 ? rc : TD_EINTERNAL, NULL);
+        run_handler(srv, req);
         gate_leave(srv, st);
     }
     if (srv->done)
@@ -543,11 +549,8 @@ static void *worker_main(void *arg)
         if (!srv->head)
             srv->tail = NULL;
         pthread_mutex_unlock(&srv->lock);
-        struct http_req *req = &st->req;
-        int rc = srv->dispatch(req);
-        if (!req->responded)
-            http_problem_send(req, rc < 0 ? rc : TD_EINTERNAL, NULL);
-        MHD_resume_connection(req->conn);
+        run_handler(srv, &st->req);
+        MHD_resume_connection(st->req.conn);
         pthread_mutex_lock(&srv->lock);
     }
     pthread_mutex_unlock(&srv->lock);
