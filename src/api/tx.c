@@ -51,12 +51,11 @@ static int build_tx(struct http_req *req, const char *min_role, const struct db_
         const char **gp = td_arena_alloc(req->arena, 2 * sizeof(char *));
         gp[0] = req->claims.sub;
         gp[1] = min_role;
-        /* The subquery locks users before the statement's snapshot is taken: when a move
-         * held the tenant's tables, the guard sees the users the move deleted (and fails)
-         * instead of an older snapshot that would let this transaction write into the old
-         * storage after the move released it. */
-        all[k++] = (struct db_stmt){
-            "SELECT tenant_guard($1::uuid, $2), (SELECT 1 FROM users WHERE false)", 2, gp};
+        /* The statement locks users before its snapshot is taken: when a move held the
+         * tenant's tables, the guard sees the users the move deleted (and fails) instead
+         * of an older snapshot that would let this transaction write into the old storage
+         * after the move released it. */
+        all[k++] = (struct db_stmt){"SELECT " DB_GUARD_SQL("", "$1", "$2"), 2, gp};
     }
     memcpy(&all[k], stmts, sizeof(*stmts) * (size_t)n);
     return k;

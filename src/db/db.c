@@ -321,11 +321,11 @@ int db_map_error(const PGresult *res)
 
 static const char ctx_pool_sql[] =
     "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true)";
-/* The subquery locks pool.users before the statement's snapshot is taken (see
- * src/api/tx.c); set_config runs before tenant_guard, left to right. */
+/* set_config runs before the guard, left to right (the guard's subquery is an initplan,
+ * run when the CASE first needs it). */
 static const char ctx_pool_guard_sql[] =
-    "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), "
-    "pool.tenant_guard($3::uuid, $4), (SELECT 1 FROM pool.users WHERE false)";
+    "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, "
+    "true), " DB_GUARD_SQL("pool.", "$3", "$4");
 static const char ctx_role_sql[] =
     "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), "
     "set_config('role', $3, true)";

@@ -627,6 +627,73 @@ static void test_last_owner_race(void **state)
     PQfinish(db);
 }
 
+/*
+ * The user check runs in the database, in every isolation, on every request: a token
+ * keeps only what the users table still grants - a demoted admin's token stops writing
+ * users at once, a removed user's token stops working at once.
+ */
+static void test_check_every_isolation(void **state)
+{
+    static const char *const isos[] = {"pool", "schema", "database"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(isos) / sizeof(isos[0]); i++) {
+        struct td_principal o;
+        struct td_resp r;
+        char slug[32], email[64], users[64], path[160], id[64], tok[2048];
+        snprintf(slug, sizeof(slug), "check-%s", isos[i]);
+        snprintf(users, sizeof(users), "/t/%s/users", slug);
+        snprintf(email, sizeof(email), "owner@%s.test", slug);
+        assert_int_equal(td_admin_create_tenant(&srv, slug, isos[i], NULL, email, PW, &o), 201);
+
+        snprintf(email, sizeof(email), "admin@%s.test", slug);
+        char body[256];
+        snprintf(body, sizeof(body),
+                 "{\"email\":\"%s\",\"password\":\"" PW "\",\"name\":\"A\",\"role\":\"admin\"}",
+                 email);
+        td_call(&srv, "POST", users, o.token, body, &r);
+        TD_ASSERT_STATUS(&r, 201);
+        snprintf(id, sizeof(id), "%s", td_jstr(r.json, "id"));
+        td_resp_free(&r);
+        assert_int_equal(td_login(&srv, slug, email, PW, tok, sizeof(tok)), 200);
+
+        /* an admin may add a member */
+        td_call(&srv, "POST", users, tok,
+                "{\"email\":\"m1@x.test\",\"password\":\"" PW
+                "\",\"name\":\"M\",\"role\":\"member\"}",
+                &r);
+        TD_ASSERT_STATUS(&r, 201);
+        td_resp_free(&r);
+        /* demoted to member: the same token may read but no longer add users */
+        snprintf(path, sizeof(path), "%s/%s", users, id);
+        td_call(&srv, "PATCH", path, o.token, "{\"role\":\"member\"}", &r);
+        TD_ASSERT_STATUS(&r, 200);
+        td_resp_free(&r);
+        td_call(&srv, "POST", users, tok,
+                "{\"email\":\"m2@x.test\",\"password\":\"" PW
+                "\",\"name\":\"M\",\"role\":\"member\"}",
+                &r);
+        TD_ASSERT_PROBLEM(&r, 403, "forbidden");
+        td_resp_free(&r);
+        snprintf(path, sizeof(path), "/t/%s/projects", slug);
+        td_call(&srv, "GET", path, tok, NULL, &r);
+        TD_ASSERT_STATUS(&r, 200);
+        td_resp_free(&r);
+        /* removed: the token answers 401 */
+        snprintf(path, sizeof(path), "%s/%s", users, id);
+        td_call(&srv, "DELETE", path, o.token, NULL, &r);
+        TD_ASSERT_STATUS(&r, 204);
+        td_resp_free(&r);
+        snprintf(path, sizeof(path), "/t/%s/projects", slug);
+        td_call(&srv, "GET", path, tok, NULL, &r);
+        TD_ASSERT_PROBLEM(&r, 401, "unauthorized");
+        td_resp_free(&r);
+        /* the owner is unaffected */
+        td_call(&srv, "GET", path, o.token, NULL, &r);
+        TD_ASSERT_STATUS(&r, 200);
+        td_resp_free(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -642,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_audit_access),
         cmocka_unit_test(test_audit_paging),
         cmocka_unit_test(test_last_owner_race),
+        cmocka_unit_test(test_check_every_isolation),
     };
     return cmocka_run_group_tests_name("roles", tests, setup, teardown);
 }
