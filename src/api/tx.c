@@ -6,6 +6,7 @@
 
 #include "api/app.h"
 #include "api/internal.h"
+#include "api/usercheck.h"
 #include "http/problem.h"
 #include "http/router.h"
 #include "migrate/files.h"
@@ -37,17 +38,28 @@ static int tenant_moved(struct http_req *req)
     return 1;
 }
 
-/* The target and statements of req's transaction: the user check (when there is a user)
- * then stmts. Returns how many statements precede stmts in all[]. */
+/* A read whose user check may come from api_usercheck (writes always check). */
+static int may_skip_check(const struct http_req *req, const char *min_role)
+{
+    return (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) &&
+           api_usercheck_ok(req->tenant, req->claims.sub, min_role, req->app->cfg->user_check_ttl);
+}
+
+/* The target and statements of req's transaction: the user check (when there is a user
+ * and check is set) then stmts. Returns how many statements precede stmts in all[]. */
 static int build_tx(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
-                    struct db_target *tg, struct db_stmt *all)
+                    int check, char *role, struct db_target *tg, struct db_stmt *all)
 {
     int k = 0;
     tnt_tenant_target(req->tenant, tg);
-    if (req->has_claims && req->tenant->isolation == TNT_ISO_POOL) {
+    role[0] = '\0';
+    if (!req->has_claims || !check) {
+        /* no user, or a remembered check */
+    } else if (req->tenant->isolation == TNT_ISO_POOL) {
         tg->guard_user = req->claims.sub; /* checked in the context statement */
         tg->guard_min = min_role;
-    } else if (req->has_claims) {
+        tg->guard_role = role;
+    } else {
         const char **gp = td_arena_alloc(req->arena, 2 * sizeof(char *));
         gp[0] = req->claims.sub;
         gp[1] = min_role;
@@ -61,12 +73,30 @@ static int build_tx(struct http_req *req, const char *min_role, const struct db_
     return k;
 }
 
-int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
-                    PGresult **res)
+/* Run the transaction; remember a passed user check. */
+static int run_tx(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
+                  int check, PGresult **out, int *k)
 {
     struct db_target tg;
     struct db_stmt all[MAX_STMTS + 1];
+    char role[8];
+    *k = build_tx(req, min_role, stmts, n, check, role, &tg, all);
+    int rc = db_exec(req->app->db, &tg, all, *k + n, out);
+    for (int i = 0; i < *k + n; i++)
+        if (out[i])
+            td_arena_defer(req->arena, clear_result, out[i]);
+    if (rc == 0 && *k && out[0] && PQntuples(out[0]) == 1)
+        snprintf(role, sizeof(role), "%s", PQgetvalue(out[0], 0, 0));
+    if (rc == 0 && role[0])
+        api_usercheck_put(req->tenant, req->claims.sub, role);
+    return rc;
+}
+
+int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
+                    PGresult **res)
+{
     PGresult *out[MAX_STMTS + 1];
+    int k;
     if (n > MAX_STMTS)
         return TD_EINTERNAL;
     /* Storage behind the version this process expects (files added, `tenantd migrate`
@@ -80,24 +110,25 @@ int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_
                           "this tenant's storage is being migrated; retry shortly");
         return TD_EUNAVAILABLE;
     }
-    int k = build_tx(req, min_role, stmts, n, &tg, all);
-    int rc = db_exec(req->app->db, &tg, all, k + n, out);
-    for (int i = 0; i < k + n; i++)
-        if (out[i])
-            td_arena_defer(req->arena, clear_result, out[i]);
+    int check = !req->has_claims || !may_skip_check(req, min_role);
+    int rc = run_tx(req, min_role, stmts, n, check, out, &k);
+    /* A read without the check found nothing: the tenant may have moved away under it
+     * (a move empties the old storage) - ask again with the check, which then fails. */
+    if (rc == 0 && !check) {
+        int empty = 0;
+        for (int i = 0; i < n; i++)
+            empty |= out[i] && PQntuples(out[i]) == 0;
+        if (empty)
+            rc = run_tx(req, min_role, stmts, n, check = 1, out, &k);
+    }
     /* A move (src/tenant/move.c) makes transactions that waited on the old storage fail
      * without committing; run again at the new place (the move dropped the tenant from
      * this instance's cache before letting them go). Moves back to back: a few times. */
     for (int again = 0;
          again < 3 && (rc == TD_EUNAUTHORIZED || rc == TD_EINTERNAL || rc == TD_EUNAVAILABLE) &&
          tenant_moved(req);
-         again++) {
-        k = build_tx(req, min_role, stmts, n, &tg, all);
-        rc = db_exec(req->app->db, &tg, all, k + n, out);
-        for (int i = 0; i < k + n; i++)
-            if (out[i])
-                td_arena_defer(req->arena, clear_result, out[i]);
-    }
+         again++)
+        rc = run_tx(req, min_role, stmts, n, 1, out, &k);
     for (int i = 0; i < n; i++)
         res[i] = out[k + i];
     return rc;

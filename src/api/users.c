@@ -7,6 +7,7 @@
 
 #include "api/app.h"
 #include "api/internal.h"
+#include "api/lifecycle.h"
 #include "api/plans.h"
 #include "api/tx.h"
 #include "api/validate.h"
@@ -193,8 +194,12 @@ int api_users_update(struct http_req *req)
     int self = strcmp(req->params[0], req->claims.sub) == 0 && !role;
     if ((rc = api_tenant_exec(req, self ? NULL : "admin", &st, 1, &r)) < 0)
         goto out;
-    if ((rc = rule_result(PQgetvalue(r, 0, 0), &detail)) == 0)
-        rc = http_reply_json_text(req, 200, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
+    if ((rc = rule_result(PQgetvalue(r, 0, 0), &detail)) < 0)
+        goto out;
+    /* reads remember user checks (usercheck.h): a new role must be seen everywhere now */
+    if (role)
+        api_tenant_notify(req->app, req->tenant->id);
+    rc = http_reply_json_text(req, 200, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
 out:
     json_decref(body);
     if (rc < 0 && detail)
@@ -215,5 +220,7 @@ int api_users_delete(struct http_req *req)
         return rc;
     if ((rc = rule_result(PQgetvalue(r, 0, 0), &detail)) < 0)
         return detail ? http_problem_send(req, rc, detail) : rc;
+    /* reads remember user checks (usercheck.h): the removed user's token must stop now */
+    api_tenant_notify(req->app, req->tenant->id);
     return http_reply_empty(req, 204);
 }

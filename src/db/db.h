@@ -29,22 +29,24 @@ struct db_target {
      * context statement itself (DB_GUARD_SQL), one statement fewer */
     const char *guard_user;
     const char *guard_min;
+    char *guard_role; /* out, may be NULL: the user's role when the check passed (>= 8) */
 };
 
 /*
  * The user check of an authenticated transaction: the token's user must still exist in
- * the tenant's storage (else SQLSTATE TD401) and hold at least role `min` (else TD403).
- * Inline SQL, so that the common case runs no function: ranks member < admin < owner by
- * array_position; only a failing check calls the storage's plpgsql tenant_guard
- * (migrations/tenant/0001_tenant.sql), which raises the error. Naming the users table in
- * the statement also locks it before the statement's snapshot is taken (src/api/tx.c).
+ * the tenant's storage (else SQLSTATE TD401) and hold at least role `min` (else TD403);
+ * its value is the user's role. Inline SQL, so that the common case runs no function:
+ * ranks member < admin < owner by array_position; only a failing check calls the
+ * storage's plpgsql tenant_guard (migrations/tenant/0001_tenant.sql), which raises the
+ * error. Naming the users table in the statement also locks it before the statement's
+ * snapshot is taken (src/api/tx.c).
  * schema: "" or "pool." (with the dot); user, min: parameter references such as "$1".
  */
 #define DB_GUARD_SQL(schema, user, min)                                                            \
-    "CASE WHEN (SELECT array_position('{member,admin,owner}'::text[], u.role) FROM " schema        \
-    "users u WHERE u.id = " user "::uuid) >= array_position('{member,admin,owner}'::text[], "      \
-    "coalesce(" min ", 'member')) THEN NULL ELSE " schema "tenant_guard(" user "::uuid, " min      \
-    ") END"
+    "coalesce((SELECT CASE WHEN array_position('{member,admin,owner}'::text[], u.role) >= "        \
+    "array_position('{member,admin,owner}'::text[], coalesce(" min ", 'member')) THEN u.role "     \
+    "ELSE " schema "tenant_guard(" user "::uuid, " min ") END FROM " schema "users u WHERE "       \
+    "u.id = " user "::uuid), " schema "tenant_guard(" user "::uuid, " min "))"
 
 struct db_stmt {
     const char *sql;

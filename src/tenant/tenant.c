@@ -62,8 +62,10 @@ static long long now_us(void)
 
 struct tnt_tenant *tnt_tenant_from_row(struct db *db, const PGresult *r, int row)
 {
+    static atomic_ullong gens;
     struct tnt_tenant *t = td_xcalloc(1, sizeof(*t));
     atomic_init(&t->refs, 1);
+    t->gen = atomic_fetch_add(&gens, 1) + 1;
     const char *id = PQgetvalue(r, row, 0);
     snprintf(t->id, sizeof(t->id), "%s", id);
     char hex[33];

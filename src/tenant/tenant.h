@@ -27,7 +27,8 @@ struct tnt_tenant {
     int suspended;
     long long expires_at; /* unix seconds; 0: never */
     long long loaded_us;
-    int schema_version; /* tenant migration version of its storage (catalog summary) */
+    int schema_version;     /* tenant migration version of its storage (catalog summary) */
+    unsigned long long gen; /* unique per published object, never 0 (src/api/usercheck.h) */
 };
 
 struct tnt_cache;

@@ -674,10 +674,17 @@ static void test_check_every_isolation(void **state)
                 &r);
         TD_ASSERT_PROBLEM(&r, 403, "forbidden");
         td_resp_free(&r);
+        /* reads remember a passed check (TENANTD_USER_CHECK_TTL): read a non-empty list
+         * twice, so that the removal below must be noticed through the invalidation */
         snprintf(path, sizeof(path), "/t/%s/projects", slug);
-        td_call(&srv, "GET", path, tok, NULL, &r);
-        TD_ASSERT_STATUS(&r, 200);
+        td_call(&srv, "POST", path, o.token, "{\"name\":\"p\"}", &r);
+        TD_ASSERT_STATUS(&r, 201);
         td_resp_free(&r);
+        for (int j = 0; j < 2; j++) {
+            td_call(&srv, "GET", path, tok, NULL, &r);
+            TD_ASSERT_STATUS(&r, 200);
+            td_resp_free(&r);
+        }
         /* removed: the token answers 401 */
         snprintf(path, sizeof(path), "%s/%s", users, id);
         td_call(&srv, "DELETE", path, o.token, NULL, &r);
@@ -692,6 +699,67 @@ static void test_check_every_isolation(void **state)
         TD_ASSERT_STATUS(&r, 200);
         td_resp_free(&r);
     }
+}
+
+/*
+ * A user removed behind tenantd's back (SQL on the database) loses writes at once and
+ * reads within TENANTD_USER_CHECK_TTL; with 0, reads at once too.
+ */
+static void check_sql_removal(int ttl)
+{
+    struct td_server s2;
+    char env_ttl[64];
+    snprintf(env_ttl, sizeof(env_ttl), "TENANTD_USER_CHECK_TTL=%d", ttl);
+    const char *env[] = {env_ttl, NULL};
+    assert_int_equal(td_server_start(&s2, env), 0);
+    static const char *const isos[] = {"pool", "schema"};
+    for (size_t i = 0; i < 2; i++) {
+        struct td_principal o;
+        struct td_resp r;
+        char slug[32], email[64], path[96], db_name[40];
+        snprintf(slug, sizeof(slug), "sqlrm-%s", isos[i]);
+        snprintf(email, sizeof(email), "owner@%s.test", slug);
+        assert_int_equal(td_admin_create_tenant(&s2, slug, isos[i], NULL, email, PW, &o), 201);
+        snprintf(path, sizeof(path), "/t/%s/projects", slug);
+        td_call(&s2, "POST", path, o.token, "{\"name\":\"p\"}", &r);
+        TD_ASSERT_STATUS(&r, 201);
+        td_resp_free(&r);
+        td_call(&s2, "GET", path, o.token, NULL, &r);
+        TD_ASSERT_STATUS(&r, 200);
+        td_resp_free(&r);
+
+        PGconn *db = td_db(&s2, "postgres");
+        assert_non_null(db);
+        char sql[160];
+        if (!strcmp(isos[i], "pool")) {
+            snprintf(sql, sizeof(sql), "DELETE FROM pool.users WHERE id = $1");
+        } else {
+            td_storage_name(o.tenant_id, db_name, sizeof(db_name));
+            snprintf(sql, sizeof(sql), "DELETE FROM %s.users WHERE id = $1", db_name);
+        }
+        const char *p[1] = {o.user_id};
+        PGresult *res = td_sql(db, sql, 1, p);
+        assert_string_equal(PQcmdTuples(res), "1");
+        PQclear(res);
+        PQfinish(db);
+
+        td_call(&s2, "POST", path, o.token, "{\"name\":\"q\"}", &r);
+        TD_ASSERT_PROBLEM(&r, 401, "unauthorized");
+        td_resp_free(&r);
+        if (ttl > 0)
+            td_sleep_ms(ttl * 1000 + 200);
+        td_call(&s2, "GET", path, o.token, NULL, &r);
+        TD_ASSERT_PROBLEM(&r, 401, "unauthorized");
+        td_resp_free(&r);
+    }
+    td_server_stop(&s2);
+}
+
+static void test_sql_removal_ttl(void **state)
+{
+    (void)state;
+    check_sql_removal(1);
+    check_sql_removal(0);
 }
 
 int main(void)
@@ -710,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_audit_paging),
         cmocka_unit_test(test_last_owner_race),
         cmocka_unit_test(test_check_every_isolation),
+        cmocka_unit_test(test_sql_removal_ttl),
     };
     return cmocka_run_group_tests_name("roles", tests, setup, teardown);
 }

@@ -1,0 +1,98 @@
+/*
+ * usercheck.c - remembered user checks (see usercheck.h): a direct-mapped table keyed by
+ * (tenant object generation, user id) with a keyed hash (random key per process: a
+ * client cannot aim collisions), one lock per stripe of slots. A collision only evicts.
+ */
+#include "api/usercheck.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#define UC_SLOTS 16384 /* power of two */
+#define UC_STRIPES 64
+
+struct uslot {
+    unsigned long long gen; /* 0: empty */
+    char user[37];
+    int rank;
+    long long at_us;
+};
+
+static struct uslot slots[UC_SLOTS];
+static pthread_mutex_t locks[UC_STRIPES];
+static unsigned char key[crypto_shorthash_KEYBYTES];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void init(void)
+{
+    randombytes_buf(key, sizeof(key));
+    for (int i = 0; i < UC_STRIPES; i++)
+        pthread_mutex_init(&locks[i], NULL);
+}
+
+/* member 1 < admin 2 < owner 3; 0 for anything else */
+static int rank_of(const char *role)
+{
+    static const char *const ranks[] = {"member", "admin", "owner"};
+    for (int i = 0; role && i < 3; i++)
+        if (strcmp(role, ranks[i]) == 0)
+            return i + 1;
+    return 0;
+}
+
+static long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t slot_of(unsigned long long gen, const char *user, size_t len)
+{
+    unsigned char in[sizeof(gen) + 36];
+    uint64_t h;
+    memcpy(in, &gen, sizeof(gen));
+    memcpy(in + sizeof(gen), user, len);
+    crypto_shorthash((unsigned char *)&h, in, sizeof(gen) + len, key);
+    return h;
+}
+
+int api_usercheck_ok(const struct tnt_tenant *t, const char *user, const char *min, int ttl_s)
+{
+    size_t len = strlen(user);
+    if (ttl_s <= 0 || len != 36 || !t->gen)
+        return 0;
+    pthread_once(&once, init);
+    uint64_t h = slot_of(t->gen, user, len);
+    struct uslot *s = &slots[h & (UC_SLOTS - 1)];
+    pthread_mutex_t *m = &locks[h % UC_STRIPES];
+    int need = min ? rank_of(min) : 1;
+    pthread_mutex_lock(m);
+    int ok = s->gen == t->gen && memcmp(s->user, user, 36) == 0 && s->rank >= need && need > 0 &&
+             now_us() - s->at_us < (long long)ttl_s * 1000000;
+    pthread_mutex_unlock(m);
+    return ok;
+}
+
+void api_usercheck_put(const struct tnt_tenant *t, const char *user, const char *role)
+{
+    size_t len = strlen(user);
+    int rank = rank_of(role);
+    if (len != 36 || !t->gen || !rank)
+        return;
+    pthread_once(&once, init);
+    uint64_t h = slot_of(t->gen, user, len);
+    struct uslot *s = &slots[h & (UC_SLOTS - 1)];
+    pthread_mutex_t *m = &locks[h % UC_STRIPES];
+    long long at = now_us();
+    pthread_mutex_lock(m);
+    s->gen = t->gen;
+    memcpy(s->user, user, 36);
+    s->user[36] = '\0';
+    s->rank = rank;
+    s->at_us = at;
+    pthread_mutex_unlock(m);
+}
