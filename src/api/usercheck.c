@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#define UC_SLOTS 16384 /* power of two */
+#define UC_SLOTS 65536 /* power of two; 4 MiB */
 #define UC_STRIPES 64
 
 struct uslot {
