@@ -25,17 +25,19 @@
  * DEALLOCATE churn in the LRU.
  */
 struct stmt {
-    unsigned long long key, used;
+    unsigned long long key;
     char name[24];
-    int ready; /* the server confirmed the Parse */
-    struct stmt *next;
+    int ready;                        /* the server confirmed the Parse */
+    struct stmt *next;                /* hash chain */
+    struct stmt *lru_prev, *lru_next; /* least recently used first */
 };
 
 struct db_conn {
     PGconn *pg;
     struct stmt *buckets[STMT_BUCKETS];
+    struct stmt *lru_head, *lru_tail;
     int nstmts;
-    unsigned long long clock, seq;
+    unsigned long long seq;
 };
 
 struct db_server {
@@ -115,6 +117,7 @@ static void conn_forget_stmts(struct db_conn *c)
         }
         c->buckets[b] = NULL;
     }
+    c->lru_head = c->lru_tail = NULL;
     c->nstmts = 0;
 }
 
@@ -138,16 +141,30 @@ static unsigned long long stmt_key(const char *sql, const char *search_path)
     return h;
 }
 
+static void lru_unlink(struct db_conn *c, struct stmt *st)
+{
+    *(st->lru_prev ? &st->lru_prev->lru_next : &c->lru_head) = st->lru_next;
+    *(st->lru_next ? &st->lru_next->lru_prev : &c->lru_tail) = st->lru_prev;
+    st->lru_prev = st->lru_next = NULL;
+}
+
+static void lru_append(struct db_conn *c, struct stmt *st)
+{
+    st->lru_prev = c->lru_tail;
+    *(c->lru_tail ? &c->lru_tail->lru_next : &c->lru_head) = st;
+    c->lru_tail = st;
+}
+
 /* Drop the least recently used statement (name copied to evicted) to make room. */
 static void stmt_evict(struct db_conn *c, char *evicted, size_t cap)
 {
-    struct stmt **victim = NULL;
-    for (int b = 0; b < STMT_BUCKETS; b++)
-        for (struct stmt **pp = &c->buckets[b]; *pp; pp = &(*pp)->next)
-            if (!victim || (*pp)->used < (*victim)->used)
-                victim = pp;
-    struct stmt *st = *victim;
-    *victim = st->next;
+    struct stmt *st = c->lru_head;
+    lru_unlink(c, st);
+    for (struct stmt **pp = &c->buckets[st->key % STMT_BUCKETS]; *pp; pp = &(*pp)->next)
+        if (*pp == st) {
+            *pp = st->next;
+            break;
+        }
     snprintf(evicted, cap, "%s", st->ready ? st->name : "");
     free(st);
     c->nstmts--;
@@ -166,7 +183,8 @@ static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *
     *created = 0;
     for (struct stmt *st = *head; st; st = st->next)
         if (st->key == key) {
-            st->used = ++c->clock;
+            lru_unlink(c, st);
+            lru_append(c, st);
             *fresh = !st->ready;
             return st;
         }
@@ -175,10 +193,10 @@ static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *
         stmt_evict(c, evicted, cap);
     struct stmt *st = td_xcalloc(1, sizeof(*st));
     st->key = key;
-    st->used = ++c->clock;
     snprintf(st->name, sizeof(st->name), "td%llu", ++c->seq);
     st->next = *head;
     *head = st;
+    lru_append(c, st);
     c->nstmts++;
     *fresh = 1;
     return st;

@@ -8,6 +8,7 @@
  */
 #include "db/pool.h"
 
+#include "core/hash.h"
 #include "core/mem.h"
 
 #include <errno.h>
@@ -15,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define TENANT_BUCKETS 2048
+#define TENANT_RECORDS 1024 /* idle tenants whose last service is remembered */
 
 struct db_subpool {
     char *database; /* NULL: default database */
@@ -29,7 +33,9 @@ struct tenant_use {
     int in_use, waiting;
     unsigned long long mark; /* pick() pass that last saw this tenant's first waiter */
     unsigned long long last_served;
-    struct tenant_use *next;
+    struct tenant_use *next;                  /* hash chain */
+    struct tenant_use *idle_prev, *idle_next; /* idle list, oldest first */
+    int idle;                                 /* on the idle list */
 };
 
 struct waiter {
@@ -48,8 +54,9 @@ struct db_pool {
     pthread_condattr_t cattr;
     int open, cap_per_tenant, ndbs;
     struct db_subpool main;
-    struct db_subpool *dbs; /* per-database pools */
-    struct tenant_use *tenants;
+    struct db_subpool *dbs;                     /* per-database pools */
+    struct tenant_use *tenants[TENANT_BUCKETS]; /* hash table of tenant records */
+    struct tenant_use *idle_head, *idle_tail;   /* records neither in use nor waiting */
     int ntenants;
     unsigned long long forgotten; /* latest last_served of a dropped idle record */
     struct waiter *waiters;       /* arrival order */
@@ -103,12 +110,14 @@ void db_pool_free(struct db_pool *p)
         free(d);
         d = next;
     }
-    struct tenant_use *t = p->tenants;
-    while (t) {
-        struct tenant_use *next = t->next;
-        free(t->key);
-        free(t);
-        t = next;
+    for (int b = 0; b < TENANT_BUCKETS; b++) {
+        struct tenant_use *t = p->tenants[b];
+        while (t) {
+            struct tenant_use *next = t->next;
+            free(t->key);
+            free(t);
+            t = next;
+        }
     }
     pthread_mutex_destroy(&p->mu);
     pthread_condattr_destroy(&p->cattr);
@@ -125,39 +134,57 @@ static struct db_subpool *find_sub(struct db_pool *p, const char *database)
     return NULL;
 }
 
+static void idle_unlink(struct db_pool *p, struct tenant_use *t)
+{
+    if (!t->idle)
+        return;
+    *(t->idle_prev ? &t->idle_prev->idle_next : &p->idle_head) = t->idle_next;
+    *(t->idle_next ? &t->idle_next->idle_prev : &p->idle_tail) = t->idle_prev;
+    t->idle_prev = t->idle_next = NULL;
+    t->idle = 0;
+}
+
+/* The record of tenant key, created when missing; taken off the idle list (the caller is
+ * about to count a use or a wait). */
 static struct tenant_use *tenant_get(struct db_pool *p, const char *key)
 {
-    for (struct tenant_use *t = p->tenants; t; t = t->next)
-        if (strcmp(t->key, key) == 0)
+    struct tenant_use **head = &p->tenants[td_hash_str(key) % TENANT_BUCKETS];
+    for (struct tenant_use *t = *head; t; t = t->next)
+        if (strcmp(t->key, key) == 0) {
+            idle_unlink(p, t);
             return t;
+        }
     struct tenant_use *t = td_xcalloc(1, sizeof(*t));
     t->key = td_xstrdup(key);
     /* a tenant whose record was dropped ranks as served when the newest dropped one was:
      * forgetting history must not move it ahead of tenants served since */
     t->last_served = p->forgotten;
-    t->next = p->tenants;
-    p->tenants = t;
+    t->next = *head;
+    *head = t;
     p->ntenants++;
     return t;
 }
 
-#define TENANT_RECORDS 1024 /* idle tenants whose last service is remembered */
-
-/* Keep at most TENANT_RECORDS records: past that, drop the idle one served longest ago. */
-static void tenant_maybe_drop(struct db_pool *p, struct tenant_use *t)
+/* After t's use or wait ended: an idle record joins the idle list (newest last), and past
+ * TENANT_RECORDS records the idle one that went idle longest ago is dropped. O(1). */
+static void tenant_settle(struct db_pool *p, struct tenant_use *t)
 {
-    (void)t;
-    if (p->ntenants <= TENANT_RECORDS)
+    if (!t->idle && !t->in_use && !t->waiting) {
+        t->idle = 1;
+        t->idle_prev = p->idle_tail;
+        *(p->idle_tail ? &p->idle_tail->idle_next : &p->idle_head) = t;
+        p->idle_tail = t;
+    }
+    if (p->ntenants <= TENANT_RECORDS || !p->idle_head)
         return;
-    struct tenant_use **victim = NULL;
-    for (struct tenant_use **pp = &p->tenants; *pp; pp = &(*pp)->next)
-        if (!(*pp)->in_use && !(*pp)->waiting &&
-            (!victim || (*pp)->last_served < (*victim)->last_served))
-            victim = pp;
-    if (!victim)
-        return;
-    struct tenant_use *v = *victim;
-    *victim = v->next;
+    struct tenant_use *v = p->idle_head;
+    idle_unlink(p, v);
+    for (struct tenant_use **pp = &p->tenants[td_hash_str(v->key) % TENANT_BUCKETS]; *pp;
+         pp = &(*pp)->next)
+        if (*pp == v) {
+            *pp = v->next;
+            break;
+        }
     if (v->last_served > p->forgotten)
         p->forgotten = v->last_served;
     free(v->key);
@@ -337,7 +364,7 @@ int db_pool_acquire(struct db_pool *p, const char *database, const char *tenant,
         if (pthread_cond_timedwait(&w.cv, &p->mu, &deadline) == ETIMEDOUT && pick(p) != &w) {
             waiter_remove(p, &w);
             if (w.tenant)
-                tenant_maybe_drop(p, w.tenant);
+                tenant_settle(p, w.tenant);
             wake_next(p);
             pthread_mutex_unlock(&p->mu);
             pthread_cond_destroy(&w.cv);
@@ -402,7 +429,7 @@ void db_pool_release(struct db_pool *p, struct db_slot *s, const char *tenant, i
     if (tenant) {
         struct tenant_use *t = tenant_get(p, tenant);
         t->in_use--;
-        tenant_maybe_drop(p, t);
+        tenant_settle(p, t);
     }
     if (!recycle) {
         s->next = sub->idle;
