@@ -72,7 +72,7 @@ int api_admin_tenants_list(struct http_req *req)
     snprintf(lim, sizeof(lim), "%d", limit);
     const char *p[3] = {lim, cus, cid};
     struct db_target tg = {.server = 0};
-    struct db_stmt st = {cus ? list_after_sql : list_sql, cus ? 3 : 1, p};
+    struct db_stmt st = {cus ? list_after_sql : list_sql, cus ? 3 : 1, p, 1};
     PGresult *r = NULL;
     rc = db_exec(req->app->db, &tg, &st, 1, &r);
     if (rc == 0)

@@ -129,7 +129,7 @@ int api_login(struct http_req *req)
     if ((rc = api_field_str(req, body, "email", 1, 254, &email, &detail)) < 0 ||
         (rc = api_field_str(req, body, "password", 1, 1024, &password, &detail)) < 0)
         goto out;
-    struct db_stmt st = {login_sql, 1, &email};
+    struct db_stmt st = {login_sql, 1, &email, 0};
     PGresult *r;
     if ((rc = api_tenant_exec(req, NULL, &st, 1, &r)) < 0)
         goto out;
@@ -157,7 +157,7 @@ static const char me_sql[] = "SELECT " USER_JSON("u") " FROM users u WHERE u.id 
 int api_me(struct http_req *req)
 {
     const char *p[1] = {req->claims.sub};
-    struct db_stmt st = {me_sql, 1, p};
+    struct db_stmt st = {me_sql, 1, p, 0};
     PGresult *r;
     int rc = api_tenant_exec(req, NULL, &st, 1, &r);
     return rc < 0 ? rc : api_reply_row(req, 200, r);

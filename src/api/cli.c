@@ -243,7 +243,7 @@ static int cmd_list(struct td_app *app)
     char *sql = td_xasprintf("SELECT %s FROM tenantd.tenants ORDER BY created_at DESC, id DESC",
                              tnt_catalog_columns);
     struct db_target tg = {.server = 0};
-    struct db_stmt st = {sql, 0, NULL};
+    struct db_stmt st = {sql, 0, NULL, 0};
     PGresult *r = NULL;
     int rc = db_exec(app->db, &tg, &st, 1, &r);
     free(sql);

@@ -20,7 +20,7 @@ int api_ready(struct http_req *req)
     if (!atomic_load(&req->app->ready))
         return TD_EUNAVAILABLE;
     struct db_target tg = {.server = 0};
-    struct db_stmt st = {"SELECT 1", 0, NULL};
+    struct db_stmt st = {"SELECT 1", 0, NULL, 0};
     PGresult *r = NULL;
     int rc = db_exec(req->app->db, &tg, &st, 1, &r);
     PQclear(r);

@@ -179,7 +179,7 @@ static const char usage_sql[] = "SELECT (SELECT count(*) FROM users), (SELECT co
 int api_tenant_usage(struct td_app *app, const struct tnt_tenant *t, json_t **out)
 {
     struct db_target tg;
-    struct db_stmt st = {usage_sql, 0, NULL};
+    struct db_stmt st = {usage_sql, 0, NULL, 0};
     PGresult *r = NULL;
     *out = NULL;
     tnt_tenant_target(t, &tg);

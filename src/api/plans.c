@@ -114,7 +114,7 @@ static struct usage_entry *entry_loaded(struct api_usage *u, const char *id)
         return e;
     pthread_mutex_unlock(&u->mu);
     struct db_target tg = {.server = 0};
-    struct db_stmt st = {load_sql, 1, (const char *const[]){id}};
+    struct db_stmt st = {load_sql, 1, (const char *const[]){id}, 0};
     PGresult *r = NULL;
     long long total = 0;
     if (db_exec(u->db, &tg, &st, 1, &r) == 0 && PQntuples(r) == 1)
@@ -197,7 +197,7 @@ void api_usage_flush(struct api_usage *u)
     append(&ns, &nl, &nc, "}");
     if (count) {
         struct db_target tg = {.server = 0};
-        struct db_stmt st = {flush_sql, 2, (const char *const[]){ids, ns}};
+        struct db_stmt st = {flush_sql, 2, (const char *const[]){ids, ns}, 0};
         PGresult *r = NULL;
         if (db_exec(u->db, &tg, &st, 1, &r) == 0) {
             pthread_mutex_lock(&u->mu);

@@ -79,7 +79,7 @@ int api_list(struct http_req *req, const char *first, const char *after, const c
     p[0] = td_arena_strdup(req->arena, lim);
     p[1] = cus;
     p[2] = cid;
-    struct db_stmt st = {cus ? after : first, cus ? 3 : 1, p};
+    struct db_stmt st = {cus ? after : first, cus ? 3 : 1, p, 1};
     PGresult *r;
     rc = api_tenant_exec(req, min_role, &st, 1, &r);
     if (rc < 0)
@@ -96,7 +96,7 @@ int api_projects_get(struct http_req *req)
 {
     if (!auth_is_uuid(req->params[0]))
         return TD_ENOTFOUND;
-    struct db_stmt st = {get_sql, 1, &req->params[0]};
+    struct db_stmt st = {get_sql, 1, &req->params[0], 0};
     PGresult *r;
     int rc = api_tenant_exec(req, NULL, &st, 1, &r);
     return rc < 0 ? rc : api_reply_row(req, 200, r);
@@ -131,8 +131,8 @@ int api_projects_create(struct http_req *req)
     char lim[24];
     snprintf(lim, sizeof(lim), "%ld", limited ? plan->max_projects : -1L);
     const char *p[6] = {name, desc, req->claims.sub, req->client_ip, api_user_agent(req), lim};
-    struct db_stmt st[2] = {{api_quota_lock_sql, 0, NULL},
-                            {limited ? create_limited_sql : create_sql, limited ? 6 : 5, p}};
+    struct db_stmt st[2] = {{api_quota_lock_sql, 0, NULL, 0},
+                            {limited ? create_limited_sql : create_sql, limited ? 6 : 5, p, 0}};
     PGresult *res[2], *r;
     rc =
         api_tenant_exec(req, NULL, limited ? st : st + 1, limited ? 2 : 1, limited ? res : res + 1);
@@ -179,7 +179,7 @@ int api_projects_update(struct http_req *req)
     desc = d && json_is_string(d) ? json_string_value(d) : NULL;
     const char *p[8] = {req->params[0],  name,           d ? "true" : "false", desc, status,
                         req->claims.sub, req->client_ip, api_user_agent(req)};
-    struct db_stmt st = {update_sql, 8, p};
+    struct db_stmt st = {update_sql, 8, p, 0};
     PGresult *r;
     rc = api_tenant_exec(req, NULL, &st, 1, &r);
     if (rc == 0)
@@ -196,7 +196,7 @@ int api_projects_delete(struct http_req *req)
     if (!auth_is_uuid(req->params[0]))
         return TD_ENOTFOUND;
     const char *p[4] = {req->params[0], req->claims.sub, req->client_ip, api_user_agent(req)};
-    struct db_stmt st = {delete_sql, 4, p};
+    struct db_stmt st = {delete_sql, 4, p, 0};
     PGresult *r;
     int rc = api_tenant_exec(req, NULL, &st, 1, &r);
     if (rc < 0)

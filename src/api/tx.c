@@ -12,6 +12,7 @@
 #include "migrate/files.h"
 
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -67,7 +68,7 @@ static int build_tx(struct http_req *req, const char *min_role, const struct db_
          * tenant's tables, the guard sees the users the move deleted (and fails) instead
          * of an older snapshot that would let this transaction write into the old storage
          * after the move released it. */
-        all[k++] = (struct db_stmt){"SELECT " DB_GUARD_SQL("", "$1", "$2"), 2, gp};
+        all[k++] = (struct db_stmt){"SELECT " DB_GUARD_SQL("", "$1", "$2"), 2, gp, 0};
     }
     memcpy(&all[k], stmts, sizeof(*stmts) * (size_t)n);
     return k;
@@ -158,11 +159,20 @@ int api_reply_page(struct http_req *req, PGresult *r, int limit)
     }
     w += sprintf(w, "],\"next_cursor\":");
     if (n > limit) {
-        char raw[96];
-        int rl = snprintf(raw, sizeof(raw), "%s_%s", PQgetvalue(r, limit - 1, 1),
-                          PQgetvalue(r, limit - 1, 2));
-        if (rl < 0 || (size_t)rl >= sizeof(raw))
+        /* binary timestamptz: microseconds since 2000-01-01 UTC, big-endian; uuid: 16 bytes */
+        const unsigned char *ts = (const unsigned char *)PQgetvalue(r, limit - 1, 1);
+        const unsigned char *id = (const unsigned char *)PQgetvalue(r, limit - 1, 2);
+        if (PQgetlength(r, limit - 1, 1) != 8 || PQgetlength(r, limit - 1, 2) != 16)
             return TD_EINTERNAL;
+        uint64_t u = 0;
+        for (int i = 0; i < 8; i++)
+            u = u << 8 | ts[i];
+        long long us = (long long)u + 946684800000000LL;
+        char raw[96];
+        int rl = snprintf(raw, sizeof(raw), "%lld_", us);
+        for (int i = 0; i < 16; i++)
+            rl += snprintf(raw + rl, sizeof(raw) - (size_t)rl, "%s%02x",
+                           i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", id[i]);
         *w++ = '"';
         sodium_bin2base64(
             w, sodium_base64_ENCODED_LEN((size_t)rl, sodium_base64_VARIANT_URLSAFE_NO_PADDING),

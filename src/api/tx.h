@@ -26,8 +26,8 @@ int api_reply_row(struct http_req *req, int status, PGresult *r);
  * item (limit + 1 fetched, so the extra one tells that a next page exists): column 0 the
  * item's JSON, columns 1 and 2 what its cursor is made of; api_reply_page() joins them. */
 #define LIST_SQL_(table, json, where)                                                              \
-    "SELECT " json ", (extract(epoch FROM x.created_at) * 1000000)::bigint, x.id FROM " table      \
-    " x " where " ORDER BY x.created_at DESC, x.id DESC LIMIT $1::int + 1"
+    "SELECT " json ", x.created_at, x.id FROM " table " x " where                                  \
+    " ORDER BY x.created_at DESC, x.id DESC LIMIT $1::int + 1"
 #define LIST_SQL(table, json) LIST_SQL_(table, json, "")
 #define LIST_SQL_AFTER(table, json)                                                                \
     LIST_SQL_(table, json,                                                                         \
@@ -38,8 +38,10 @@ int api_reply_row(struct http_req *req, int status, PGresult *r);
  * before the counting statement, which then sees every committed row. */
 extern const char api_quota_lock_sql[];
 
-/* Answer {"data": [...], "next_cursor": ...} from the rows of a LIST_SQL statement: the
- * items' JSON as PostgreSQL built it, joined without parsing. */
+/* Answer {"data": [...], "next_cursor": ...} from the rows of a LIST_SQL statement run
+ * with binary results (struct db_stmt.binary): the items' JSON as PostgreSQL built it,
+ * joined without parsing; the cursor from the last item's created_at and id, which come
+ * in binary so that PostgreSQL formats no text for them. */
 int api_reply_page(struct http_req *req, PGresult *r, int limit);
 
 /* The User-Agent header, or "". */

@@ -97,7 +97,7 @@ int api_users_get(struct http_req *req)
 {
     if (!auth_is_uuid(req->params[0]))
         return TD_ENOTFOUND;
-    struct db_stmt st = {get_sql, 1, &req->params[0]};
+    struct db_stmt st = {get_sql, 1, &req->params[0], 0};
     PGresult *r;
     int rc = api_tenant_exec(req, NULL, &st, 1, &r);
     return rc < 0 ? rc : api_reply_row(req, 200, r);
@@ -142,7 +142,7 @@ int api_users_create(struct http_req *req)
     snprintf(lim, sizeof(lim), "%ld", plan ? plan->max_users : -1L);
     const char *p[8] = {
         email, name, role, hash, lim, req->claims.sub, req->client_ip, api_user_agent(req)};
-    struct db_stmt st[2] = {{api_quota_lock_sql, 0, NULL}, {create_sql, 8, p}};
+    struct db_stmt st[2] = {{api_quota_lock_sql, 0, NULL, 0}, {create_sql, 8, p, 0}};
     PGresult *res[2], *r;
     int limited = plan && plan->max_users >= 0;
     rc = api_tenant_exec(req, strcmp(role, "owner") ? "admin" : "owner", limited ? st : st + 1,
@@ -188,7 +188,7 @@ int api_users_update(struct http_req *req)
     const char *p[7] = {
         req->params[0],     name, role, pw ? hash : NULL, req->claims.sub, req->client_ip,
         api_user_agent(req)};
-    struct db_stmt st = {update_sql, 7, p};
+    struct db_stmt st = {update_sql, 7, p, 0};
     PGresult *r;
     /* a user may rename themselves or change their own password; everything else is admin */
     int self = strcmp(req->params[0], req->claims.sub) == 0 && !role;
@@ -213,7 +213,7 @@ int api_users_delete(struct http_req *req)
     if (!auth_is_uuid(req->params[0]))
         return TD_ENOTFOUND;
     const char *p[4] = {req->params[0], req->claims.sub, req->client_ip, api_user_agent(req)};
-    struct db_stmt st = {delete_sql, 4, p};
+    struct db_stmt st = {delete_sql, 4, p, 0};
     PGresult *r;
     int rc = api_tenant_exec(req, "admin", &st, 1, &r);
     if (rc < 0)

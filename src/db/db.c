@@ -357,8 +357,8 @@ struct sent {
 
 /* Queue one statement: prepared (Parse once per connection) or unnamed. */
 static int send_stmt(struct db_conn *c, int prepare, const char *search_path, const char *sql,
-                     int nparams, const char *const *params, struct sent *sent, int *ns, int kind,
-                     int index)
+                     int nparams, const char *const *params, int binary, struct sent *sent, int *ns,
+                     int kind, int index)
 {
     struct stmt *st = NULL;
     int fresh = 0, created = 0;
@@ -375,7 +375,7 @@ static int send_stmt(struct db_conn *c, int prepare, const char *search_path, co
     }
     /* unnamed: no prepared statements, or a tenant statement's first sighting */
     if (!prepare || (created && search_path)) {
-        if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0))
+        if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, binary))
             return 0;
         sent[(*ns)++] = (struct sent){kind, index, NULL};
         return 1;
@@ -385,7 +385,7 @@ static int send_stmt(struct db_conn *c, int prepare, const char *search_path, co
             return 0;
         sent[(*ns)++] = (struct sent){1, -1, st};
     }
-    if (!PQsendQueryPrepared(c->pg, st->name, nparams, params, NULL, NULL, 0))
+    if (!PQsendQueryPrepared(c->pg, st->name, nparams, params, NULL, NULL, binary))
         return 0;
     sent[(*ns)++] = (struct sent){kind, index, NULL};
     return 1;
@@ -409,12 +409,12 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
         const char *cp[4] = {t->tenant_id, t->search_path, guard ? t->guard_user : t->role,
                              t->guard_min};
         const char *sql = t->role ? ctx_role_sql : guard ? ctx_pool_guard_sql : ctx_pool_sql;
-        if (!send_stmt(c, prepare, NULL, sql, t->role ? 3 : guard ? 4 : 2, cp, sent, &ns, 3, -1))
+        if (!send_stmt(c, prepare, NULL, sql, t->role ? 3 : guard ? 4 : 2, cp, 0, sent, &ns, 3, -1))
             goto fail;
     }
     for (int i = 0; i < n; i++)
         if (!send_stmt(c, prepare, t->search_path, stmts[i].sql, stmts[i].nparams, stmts[i].params,
-                       sent, &ns, 0, i))
+                       stmts[i].binary, sent, &ns, 0, i))
             goto fail;
     if (!PQpipelineSync(pg))
         goto fail;

@@ -52,6 +52,7 @@ struct db_stmt {
     const char *sql;
     int nparams;
     const char *const *params;
+    int binary; /* 1: results in binary format (json arrives as its text) */
 };
 
 struct db_server_info {

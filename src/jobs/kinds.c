@@ -45,7 +45,7 @@ static int run_audit_retention(struct jobs__ctx *c)
     snprintf(ds, sizeof(ds), "%lld", days);
     struct db_target tg;
     tnt_tenant_target(c->tenant, &tg);
-    struct db_stmt st = {retention_sql, 1, (const char *const[]){ds}};
+    struct db_stmt st = {retention_sql, 1, (const char *const[]){ds}, 0};
     PGresult *r = NULL;
     int rc = db_exec(c->db, &tg, &st, 1, &r);
     if (rc < 0)
@@ -91,7 +91,7 @@ static int collect_one(struct jobs__ctx *c, const PGresult *tr, int row, struct 
     struct tnt_tenant *t = tnt_tenant_from_row(c->db, tr, row);
     struct db_target tg;
     tnt_tenant_target(t, &tg);
-    struct db_stmt st = {count_sql, 0, NULL};
+    struct db_stmt st = {count_sql, 0, NULL, 0};
     PGresult *r = NULL;
     int rc = db_exec(c->db, &tg, &st, 1, &r);
     if (rc == 0) {

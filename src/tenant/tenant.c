@@ -239,7 +239,7 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
     snprintf(sql, sizeof(sql), "SELECT %s FROM tenantd.tenants WHERE %s = $1", tnt_catalog_columns,
              by_id ? "id" : "slug");
     struct db_target tg = {.server = 0};
-    struct db_stmt st = {sql, 1, (const char *const[]){key}};
+    struct db_stmt st = {sql, 1, (const char *const[]){key}, 0};
     PGresult *r = NULL;
     int rc = db_exec(c->db, &tg, &st, 1, &r);
     if (rc < 0)
