@@ -251,6 +251,11 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
     t = tnt_tenant_from_row(c->db, r, 0);
     PQclear(r);
     pthread_mutex_lock(&c->mu);
+    /* an entry that only expired (no change was announced) hands its generation on: what
+     * was learnt about the tenant's users stays valid (src/api/usercheck.h) */
+    for (struct cache_entry *e = c->buckets[bucket_of(t->id)]; e; e = e->next)
+        if (strcmp(e->key, t->id) == 0)
+            t->gen = e->t->gen;
     insert_locked(c, t->id, t);
     /* never file a tenant under a UUID that is not its id (a UUID-shaped slug from an older
      * catalog would answer for the tenant that has that id) */

@@ -28,7 +28,8 @@ struct tnt_tenant {
     long long expires_at; /* unix seconds; 0: never */
     long long loaded_us;
     int schema_version;     /* tenant migration version of its storage (catalog summary) */
-    unsigned long long gen; /* unique per published object, never 0 (src/api/usercheck.h) */
+    unsigned long long gen; /* changes when a change to the tenant is announced, never 0
+                             * (src/api/usercheck.h); kept when an entry only expired */
 };
 
 struct tnt_cache;
