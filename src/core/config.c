@@ -105,7 +105,7 @@ static const struct cfg_entry entries[] = {
     {"tenant_share", CFG_INT, OFF(tenant_share), "50", "TENANTD_TENANT_SHARE", NULL, valid_percent},
     {"conn_max_tenants", CFG_INT, OFF(conn_max_tenants), "500", "TENANTD_CONN_MAX_TENANTS", NULL,
      valid_pos_int},
-    {"user_check_ttl", CFG_INT, OFF(user_check_ttl), "10", "TENANTD_USER_CHECK_TTL", NULL,
+    {"user_check_ttl", CFG_INT, OFF(user_check_ttl), "60", "TENANTD_USER_CHECK_TTL", NULL,
      valid_nonneg_int},
     {"acquire_timeout_ms", CFG_INT, OFF(acquire_timeout_ms), "5000", "TENANTD_ACQUIRE_TIMEOUT_MS",
      NULL, valid_pos_int},
