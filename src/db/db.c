@@ -8,8 +8,10 @@
 #include "core/mem.h"
 #include "db/pool.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DB_MAX_SERVERS 16
 #define STMT_BUCKETS 64
@@ -121,11 +123,29 @@ static void conn_forget_stmts(struct db_conn *c)
     c->nstmts = 0;
 }
 
+/* Close pg and wait (at most 200 ms) until its backend has exited: the server closes its
+ * end of the socket only after the backend left pg_stat_activity, so a connection opened
+ * into the freed place of the budget never runs beside its predecessor. */
+static void finish_and_wait(PGconn *pg)
+{
+    int fd = PQstatus(pg) == CONNECTION_OK ? dup(PQsocket(pg)) : -1;
+    PQfinish(pg);
+    if (fd < 0)
+        return;
+    char buf[256];
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    /* the backend sends nothing after Terminate; a few reads at most before EOF */
+    for (int i = 0; i < 4 && poll(&pfd, 1, 50) > 0; i++)
+        if (read(fd, buf, sizeof(buf)) <= 0)
+            break;
+    close(fd);
+}
+
 static void app_close(void *ctx, void *conn)
 {
     (void)ctx;
     struct db_conn *c = conn;
-    PQfinish(c->pg);
+    finish_and_wait(c->pg);
     conn_forget_stmts(c);
     free(c);
 }

@@ -599,6 +599,29 @@ static void test_second_instance(void **state)
     assert_int_equal(projects_status(&srv, "shared", p.token), 200);
     assert_int_equal(projects_status(&srv2, "shared", p.token), 200);
 
+    /* a user removed through one instance loses reads on the other too, although the
+     * other remembered a passed check for that user (TENANTD_USER_CHECK_TTL) */
+    char member[2048], path[160];
+    td_call(&srv, "POST", "/t/shared/projects", p.token, "{\"name\":\"p\"}", &r);
+    TD_ASSERT_STATUS(&r, 201);
+    td_resp_free(&r);
+    td_call(&srv, "POST", "/t/shared/users", p.token,
+            "{\"email\":\"m@shared.test\",\"password\":\"" PW
+            "\",\"name\":\"M\",\"role\":\"member\"}",
+            &r);
+    TD_ASSERT_STATUS(&r, 201);
+    snprintf(path, sizeof(path), "/t/shared/users/%s", td_jstr(r.json, "id"));
+    td_resp_free(&r);
+    assert_int_equal(td_login(&srv, "shared", "m@shared.test", PW, member, sizeof(member)), 200);
+    assert_int_equal(projects_status(&srv2, "shared", member), 200);
+    assert_int_equal(projects_status(&srv2, "shared", member), 200);
+    td_call(&srv, "DELETE", path, p.token, NULL, &r);
+    TD_ASSERT_STATUS(&r, 204);
+    td_resp_free(&r);
+    t = until_status(&srv2, "shared", member, 401);
+    fprintf(stderr, "  second instance refused the removed user after %.3f s\n", t);
+    assert_true(t >= 0 && t <= 1.0);
+
     patch_tenant(&srv, "shared", "{\"status\":\"suspended\"}", &r);
     TD_ASSERT_STATUS(&r, 200);
     td_resp_free(&r);
