@@ -4,6 +4,7 @@
  */
 #include "db/db.h"
 
+#include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "db/pool.h"
@@ -29,15 +30,15 @@
 struct stmt {
     unsigned long long key;
     char name[24];
-    int ready;                        /* the server confirmed the Parse */
-    struct stmt *next;                /* hash chain */
-    struct stmt *lru_prev, *lru_next; /* least recently used first */
+    int ready;         /* the server confirmed the Parse */
+    struct stmt *next; /* hash chain */
+    struct td_link lru;
 };
 
 struct db_conn {
     PGconn *pg;
     struct stmt *buckets[STMT_BUCKETS];
-    struct stmt *lru_head, *lru_tail;
+    struct td_list lru; /* least recently used first */
     int nstmts;
     unsigned long long seq;
 };
@@ -119,7 +120,7 @@ static void conn_forget_stmts(struct db_conn *c)
         }
         c->buckets[b] = NULL;
     }
-    c->lru_head = c->lru_tail = NULL;
+    c->lru = (struct td_list){NULL, NULL};
     c->nstmts = 0;
 }
 
@@ -161,25 +162,11 @@ static unsigned long long stmt_key(const char *sql, const char *search_path)
     return h;
 }
 
-static void lru_unlink(struct db_conn *c, struct stmt *st)
-{
-    *(st->lru_prev ? &st->lru_prev->lru_next : &c->lru_head) = st->lru_next;
-    *(st->lru_next ? &st->lru_next->lru_prev : &c->lru_tail) = st->lru_prev;
-    st->lru_prev = st->lru_next = NULL;
-}
-
-static void lru_append(struct db_conn *c, struct stmt *st)
-{
-    st->lru_prev = c->lru_tail;
-    *(c->lru_tail ? &c->lru_tail->lru_next : &c->lru_head) = st;
-    c->lru_tail = st;
-}
-
 /* Drop the least recently used statement (name copied to evicted) to make room. */
 static void stmt_evict(struct db_conn *c, char *evicted, size_t cap)
 {
-    struct stmt *st = c->lru_head;
-    lru_unlink(c, st);
+    struct stmt *st = TD_CONTAINER_OF(c->lru.head, struct stmt, lru);
+    td_list_unlink(&c->lru, &st->lru);
     for (struct stmt **pp = &c->buckets[st->key % STMT_BUCKETS]; *pp; pp = &(*pp)->next)
         if (*pp == st) {
             *pp = st->next;
@@ -203,8 +190,7 @@ static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *
     *created = 0;
     for (struct stmt *st = *head; st; st = st->next)
         if (st->key == key) {
-            lru_unlink(c, st);
-            lru_append(c, st);
+            td_list_append(&c->lru, &st->lru);
             *fresh = !st->ready;
             return st;
         }
@@ -216,7 +202,7 @@ static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *
     snprintf(st->name, sizeof(st->name), "td%llu", ++c->seq);
     st->next = *head;
     *head = st;
-    lru_append(c, st);
+    td_list_append(&c->lru, &st->lru);
     c->nstmts++;
     *fresh = 1;
     return st;

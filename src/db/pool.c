@@ -9,6 +9,7 @@
 #include "db/pool.h"
 
 #include "core/hash.h"
+#include "core/list.h"
 #include "core/mem.h"
 
 #include <errno.h>
@@ -33,9 +34,8 @@ struct tenant_use {
     int in_use, waiting;
     unsigned long long mark; /* pick() pass that last saw this tenant's first waiter */
     unsigned long long last_served;
-    struct tenant_use *next;                  /* hash chain */
-    struct tenant_use *idle_prev, *idle_next; /* idle list, oldest first */
-    int idle;                                 /* on the idle list */
+    struct tenant_use *next; /* hash chain */
+    struct td_link idle;     /* on the idle list while neither in use nor waiting */
 };
 
 struct waiter {
@@ -56,7 +56,7 @@ struct db_pool {
     struct db_subpool main;
     struct db_subpool *dbs;                     /* per-database pools */
     struct tenant_use *tenants[TENANT_BUCKETS]; /* hash table of tenant records */
-    struct tenant_use *idle_head, *idle_tail;   /* records neither in use nor waiting */
+    struct td_list idle;                        /* idle records, oldest first */
     int ntenants;
     unsigned long long forgotten; /* latest last_served of a dropped idle record */
     struct waiter *waiters;       /* arrival order */
@@ -134,16 +134,6 @@ static struct db_subpool *find_sub(struct db_pool *p, const char *database)
     return NULL;
 }
 
-static void idle_unlink(struct db_pool *p, struct tenant_use *t)
-{
-    if (!t->idle)
-        return;
-    *(t->idle_prev ? &t->idle_prev->idle_next : &p->idle_head) = t->idle_next;
-    *(t->idle_next ? &t->idle_next->idle_prev : &p->idle_tail) = t->idle_prev;
-    t->idle_prev = t->idle_next = NULL;
-    t->idle = 0;
-}
-
 /* The record of tenant key, created when missing; taken off the idle list (the caller is
  * about to count a use or a wait). */
 static struct tenant_use *tenant_get(struct db_pool *p, const char *key)
@@ -151,7 +141,7 @@ static struct tenant_use *tenant_get(struct db_pool *p, const char *key)
     struct tenant_use **head = &p->tenants[td_hash_str(key) % TENANT_BUCKETS];
     for (struct tenant_use *t = *head; t; t = t->next)
         if (strcmp(t->key, key) == 0) {
-            idle_unlink(p, t);
+            td_list_unlink(&p->idle, &t->idle);
             return t;
         }
     struct tenant_use *t = td_xcalloc(1, sizeof(*t));
@@ -169,16 +159,12 @@ static struct tenant_use *tenant_get(struct db_pool *p, const char *key)
  * TENANT_RECORDS records the idle one that went idle longest ago is dropped. O(1). */
 static void tenant_settle(struct db_pool *p, struct tenant_use *t)
 {
-    if (!t->idle && !t->in_use && !t->waiting) {
-        t->idle = 1;
-        t->idle_prev = p->idle_tail;
-        *(p->idle_tail ? &p->idle_tail->idle_next : &p->idle_head) = t;
-        p->idle_tail = t;
-    }
-    if (p->ntenants <= TENANT_RECORDS || !p->idle_head)
+    if (!t->idle.linked && !t->in_use && !t->waiting)
+        td_list_append(&p->idle, &t->idle);
+    if (p->ntenants <= TENANT_RECORDS || !p->idle.head)
         return;
-    struct tenant_use *v = p->idle_head;
-    idle_unlink(p, v);
+    struct tenant_use *v = TD_CONTAINER_OF(p->idle.head, struct tenant_use, idle);
+    td_list_unlink(&p->idle, &v->idle);
     for (struct tenant_use **pp = &p->tenants[td_hash_str(v->key) % TENANT_BUCKETS]; *pp;
          pp = &(*pp)->next)
         if (*pp == v) {
@@ -484,6 +470,7 @@ void db_pool_stats(struct db_pool *p, struct db_pool_stats *st)
         st->in_use += d->in_use;
     st->waiting = p->nwaiting;
     st->dbs = p->ndbs;
+    st->tenants = p->ntenants;
     st->hits = p->hits;
     st->misses = p->misses;
     st->evictions = p->evictions;

@@ -58,6 +58,7 @@ void db_pool_forget(struct db_pool *p, const char *database);
 
 struct db_pool_stats {
     int open, in_use, waiting, dbs;
+    int tenants; /* tenant records kept for fairness (idle ones bounded) */
     long long hits, misses, evictions;
 };
 void db_pool_stats(struct db_pool *p, struct db_pool_stats *st);

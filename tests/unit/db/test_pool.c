@@ -774,6 +774,31 @@ static void test_round_robin_remembers_idle_tenant(void **state)
     assert_string_equal(first, "B2");
 }
 
+/* Thousands of tenants leave at most 1,024 idle records behind, and a tenant in use keeps
+ * its record (its share still holds) however many others come and go meanwhile. */
+static void test_tenant_records_bounded(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new();
+    /* budget 2, share 50%: one connection per tenant; a refused wait ends after 50 ms */
+    struct db_pool *p = pool_new(f, 2, 8, 50, 50, 0);
+    struct db_slot *held = NULL, *s = NULL, *again = NULL;
+    assert_int_equal(db_pool_acquire(p, NULL, "X", &held), 0);
+    char key[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "tenant-%d", i);
+        assert_int_equal(db_pool_acquire(p, NULL, key, &s), 0);
+        db_pool_release(p, s, key, 0);
+        assert_true(stats(p).tenants <= 1024);
+    }
+    assert_int_equal(db_pool_acquire(p, NULL, "X", &again), TD_EUNAVAILABLE);
+    db_pool_release(p, held, "X", 0);
+    assert_int_equal(db_pool_acquire(p, NULL, "X", &again), 0);
+    db_pool_release(p, again, "X", 0);
+    assert_true(stats(p).tenants <= 1024);
+    pool_done(p, f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -794,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_share_rounding),
         cmocka_unit_test(test_round_robin_between_tenants),
         cmocka_unit_test(test_round_robin_remembers_idle_tenant),
+        cmocka_unit_test(test_tenant_records_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
