@@ -80,7 +80,7 @@ static int run_tx(struct http_req *req, const char *min_role, const struct db_st
 {
     struct db_target tg;
     struct db_stmt all[MAX_STMTS + 1];
-    char role[8];
+    char role[DB_ROLE_MAX];
     *k = build_tx(req, min_role, stmts, n, check, role, &tg, all);
     int rc = db_exec(req->app->db, &tg, all, *k + n, out);
     for (int i = 0; i < *k + n; i++)

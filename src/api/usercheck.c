@@ -33,7 +33,7 @@ static void init(void)
         pthread_mutex_init(&locks[i], NULL);
 }
 
-/* member 1 < admin 2 < owner 3; 0 for anything else */
+/* member 1 < admin 2 < owner 3 (the order of DB_GUARD_SQL); 0 for anything else */
 static int rank_of(const char *role)
 {
     static const char *const ranks[] = {"member", "admin", "owner"};

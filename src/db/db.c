@@ -437,7 +437,7 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
             sent[q].st->ready = 1;
         if (sent[q].kind == 3 && ok && t->guard_role && !t->role && t->guard_user &&
             PQntuples(r) == 1 && PQnfields(r) == 3)
-            snprintf(t->guard_role, 8, "%s", PQgetvalue(r, 0, 2));
+            snprintf(t->guard_role, DB_ROLE_MAX, "%s", PQgetvalue(r, 0, 2));
         if (sent[q].kind == 0 && ok)
             res[sent[q].index] = r;
         else

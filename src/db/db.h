@@ -29,7 +29,7 @@ struct db_target {
      * context statement itself (DB_GUARD_SQL), one statement fewer */
     const char *guard_user;
     const char *guard_min;
-    char *guard_role; /* out, may be NULL: the user's role when the check passed (>= 8) */
+    char *guard_role; /* out, may be NULL: the user's role when the check passed */
 };
 
 /*
@@ -47,6 +47,9 @@ struct db_target {
     "array_position('{member,admin,owner}'::text[], coalesce(" min ", 'member')) THEN u.role "     \
     "ELSE " schema "tenant_guard(" user "::uuid, " min ") END FROM " schema "users u WHERE "       \
     "u.id = " user "::uuid), " schema "tenant_guard(" user "::uuid, " min "))"
+
+/* Room for a user's role as DB_GUARD_SQL returns it ("member", "admin", "owner"). */
+#define DB_ROLE_MAX 8
 
 struct db_stmt {
     const char *sql;

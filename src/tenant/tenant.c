@@ -193,27 +193,33 @@ void tnt_cache_invalidate(struct tnt_cache *c, const char *id)
     pthread_mutex_unlock(&c->mu);
 }
 
-static struct tnt_tenant *lookup_locked(struct tnt_cache *c, const char *key)
+/* The entry filed under key, expired or not, or NULL. */
+static struct cache_entry *find_locked(struct tnt_cache *c, const char *key)
 {
-    long long now = now_us();
     for (struct cache_entry *e = c->buckets[bucket_of(key)]; e; e = e->next)
         if (strcmp(e->key, key) == 0)
-            return now - e->t->loaded_us < (long long)c->ttl_ms * 1000 ? e->t : NULL;
+            return e;
     return NULL;
+}
+
+static struct tnt_tenant *lookup_locked(struct tnt_cache *c, const char *key)
+{
+    struct cache_entry *e = find_locked(c, key);
+    return e && now_us() - e->t->loaded_us < (long long)c->ttl_ms * 1000 ? e->t : NULL;
 }
 
 static void insert_locked(struct tnt_cache *c, const char *key, struct tnt_tenant *t)
 {
-    unsigned b = bucket_of(key);
-    for (struct cache_entry **pp = &c->buckets[b]; *pp; pp = &(*pp)->next)
-        if (strcmp((*pp)->key, key) == 0) {
-            tnt_tenant_unref((*pp)->t);
-            (*pp)->t = tnt_tenant_ref(t);
-            return;
-        }
+    struct cache_entry *e = find_locked(c, key);
+    if (e) {
+        tnt_tenant_unref(e->t);
+        e->t = tnt_tenant_ref(t);
+        return;
+    }
     if (c->count >= c->max)
         clear_locked(c, NULL); /* rare: a full cache starts over rather than track recency */
-    struct cache_entry *e = td_xcalloc(1, sizeof(*e));
+    unsigned b = bucket_of(key);
+    e = td_xcalloc(1, sizeof(*e));
     e->key = td_xstrdup(key);
     e->t = tnt_tenant_ref(t);
     e->next = c->buckets[b];
@@ -253,9 +259,9 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
     pthread_mutex_lock(&c->mu);
     /* an entry that only expired (no change was announced) hands its generation on: what
      * was learnt about the tenant's users stays valid (src/api/usercheck.h) */
-    for (struct cache_entry *e = c->buckets[bucket_of(t->id)]; e; e = e->next)
-        if (strcmp(e->key, t->id) == 0)
-            t->gen = e->t->gen;
+    struct cache_entry *old = find_locked(c, t->id);
+    if (old)
+        t->gen = old->t->gen;
     insert_locked(c, t->id, t);
     /* never file a tenant under a UUID that is not its id (a UUID-shaped slug from an older
      * catalog would answer for the tenant that has that id) */
