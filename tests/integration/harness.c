@@ -553,6 +553,24 @@ long td_login(struct td_server *s, const char *slug, const char *email, const ch
     return st;
 }
 
+long td_add_user(struct td_server *s, const char *slug, const char *token, const char *email,
+                 const char *password, const char *role, char *id, size_t size)
+{
+    struct td_resp r;
+    char path[128];
+    json_t *body = json_pack("{s:s,s:s,s:s,s:s}", "email", email, "password", password, "name",
+                             "User", "role", role);
+    char *text = json_dumps(body, JSON_COMPACT);
+    snprintf(path, sizeof(path), "/t/%s/users", slug);
+    long st = td_call(s, "POST", path, token, text, &r);
+    free(text);
+    json_decref(body);
+    if (id)
+        copy_str(id, size, st == 201 ? td_jstr(r.json, "id") : NULL);
+    td_resp_free(&r);
+    return st;
+}
+
 long td_admin_create_tenant(struct td_server *s, const char *slug, const char *isolation,
                             const char *plan, const char *owner_email, const char *owner_password,
                             struct td_principal *p)

@@ -91,6 +91,10 @@ long td_signup(struct td_server *s, const char *slug, const char *email, const c
 long td_admin_create_tenant(struct td_server *s, const char *slug, const char *isolation,
                             const char *plan, const char *owner_email, const char *owner_password,
                             struct td_principal *p);
+/* POST /t/{slug}/users {email,password,name,role} as token; copies the new id to id[size]
+ * (may be NULL). Returns the HTTP status. */
+long td_add_user(struct td_server *s, const char *slug, const char *token, const char *email,
+                 const char *password, const char *role, char *id, size_t size);
 /* POST /t/{slug}/auth/login; copies the token to token[size]. Returns the HTTP status. */
 long td_login(struct td_server *s, const char *slug, const char *email, const char *password,
               char *token, size_t size);

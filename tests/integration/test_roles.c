@@ -646,23 +646,10 @@ static void test_check_every_isolation(void **state)
         assert_int_equal(td_admin_create_tenant(&srv, slug, isos[i], NULL, email, PW, &o), 201);
 
         snprintf(email, sizeof(email), "admin@%s.test", slug);
-        char body[256];
-        snprintf(body, sizeof(body),
-                 "{\"email\":\"%s\",\"password\":\"" PW "\",\"name\":\"A\",\"role\":\"admin\"}",
-                 email);
-        td_call(&srv, "POST", users, o.token, body, &r);
-        TD_ASSERT_STATUS(&r, 201);
-        snprintf(id, sizeof(id), "%s", td_jstr(r.json, "id"));
-        td_resp_free(&r);
+        assert_int_equal(td_add_user(&srv, slug, o.token, email, PW, "admin", id, sizeof(id)), 201);
         assert_int_equal(td_login(&srv, slug, email, PW, tok, sizeof(tok)), 200);
-
         /* an admin may add a member */
-        td_call(&srv, "POST", users, tok,
-                "{\"email\":\"m1@x.test\",\"password\":\"" PW
-                "\",\"name\":\"M\",\"role\":\"member\"}",
-                &r);
-        TD_ASSERT_STATUS(&r, 201);
-        td_resp_free(&r);
+        assert_int_equal(td_add_user(&srv, slug, tok, "m1@x.test", PW, "member", NULL, 0), 201);
         /* demoted to member: the same token may read but no longer add users */
         snprintf(path, sizeof(path), "%s/%s", users, id);
         td_call(&srv, "PATCH", path, o.token, "{\"role\":\"member\"}", &r);
