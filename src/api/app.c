@@ -7,6 +7,7 @@
 
 #include "api/plans.h"
 #include "auth/jwt.h"
+#include "backup/backup.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "pg/cluster.h"
@@ -77,7 +78,12 @@ int td_app_open(struct td_app *app, struct td_config *cfg)
         return rc;
     char *catalog = cfg->database_url;
     if (!catalog) {
-        if ((rc = pgc_cluster_start(cfg->data_dir, "tenantd", &app->cluster)) < 0)
+        char *extra = bkp_cluster_conf(cfg);
+        rc = extra || !cfg->backup ? 0 : TD_EUNAVAILABLE;
+        if (rc == 0)
+            rc = pgc_cluster_start(cfg->data_dir, "tenantd", extra, &app->cluster);
+        free(extra);
+        if (rc < 0)
             return rc;
         catalog = (char *)pgc_cluster_conninfo(app->cluster);
     }

@@ -117,6 +117,10 @@ static const struct cfg_entry entries[] = {
     {"migrations_dir", CFG_STR, OFF(migrations_dir), TD_SOURCE_DIR "/migrations",
      "TENANTD_MIGRATIONS_DIR", NULL, valid_nonempty},
     {"job_workers", CFG_INT, OFF(job_workers), "2", "TENANTD_JOB_WORKERS", NULL, valid_workers},
+    {"backup", CFG_INT, OFF(backup), "1", "TENANTD_BACKUP", NULL, valid_bool},
+    {"backup_dir", CFG_STR, OFF(backup_dir), NULL, "TENANTD_BACKUP_DIR", NULL, valid_nonempty},
+    {"backup_interval", CFG_INT, OFF(backup_interval), "86400", "TENANTD_BACKUP_INTERVAL", NULL,
+     valid_pos_int},
 };
 
 #define NENTRIES (sizeof(entries) / sizeof(entries[0]))

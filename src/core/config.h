@@ -30,6 +30,9 @@ struct td_config {
     int http_workers;     /* threads for slow routes (password hashing, provisioning) */
     char *migrations_dir; /* migrations/catalog and migrations/tenant live here */
     int job_workers;      /* background job threads of serve; 0: none */
+    int backup;           /* 1: WAL archiving and base backups of the embedded cluster */
+    char *backup_dir;     /* NULL: <data_dir>/backups */
+    int backup_interval;  /* seconds between full base backups */
 };
 
 /*

@@ -151,6 +151,9 @@ static char **child_env(const struct td_server *s, const char *const *extra_env)
     env[k++] = strdup("TENANTD_ADMIN_TOKEN=" TD_TEST_ADMIN_TOKEN);
     env[k++] = strdup("TENANTD_JWT_SECRET=" TD_TEST_JWT_SECRET);
     env[k++] = strdup("TENANTD_LOG_LEVEL=warn");
+    /* WAL archiving and base backups cost every test a few seconds; test_restore turns
+     * them on (its extra_env comes first and wins) */
+    env[k++] = strdup("TENANTD_BACKUP=0");
     env[k] = NULL;
     return env;
 }
