@@ -36,8 +36,8 @@ static json_t *backup_json(struct td_app *app)
     bkp_get_status(app->backup, 0, &st);
     return json_pack("{s:b, s:o, s:I, s:o, s:o, s:I}", "archiving", st.archiving,
                      "last_archived_wal_at", stamp(st.last_archived), "archive_failures",
-                     st.archive_failed, "last_backup_at", stamp(st.last_backup),
-                     "oldest_backup_at", stamp(st.oldest_backup), "backups", st.backups);
+                     st.archive_failed, "last_backup_at", stamp(st.last_backup), "oldest_backup_at",
+                     stamp(st.oldest_backup), "backups", st.backups);
 }
 
 int api_ready(struct http_req *req)
@@ -51,7 +51,6 @@ int api_ready(struct http_req *req)
     PQclear(r);
     if (rc < 0)
         return TD_EUNAVAILABLE;
-    return http_reply_json(req, 200,
-                           json_pack("{s:s, s:o}", "status", "ready", "backup",
-                                     backup_json(req->app)));
+    return http_reply_json(
+        req, 200, json_pack("{s:s, s:o}", "status", "ready", "backup", backup_json(req->app)));
 }

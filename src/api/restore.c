@@ -19,9 +19,10 @@
 
 #define TS(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-/* The tenant named by {id}, live or deleted (the newest deletion of a slug), and the
- * reason a restore to $2 must be refused (NULL: none). $3: days of the plan's window,
- * looked up in SQL from the plan; $4: the oldest base backup (unix seconds). */
+/* The tenant named by {id}, live or deleted (the newest deletion of a slug), and the reason
+ * a restore to $2 must be refused (NULL: none), the plan's window in days included. $3: when
+ * the oldest base backup ended, in whole seconds: pgBackRest picks a backup that ended
+ * before the moment by that measure, so the moment must lie a second later. */
 static const char find_sql[] =
     "WITH t AS (SELECT id, slug, plan, isolation, server, created_at, NULL::timestamptz AS "
     "deleted_at FROM tenantd.tenants WHERE id::text = $1 OR slug = $1 UNION ALL (SELECT id, "
@@ -32,13 +33,24 @@ static const char find_sql[] =
     "$2::timestamptz AS at FROM t) "
     "SELECT id, slug, isolation, server, deleted_at IS NULL, CASE "
     "WHEN at > now() THEN 'at is in the future' "
-    "WHEN at < created_at THEN 'at is before the tenant existed (created ' || " TS("created_at") " || ')' "
-    "WHEN at < now() - days * interval '1 day' THEN 'at is outside the ' || plan || ' plan''s "
-    "restore window of ' || days || ' day' || CASE WHEN days > 1 THEN 's' ELSE '' END "
-    "WHEN deleted_at IS NOT NULL AND at >= deleted_at THEN 'at is after the tenant was deleted "
-    "(' || " TS("deleted_at") " || ')' "
-    "WHEN at < to_timestamp($3::bigint) THEN 'no base backup reaches back to at (the oldest "
-    "ends ' || " TS("to_timestamp($3::bigint)") " || ')' END, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' FROM w";
+    "WHEN at < created_at THEN 'at is before the tenant existed (created ' || " TS(
+        "created_at") " || ')' "
+                      "WHEN at < now() - days * interval '1 day' THEN 'at is outside the ' || plan "
+                      "|| ' plan''s "
+                      "restore window of ' || days || ' day' || CASE WHEN days > 1 THEN 's' ELSE "
+                      "'' END "
+                      "WHEN deleted_at IS NOT NULL AND at >= deleted_at THEN 'at is after the "
+                      "tenant was deleted "
+                      "(' || " TS(
+                          "deleted_at") " || ')' "
+                                        "WHEN at < to_timestamp($3::bigint + 1) THEN 'no base "
+                                        "backup reaches back to at (the oldest "
+                                        "ends ' || " TS(
+                                            "to_timestamp($3::bigint)") " || ')' END, to_char(at "
+                                                                        "AT TIME ZONE 'UTC', "
+                                                                        "'YYYY-MM-DD "
+                                                                        "HH24:MI:SS.US') || '+00' "
+                                                                        "FROM w";
 
 /* RFC 3339 with a zone: 2026-01-02T03:04:05[.ffffff](Z|+hh:mm|-hh:mm). */
 static int is_rfc3339(const char *s)
@@ -57,9 +69,9 @@ static int is_rfc3339(const char *s)
     }
     if ((s[i] == 'Z' || s[i] == 'z') && !s[i + 1])
         return 1;
-    return (s[i] == '+' || s[i] == '-') && s[i + 1] >= '0' && s[i + 1] <= '9' &&
-           s[i + 2] >= '0' && s[i + 2] <= '9' && s[i + 3] == ':' && s[i + 4] >= '0' &&
-           s[i + 4] <= '9' && s[i + 5] >= '0' && s[i + 5] <= '9' && !s[i + 6];
+    return (s[i] == '+' || s[i] == '-') && s[i + 1] >= '0' && s[i + 1] <= '9' && s[i + 2] >= '0' &&
+           s[i + 2] <= '9' && s[i + 3] == ':' && s[i + 4] >= '0' && s[i + 4] <= '9' &&
+           s[i + 5] >= '0' && s[i + 5] <= '9' && !s[i + 6];
 }
 
 /* 1 when a live tenant has this slug. */
@@ -94,8 +106,8 @@ static json_t *job_json(PGresult *r)
     }
     if (!PQgetisnull(r, 0, 5) && !failed)
         res = json_loads(PQgetvalue(r, 0, 5), 0, NULL);
-    return json_pack("{s:s, s:s, s:s, s:f, s:o, s:o, s:s, s:s?}", "id", PQgetvalue(r, 0, 0),
-                     "kind", PQgetvalue(r, 0, 1), "status", PQgetvalue(r, 0, 2), "progress",
+    return json_pack("{s:s, s:s, s:s, s:f, s:o, s:o, s:s, s:s?}", "id", PQgetvalue(r, 0, 0), "kind",
+                     PQgetvalue(r, 0, 1), "status", PQgetvalue(r, 0, 2), "progress",
                      atof(PQgetvalue(r, 0, 3)), "error", err, "result", res ? res : json_null(),
                      "created_at", PQgetvalue(r, 0, 7), "finished_at",
                      PQgetisnull(r, 0, 8) ? NULL : PQgetvalue(r, 0, 8));
@@ -153,8 +165,9 @@ static int enqueue(struct http_req *req, PGconn *pg, const struct restore_req *q
                            (const char *const[]){q->action, actor, q->tenant_id, q->slug,
                                                  q->at ? q->at_norm : NULL, q->new_slug, job_id},
                            NULL);
-    rc = db_admin_exec(pg, "ending a transaction", rc == 0 ? "COMMIT" : "ROLLBACK", 0, NULL,
-                       NULL) < 0 && rc == 0
+    rc = db_admin_exec(pg, "ending a transaction", rc == 0 ? "COMMIT" : "ROLLBACK", 0, NULL, NULL) <
+                     0 &&
+                 rc == 0
              ? TD_EUNAVAILABLE
              : rc;
     free(payload);

@@ -45,8 +45,8 @@ static char *abs_dir(const char *path)
 /* The backup directory, created if missing: TENANTD_BACKUP_DIR or <data_dir>/backups. */
 static char *backup_dir(const struct td_config *cfg)
 {
-    char *want = cfg->backup_dir ? td_xstrdup(cfg->backup_dir)
-                                 : td_xasprintf("%s/backups", cfg->data_dir);
+    char *want =
+        cfg->backup_dir ? td_xstrdup(cfg->backup_dir) : td_xasprintf("%s/backups", cfg->data_dir);
     if (mkdir(want, 0700) < 0 && errno != EEXIST) {
         td_log_error("cannot create backup directory %s: %s", want, strerror(errno));
         free(want);
@@ -323,6 +323,7 @@ static void *schedule_main(void *arg)
         long long last = atomic_load(&b->last_backup);
         if (!last || now - last >= b->cfg->backup_interval) {
             run_backup(b);
+            refresh_archiver(b); /* the backup's own WAL was just archived */
             next_info = time(NULL) + 60;
         }
     } while (nap(b, BKP_POLL_S));

@@ -23,11 +23,11 @@ struct bkp {
     struct pgc_cluster *cluster; /* NULL: servers given by URL, no restore */
     struct db *db;
     const struct mig_set *migs;
-    char *dir;       /* absolute backup directory */
-    char *conf;      /* <dir>/pgbackrest.conf */
-    char *log;       /* <dir>/tenantd-backup.log: output of pgbackrest and scratch servers */
+    char *dir;        /* absolute backup directory */
+    char *conf;       /* <dir>/pgbackrest.conf */
+    char *log;        /* <dir>/tenantd-backup.log: output of pgbackrest and scratch servers */
     char *pgbackrest; /* absolute path of the program */
-    int enabled;     /* embedded cluster with backups on */
+    int enabled;      /* embedded cluster with backups on */
     pthread_t thread;
     int has_thread;
     pthread_mutex_t mu; /* guards stop and the condition variable */
@@ -67,9 +67,8 @@ struct bkp__scratch {
  * included) when the backup has them all, then start it and replay WAL up to at. Returns
  * 0, TD_EVALIDATION (no backup or WAL reaches that moment; err says so) or
  * TD_EUNAVAILABLE. s is cleaned up by bkp__scratch_stop() in every case. */
-int bkp__scratch_start(struct bkp *b, const char *job_id, const char *at,
-                       const char *const *dbs, struct bkp__scratch *s, char *err,
-                       size_t cap) TD_MUSTCHECK;
+int bkp__scratch_start(struct bkp *b, const char *job_id, const char *at, const char *const *dbs,
+                       struct bkp__scratch *s, char *err, size_t cap) TD_MUSTCHECK;
 /* Stop the scratch server (immediate: it is thrown away) and remove its directory. */
 void bkp__scratch_stop(struct bkp *b, struct bkp__scratch *s);
 

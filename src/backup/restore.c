@@ -163,16 +163,22 @@ static int export_from_copy(struct job *j, const char *path, long long *restore_
     *restore_ms = s.restore_ms;
     *replay_ms = s.replay_ms;
     progress(j, 0.6);
-    struct db_config dc = {.main_conninfo = s.conninfo, .app_password = "unused",
-                           .pool_size = 2, .tenant_pools = 2, .acquire_timeout_ms = 5000,
-                           .tenant_share = 100, .conn_max_tenants = 500};
+    struct db_config dc = {.main_conninfo = s.conninfo,
+                           .app_password = "unused",
+                           .pool_size = 2,
+                           .tenant_pools = 2,
+                           .acquire_timeout_ms = 5000,
+                           .tenant_share = 100,
+                           .conn_max_tenants = 500};
     if (rc == 0 && (rc = db_new(&dc, &sdb)) < 0)
         fail(j, rc, "could not open the recovered copy");
     if (rc == 0)
         rc = find_in_copy(j, sdb, &t);
     if (rc == 0 && t->server_idx != 0)
-        rc = fail(j, TD_EVALIDATION, "the tenant lived on server %s at that moment; restore "
-                  "covers the embedded cluster only", t->server);
+        rc = fail(j, TD_EVALIDATION,
+                  "the tenant lived on server %s at that moment; restore "
+                  "covers the embedded cluster only",
+                  t->server);
     long long t0 = bkp__now_ms();
     if (rc == 0)
         rc = export_to(j, sdb, t, path);
@@ -222,8 +228,9 @@ static int replace_live(struct job *j, struct tnt_tenant *t, const struct tnt_im
     if (rc == 0)
         rc = tnt_import_replace(j->b->db, t, d, detail);
     if (rc == 0)
-        (void)!db_admin_exec(j->pg, "announcing the restore", "SELECT pg_notify('tenantd_tenants', $1)",
-                             1, (const char *const[]){t->id}, NULL);
+        (void)!db_admin_exec(j->pg, "announcing the restore",
+                             "SELECT pg_notify('tenantd_tenants', $1)", 1,
+                             (const char *const[]){t->id}, NULL);
     free(keep);
     return rc;
 }

@@ -50,8 +50,8 @@ static int restore_files(struct bkp *b, struct bkp__scratch *s, const char *at,
 {
     char *pgpath = td_xasprintf("--pg1-path=%s", s->pgdata);
     char *target = td_xasprintf("--target=%s", at);
-    const char *args[16] = {pgpath, target, "--type=time", "--target-action=promote",
-                            "--archive-mode=off", NULL};
+    const char *args[16] = {
+        pgpath, target, "--type=time", "--target-action=promote", "--archive-mode=off", NULL};
     int n = 5, st;
     char *inc[8] = {0};
     for (int i = 0; dbs && dbs[i] && i < 8; i++)
@@ -110,8 +110,8 @@ static int start_server(struct bkp *b, struct bkp__scratch *s, char *err, size_t
                               "-c shared_buffers=64MB -c max_connections=20 "
                               "-c max_wal_senders=0 -c max_replication_slots=0",
                               s->port, s->dir);
-    const char *args[] = {"start", "-w", "-t", "3600", "-D", s->pgdata, "-l", logf, "-o", opts,
-                          NULL};
+    const char *args[] = {"start", "-w", "-t", "3600", "-D", s->pgdata,
+                          "-l",    logf, "-o", opts,   NULL};
     int st = pgc_cluster_run(b->cluster, pgctl, args, b->log), rc = 0;
     if (st == 0)
         s->running = 1;
@@ -165,8 +165,8 @@ static int wait_promoted(struct bkp__scratch *s, char *err, size_t cap)
     return rc;
 }
 
-int bkp__scratch_start(struct bkp *b, const char *job_id, const char *at,
-                       const char *const *dbs, struct bkp__scratch *s, char *err, size_t cap)
+int bkp__scratch_start(struct bkp *b, const char *job_id, const char *at, const char *const *dbs,
+                       struct bkp__scratch *s, char *err, size_t cap)
 {
     s->dir = td_xasprintf("%s/scratch/%.8s", b->dir, job_id);
     s->pgdata = td_xasprintf("%s/pg", s->dir);
@@ -180,8 +180,10 @@ int bkp__scratch_start(struct bkp *b, const char *job_id, const char *at,
     int st = restore_files(b, s, at, dbs);
     s->restore_ms = bkp__now_ms() - t0;
     if (st != 0) {
-        snprintf(err, cap, "pgbackrest restore failed (exit status %d); is there a base backup "
-                 "before that moment?", st);
+        snprintf(err, cap,
+                 "pgbackrest restore failed (exit status %d); is there a base backup "
+                 "before that moment?",
+                 st);
         return st == 1 || st == 75 ? TD_EVALIDATION : TD_EUNAVAILABLE;
     }
     t0 = bkp__now_ms();

@@ -547,8 +547,9 @@ static int ensure_extra_conf(struct pgc_cluster *c, const char *extra, int *chan
     *changed = 0;
     if (!text || !strstr(text, line)) {
         f = fopen(conf, "ae");
-        if (!f || fprintf(f, "\n# tenantd: settings of the embedded cluster's callers\n%s",
-                          line) < 0 || fclose(f) != 0) {
+        if (!f ||
+            fprintf(f, "\n# tenantd: settings of the embedded cluster's callers\n%s", line) < 0 ||
+            fclose(f) != 0) {
             f = NULL;
             goto fail;
         }
@@ -598,17 +599,14 @@ static int start_or_reuse(struct pgc_cluster *c, int conf_changed)
     int has_pid = access(pidfile, F_OK) == 0;
     free(pidfile);
     if (has_pid && server_running(c) && conf_changed) {
-        /* archive_mode and its kin are read at server start only */
-        const char *args[] = {"restart", "-w", "-t", "60", "-m", "fast", "-D", c->pg_dir,
-                              "-l", c->log_path, "-o", "-p " PGC_PORT_STR, NULL};
-        if (run_tool(c, "pg_ctl", args, 0) == 0) {
-            c->started = 1;
-            td_log_info("restarted the postgresql server in %s for changed settings", c->pg_dir);
-            return TD_OK;
-        }
-        td_log_error("cannot restart embedded postgresql in %s for changed settings, see %s",
-                     c->pg_dir, c->log_path);
-        return TD_EUNAVAILABLE;
+        /* Another process may be using this server: never restart it under it. A reload
+         * applies what it can (archive_command); archive_mode waits for the next start. */
+        const char *args[] = {"reload", "-D", c->pg_dir, NULL};
+        (void)run_tool(c, "pg_ctl", args, 0);
+        td_log_warn("the settings of the postgresql server running in %s changed; archive_mode "
+                    "takes effect when it is next started",
+                    c->pg_dir);
+        return TD_OK;
     }
     if (has_pid && server_running(c)) {
         td_log_info("reusing the postgresql server already running in %s", c->pg_dir);
@@ -761,8 +759,7 @@ int pgc_cluster_start(const char *data_dir, const char *dbname, const char *extr
         goto out;
     if ((rc = ensure_conf(c)) < 0 ||
         (extra_conf && (rc = ensure_extra_conf(c, extra_conf, &changed)) < 0) ||
-        (rc = start_or_reuse(c, changed)) < 0 ||
-        (rc = ensure_database(c, dbname)) < 0)
+        (rc = start_or_reuse(c, changed)) < 0 || (rc = ensure_database(c, dbname)) < 0)
         goto out;
     c->conninfo = make_conninfo(c, dbname);
     *out = c;

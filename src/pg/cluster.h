@@ -22,7 +22,8 @@ int pgc_cluster_start(const char *data_dir, const char *dbname, const char *extr
 
 /* extra_conf (may be NULL: leave as it is) is the text of <data_dir>/pg/tenantd-extra.conf,
  * included from postgresql.conf after tenantd's own settings (WAL archiving); when it
- * changes, a server already running there is restarted so that it takes effect. */
+ * changes, a server already running there is reloaded (archive_mode itself waits for its
+ * next start: it may be serving another process). */
 
 /** libpq conninfo string (keyword=value form) of the superuser on `dbname`, e.g.
  * "host=/abs/var/pg port=5432 dbname=tenantd user=postgres". Owned by c; valid until stop.

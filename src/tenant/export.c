@@ -249,8 +249,8 @@ static int delete_rows(PGconn *pg, const struct tnt_tenant *t)
     for (int i = TNT_EXPORT_TABLES - 1; rc == 0 && i >= 0; i--) {
         char *sql = td_xasprintf("DELETE FROM %s.%s WHERE tenant_id = $1", schema_of(t),
                                  tnt_export_tables[i]);
-        rc = db_admin_exec(pg, "removing the rows to replace", sql, 1,
-                           (const char *const[]){t->id}, NULL);
+        rc = db_admin_exec(pg, "removing the rows to replace", sql, 1, (const char *const[]){t->id},
+                           NULL);
         free(sql);
     }
     return rc;
@@ -290,8 +290,8 @@ static int insert_rows(PGconn *pg, const struct tnt_tenant *t, const struct tnt_
     return rc;
 }
 
-int tnt_import_replace(struct db *db, const struct tnt_tenant *t,
-                       const struct tnt_import_data *d, const char **detail)
+int tnt_import_replace(struct db *db, const struct tnt_tenant *t, const struct tnt_import_data *d,
+                       const char **detail)
 {
     PGconn *pg = NULL;
     *detail = NULL;

@@ -74,7 +74,7 @@ int tnt_import(struct db *db, const struct mig_set *migs, const struct tnt_new *
  * t's storage: all or nothing. The tenant's catalog row is left alone. Returns 0 or the
  * codes of tnt_import; *detail is static storage or NULL.
  */
-int tnt_import_replace(struct db *db, const struct tnt_tenant *t,
-                       const struct tnt_import_data *d, const char **detail) TD_MUSTCHECK;
+int tnt_import_replace(struct db *db, const struct tnt_tenant *t, const struct tnt_import_data *d,
+                       const char **detail) TD_MUSTCHECK;
 
 #endif
