@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 
 struct api_usage;
+struct auth_throttle;
 struct pgc_cluster;
 struct tnt_listener;
 
@@ -27,6 +28,7 @@ struct td_app {
     atomic_int ready;
     struct pgc_cluster *cluster; /* embedded PostgreSQL, or NULL */
     struct tnt_listener *listener;
+    struct auth_throttle *throttle; /* failed logins, per process */
 };
 
 /*

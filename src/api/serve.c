@@ -36,6 +36,7 @@ int api_serve(struct td_config *cfg)
         .done = api_log_request,
         .tenant_key = api_tenant_key,
         .tenant_share = cfg->tenant_share,
+        .cors_origins = cfg->cors_origins,
     };
     if (http_server_start(&ho, &app, &srv) < 0)
         goto out;

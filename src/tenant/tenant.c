@@ -6,18 +6,18 @@
 #include "auth/jwt.h"
 #include "core/hash.h"
 #include "core/mem.h"
+#include "db/sqljson.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-const char tnt_catalog_columns[] =
-    "id, slug, name, plan, isolation, status, server, "
-    "to_char(subscription_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-    "extract(epoch from subscription_expires_at)::bigint, "
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-    "schema_version";
+const char tnt_catalog_columns[] = "id, slug, name, plan, isolation, status, server, " DB_SQL_TS(
+    "subscription_expires_at") ", "
+                               "extract(epoch from subscription_expires_at)::bigint, " DB_SQL_TS(
+                                   "created_at") ", "
+                                                 "schema_version";
 
 static const char *const iso_names[] = {"pool", "schema", "database"};
 
