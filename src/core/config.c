@@ -117,6 +117,10 @@ static const struct cfg_entry entries[] = {
     {"migrations_dir", CFG_STR, OFF(migrations_dir), TD_SOURCE_DIR "/migrations",
      "TENANTD_MIGRATIONS_DIR", NULL, valid_nonempty},
     {"job_workers", CFG_INT, OFF(job_workers), "2", "TENANTD_JOB_WORKERS", NULL, valid_workers},
+    {"metrics_token", CFG_STR, OFF(metrics_token), NULL, "TENANTD_METRICS_TOKEN", NULL,
+     valid_secret},
+    {"metrics_listen", CFG_STR, OFF(metrics_listen), NULL, "TENANTD_METRICS_LISTEN",
+     "--metrics-listen", valid_port_addr},
 };
 
 #define NENTRIES (sizeof(entries) / sizeof(entries[0]))
@@ -208,5 +212,6 @@ const char *td_config_flags_help(void)
            "  --database-url URL      catalog server; unset: embedded (TENANTD_DATABASE_URL)\n"
            "  --admin-token TOKEN     operator bearer token (TENANTD_ADMIN_TOKEN)\n"
            "  --jwt-secret SECRET     HS256 key, >= 32 bytes (TENANTD_JWT_SECRET)\n"
-           "  --base-domain DOMAIN    subdomain routing (TENANTD_BASE_DOMAIN)\n";
+           "  --base-domain DOMAIN    subdomain routing (TENANTD_BASE_DOMAIN)\n"
+           "  --metrics-listen H:P    GET /metrics without a token here (TENANTD_METRICS_LISTEN)\n";
 }

@@ -30,6 +30,8 @@ struct td_config {
     int http_workers;     /* threads for slow routes (password hashing, provisioning) */
     char *migrations_dir; /* migrations/catalog and migrations/tenant live here */
     int job_workers;      /* background job threads of serve; 0: none */
+    char *metrics_token;  /* NULL: only the operator token reads /metrics on the API address */
+    char *metrics_listen; /* host:port serving /metrics alone, without a token; NULL: none */
 };
 
 /*

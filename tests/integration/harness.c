@@ -85,7 +85,7 @@ int td_raw_status(int fd)
     return sscanf(buf, "HTTP/1.%*d %d", &st) == 1 ? st : 0;
 }
 
-static int free_port(void)
+int td_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
@@ -187,7 +187,7 @@ int td_server_start(struct td_server *s, const char *const *extra_env)
         return -1;
     }
     snprintf(s->log_path, sizeof(s->log_path), "%s/tenantd.log", s->dir);
-    s->port = free_port();
+    s->port = td_free_port();
     if (s->port <= 0)
         return -1;
     snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%d", s->port);

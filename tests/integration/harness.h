@@ -142,6 +142,8 @@ int td_run_quiet(char *const argv[]);
 void td_sleep_ms(long ms);
 /* CLOCK_MONOTONIC in seconds. */
 double td_now_s(void);
+/* A TCP port of 127.0.0.1 free right now (for a second listener), or -1. */
+int td_free_port(void);
 /* A raw TCP connection to the server (receive timeout timeout_s), or -1. */
 int td_raw_connect(const struct td_server *s, int timeout_s);
 /* The status of the first response on fd, 0 when none came before the timeout. */
