@@ -16,6 +16,7 @@
 
 struct api_usage;
 struct bkp;
+struct auth_throttle;
 struct pgc_cluster;
 struct tnt_listener;
 
@@ -28,7 +29,8 @@ struct td_app {
     atomic_int ready;
     struct pgc_cluster *cluster; /* embedded PostgreSQL, or NULL */
     struct tnt_listener *listener;
-    struct bkp *backup; /* backups and restore (serve only), or NULL */
+    struct bkp *backup;             /* backups and restore (serve only), or NULL */
+    struct auth_throttle *throttle; /* failed logins, per process */
 };
 
 /*
@@ -50,6 +52,8 @@ int api_cli_tenants_check(int argc, char **argv);
 
 /* Route, guard and answer one request (the http server's dispatch callback). */
 int api_dispatch(struct http_req *req);
+/* The metrics address's dispatch: GET /metrics without a token, 404 for any other path. */
+int api_dispatch_metrics(struct http_req *req);
 /* 1 when req's route is marked HTTP_ROUTE_SLOW (run on an HTTP worker, not a loop). */
 int api_slow_route(struct http_req *req);
 /* The tenant req names (token's tid, else /t/{slug} or X-Tenant-ID) into out, for the

@@ -51,6 +51,18 @@ static int guard_admin(struct http_req *req)
     return 0;
 }
 
+/* /metrics names tenants: the operator token, or the scraper's own token. A user token,
+ * even a valid one, is neither. */
+static int guard_metrics(struct http_req *req)
+{
+    const char *tok = bearer(req), *mt = req->app->cfg->metrics_token;
+    if (tok &&
+        (auth_secret_equal(tok, req->app->cfg->admin_token) || (mt && auth_secret_equal(tok, mt))))
+        return 0;
+    http_problem_send(req, TD_EUNAUTHORIZED, "the operator token or the metrics token is required");
+    return 1;
+}
+
 static int fail(struct http_req *req, int err, const char *detail)
 {
     http_problem_send(req, err, detail);
@@ -119,6 +131,8 @@ int api_guard(struct http_req *req)
 {
     if (req->route_flags & HTTP_ROUTE_ADMIN)
         return guard_admin(req);
+    if (req->route_flags & HTTP_ROUTE_METRICS)
+        return guard_metrics(req);
     if (req->route_flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON))
         return guard_tenant(req, (req->route_flags & HTTP_ROUTE_TENANT) != 0);
     return 0;

@@ -236,13 +236,18 @@ static json_t *components(void)
                   "type", "string", "format", "uri", "title", "type", "string", "status", "type",
                   "integer", "detail", "type", "string", "code", "type", "string", "enum", codes));
     return json_pack(
-        "{s:o, s:{s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s}}, s:{s:{s:s, s:s, s:b, s:s, s:{s:s}}}}",
+        "{s:o, s:{s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}, "
+        "s:{s:{s:s, s:s, s:b, s:s, s:{s:s}}}}",
         "schemas", s, "securitySchemes", "userToken", "type", "http", "scheme", "bearer",
         "bearerFormat", "JWT", "description",
         "token from POST /auth/login or POST /signup; valid only for the tenant in its tid",
         "adminToken", "type", "http", "scheme", "bearer", "description",
-        "the platform operator's token (TENANTD_ADMIN_TOKEN)", "parameters", "TenantId", "name",
-        "X-Tenant-ID", "in", "header", "required", 0, "description",
+        "the platform operator's token (TENANTD_ADMIN_TOKEN)", "metricsToken", "type", "http",
+        "scheme", "bearer", "description",
+        "the scraper's token (TENANTD_METRICS_TOKEN); TENANTD_METRICS_LISTEN serves /metrics "
+        "without one",
+        "parameters", "TenantId", "name", "X-Tenant-ID", "in", "header", "required", 0,
+        "description",
         "the tenant's id or slug; alternatives: the /t/{slug} path prefix, the subdomain "
         "(TENANTD_BASE_DOMAIN) or the token's tid. All that are given must agree.",
         "schema", "type", "string");
@@ -453,6 +458,8 @@ static json_t *operation(const struct http_route *r, const struct op_desc *d)
                              "tenant_suspended tenant_not_found unavailable");
     if (r->flags & HTTP_ROUTE_ADMIN)
         add_codes(responses, "unauthorized unavailable");
+    if (r->flags & HTTP_ROUTE_METRICS)
+        add_codes(responses, "unauthorized");
     add_codes(responses, d->errors);
 
     char opid[128];
@@ -474,6 +481,9 @@ static json_t *operation(const struct http_route *r, const struct op_desc *d)
         json_object_set_new(op, "security", json_pack("[{s:[]}]", "userToken"));
     else if (r->flags & HTTP_ROUTE_ADMIN)
         json_object_set_new(op, "security", json_pack("[{s:[]}]", "adminToken"));
+    else if (r->flags & HTTP_ROUTE_METRICS)
+        json_object_set_new(op, "security",
+                            json_pack("[{s:[]}, {s:[]}]", "adminToken", "metricsToken"));
     else
         json_object_set_new(op, "security", json_array());
     if (r->flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON))

@@ -16,11 +16,12 @@
 #define A HTTP_ROUTE_ADMIN
 #define P HTTP_ROUTE_PUBLIC
 #define S HTTP_ROUTE_SLOW
+#define M HTTP_ROUTE_METRICS
 
 static const struct http_route routes[] = {
     {"GET", "/health", P, api_health},
     {"GET", "/ready", P, api_ready},
-    {"GET", "/metrics", P, api_metrics},
+    {"GET", "/metrics", M, api_metrics},
     {"GET", "/openapi.json", P, api_openapi},
     {"POST", "/signup", P | S, api_signup},
     {"POST", "/auth/login", HTTP_ROUTE_TENANT_ANON | S, api_login},
@@ -93,6 +94,17 @@ int api_dispatch(struct http_req *req)
     if (rc < 0 && !req->responded)
         return http_problem_send(req, rc, NULL);
     return 0;
+}
+
+int api_dispatch_metrics(struct http_req *req)
+{
+    /* the metrics address serves nothing else: no tenant route, no /t/{slug} prefix */
+    if (strcmp(req->url, "/metrics") != 0)
+        return http_problem_send(req, TD_ENOTFOUND, "only /metrics is served here");
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0)
+        return http_problem_send(req, TD_EMETHOD, "this route does not take that method");
+    req->route_pattern = "/metrics";
+    return api_metrics(req);
 }
 
 void api_log_request(struct http_req *req)

@@ -15,7 +15,7 @@
 int api_serve(struct td_config *cfg)
 {
     struct td_app app;
-    struct http_server *srv = NULL;
+    struct http_server *srv = NULL, *msrv = NULL;
     struct jobs *jobs = NULL;
     int status = 1;
     sigset_t set;
@@ -37,10 +37,18 @@ int api_serve(struct td_config *cfg)
         .done = api_log_request,
         .tenant_key = api_tenant_key,
         .tenant_share = cfg->tenant_share,
+        .cors_origins = cfg->cors_origins,
     };
+    /* before the HTTP server: handlers read app.backup */
+    if (bkp_open(cfg, app.cluster, app.db, &app.tenant_migs, &app.backup) < 0)
+        goto out;
     if (http_server_start(&ho, &app, &srv) < 0)
         goto out;
-    if (bkp_open(cfg, app.cluster, app.db, &app.tenant_migs, &app.backup) < 0)
+    /* /metrics alone, without a token, for a scraper on an internal address; one loop is
+     * plenty, and its requests stay out of the access log and the request metrics */
+    struct http_server_opts mo = {
+        .listen = cfg->metrics_listen, .threads = 1, .dispatch = api_dispatch_metrics};
+    if (cfg->metrics_listen && http_server_start(&mo, &app, &msrv) < 0)
         goto out;
     if (jobs_start(app.db, cfg->migrations_dir, cfg->job_workers, &jobs) < 0)
         goto out;
@@ -50,12 +58,15 @@ int api_serve(struct td_config *cfg)
     td_log_info("tenantd listening on http://%s (admin token in %s/admin-token unless "
                 "TENANTD_ADMIN_TOKEN is set; JWT secret in %s/jwt-secret)",
                 cfg->listen, cfg->data_dir, cfg->data_dir);
+    if (cfg->metrics_listen)
+        td_log_info("metrics without a token on http://%s/metrics", cfg->metrics_listen);
     int sig = 0;
     sigwait(&set, &sig);
     td_log_info("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&app.ready, 0);
     status = 0;
 out:
+    http_server_stop(msrv, 1);
     http_server_stop(srv, 10);
     jobs_stop(jobs);
     bkp_close(app.backup);

@@ -336,8 +336,8 @@ int db_map_error(const PGresult *res)
     if (!strcmp(state, "23514") || !strcmp(state, "22001") || !strcmp(state, "23502"))
         return TD_EVALIDATION;
     if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
-        !strcmp(state, "57P03") || !strcmp(state, "53300"))
-        return TD_EUNAVAILABLE;
+        !strcmp(state, "57P03") || !strcmp(state, "53300") || !strcmp(state, "55P03"))
+        return TD_EUNAVAILABLE; /* 55P03: lock_timeout, a transient wait */
     td_log_error("postgres error %s: %.*s", state, (int)strcspn(PQresultErrorMessage(res), "\n"),
                  PQresultErrorMessage(res));
     return TD_EINTERNAL;
@@ -472,9 +472,12 @@ fail:
 int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmts, int n,
             PGresult **res)
 {
-    struct db_server *s = &db->servers[t->server];
     for (int i = 0; i < n; i++)
         res[i] = NULL;
+    /* a server this process does not know is never replaced by another one */
+    if (t->server < 0 || t->server >= db->nservers)
+        return TD_EUNAVAILABLE;
+    struct db_server *s = &db->servers[t->server];
     for (int attempt = 0; attempt < 2; attempt++) {
         struct db_slot *slot = NULL;
         int rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
@@ -496,6 +499,9 @@ int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmt
 
 int db_admin_connect(struct db *db, int server, const char *database, PGconn **out)
 {
+    *out = NULL;
+    if (server < 0 || server >= db->nservers)
+        return TD_EUNAVAILABLE;
     *out = connect_as(db->servers[server].conninfo, NULL, NULL, database);
     if (!*out)
         return TD_EUNAVAILABLE;

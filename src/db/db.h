@@ -91,19 +91,20 @@ const char *db_server_admin_conninfo(const struct db *db, int server);
 /*
  * Run stmts (at most 8) in one transaction with t's context, pipelined: one round trip.
  * res[i] receives each statement's result (caller PQclear()s them, NULL on failure).
- * Returns 0, TD_EUNAVAILABLE (no connection, server down), or the TD_E* code mapped
+ * Returns 0, TD_EUNAVAILABLE (no connection, server down, t->server not configured: never
+ * another server instead), or the TD_E* code mapped
  * from the first failing statement's SQLSTATE (see db_map_error).
  */
 int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmts, int n,
             PGresult **res) TD_MUSTCHECK;
 
 /* Map a failed result to a TD_E* code: unique 23505 -> TD_ECONFLICT, TD401/TD403/TD409/
- * TDQUO custom codes, check violations -> TD_EVALIDATION, connection loss ->
- * TD_EUNAVAILABLE, anything else -> TD_EINTERNAL (logged). */
+ * TDQUO custom codes, check violations -> TD_EVALIDATION, connection loss and lock_timeout
+ * (55P03) -> TD_EUNAVAILABLE, anything else -> TD_EINTERNAL (logged). */
 int db_map_error(const PGresult *res);
 
 /* Open a superuser connection to server (database NULL: its default). Caller PQfinish()es.
- * Returns 0 or TD_EUNAVAILABLE. */
+ * Returns 0 or TD_EUNAVAILABLE (also for a server index that is not configured). */
 int db_admin_connect(struct db *db, int server, const char *database, PGconn **out) TD_MUSTCHECK;
 
 /* Run sql on an admin connection; 0 or the mapped error (logged with what). */

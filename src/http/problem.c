@@ -30,6 +30,7 @@ static const struct problem_kind kinds[] = {
     {TD_ECONFLICT, 409, "Conflict"},
     {TD_ETOOLARGE, 413, "Payload too large"},
     {TD_ERATELIMIT, 429, "Rate limited"},
+    {TD_EHEADERS, 431, "Request header fields too large"},
     {TD_EUNAVAILABLE, 503, "Service unavailable"},
 };
 

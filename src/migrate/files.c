@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "db/db.h"
+#include "tenant/names.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -371,10 +372,15 @@ int mig_apply_tenant_v(PGconn *pg, const char *schema, const struct mig_set *s, 
     *applied = 0;
     *version = 0;
     *err = NULL;
-    char *ledger = td_xasprintf("%s.tenantd_migrations", schema);
-    char *sql = td_xasprintf("SELECT set_config('search_path', '%s', true)", schema);
-    int rc = db_admin_exec(pg, "setting search_path", sql, 0, NULL, NULL);
-    free(sql);
+    char *qs = tnt_name_quote(pg, schema);
+    if (!qs) {
+        free(pending);
+        return TD_EINTERNAL;
+    }
+    char *ledger = td_xasprintf("%s.tenantd_migrations", qs);
+    char *sql = NULL;
+    int rc = db_admin_exec(pg, "setting search_path", "SELECT set_config('search_path', $1, true)",
+                           1, (const char *const[]){qs}, NULL);
     if (rc == 0)
         rc = mig_ledger_read(pg, ledger, &l);
     if (rc == 0)
@@ -412,6 +418,7 @@ int mig_apply_tenant_v(PGconn *pg, const char *schema, const struct mig_set *s, 
     mig_ledger_cleanup(&l);
     free(pending);
     free(ledger);
+    PQfreemem(qs);
     return rc;
 }
 
@@ -424,23 +431,42 @@ int mig_apply_tenant(PGconn *pg, const char *schema, const struct mig_set *s, in
 
 int mig_apply_baseline(PGconn *pg, const char *schema, const struct mig_set *s)
 {
-    char *sql = td_xasprintf("CREATE SCHEMA %s; SELECT set_config('search_path', '%s', true);\n%s",
-                             schema, schema, s->baseline ? s->baseline : "");
+    char *q = tnt_name_quote(pg, schema);
+    if (!q)
+        return TD_EINTERNAL;
+    char *lit = PQescapeLiteral(pg, q, strlen(q));
+    char *sql = td_xasprintf("CREATE SCHEMA %s; SELECT set_config('search_path', %s, true);\n%s", q,
+                             lit, s->baseline ? s->baseline : "");
     int rc = db_admin_exec(pg, "creating the tenant schema", sql, 0, NULL, NULL);
     free(sql);
+    PQfreemem(lit);
+    PQfreemem(q);
     return rc;
 }
 
 int mig_grant_schema(PGconn *pg, const char *schema, const char *grantee)
 {
-    char *sql =
-        td_xasprintf("GRANT USAGE ON SCHEMA %s TO %s; "
-                     "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s TO %s; "
-                     "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %s TO %s; "
-                     "DO $$ BEGIN IF to_regclass('%s.tenantd_migrations') IS NOT NULL THEN "
-                     "REVOKE ALL ON %s.tenantd_migrations FROM %s; END IF; END $$",
-                     schema, grantee, schema, grantee, schema, grantee, schema, schema, grantee);
-    int rc = db_admin_exec(pg, "granting tenant privileges", sql, 0, NULL, NULL);
-    free(sql);
+    char *q = tnt_name_quote(pg, schema);
+    /* the grantee is the tenant's role (its schema's name) or the runtime role */
+    char *g = strcmp(grantee, "tenantd_app") ? tnt_name_quote(pg, grantee)
+                                             : PQescapeIdentifier(pg, grantee, strlen(grantee));
+    char *ledger = q ? td_xasprintf("%s.tenantd_migrations", q) : NULL;
+    char *lit = ledger ? PQescapeLiteral(pg, ledger, strlen(ledger)) : NULL;
+    int rc = TD_EINTERNAL;
+    if (q && g && lit) {
+        char *sql =
+            td_xasprintf("GRANT USAGE ON SCHEMA %s TO %s; "
+                         "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s TO %s; "
+                         "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %s TO %s; "
+                         "DO $$ BEGIN IF to_regclass(%s) IS NOT NULL THEN "
+                         "REVOKE ALL ON %s FROM %s; END IF; END $$",
+                         q, g, q, g, q, g, lit, ledger, g);
+        rc = db_admin_exec(pg, "granting tenant privileges", sql, 0, NULL, NULL);
+        free(sql);
+    }
+    PQfreemem(lit);
+    free(ledger);
+    PQfreemem(g);
+    PQfreemem(q);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "core/mem.h"
 #include "migrate/internal.h"
 #include "pg/cluster.h"
+#include "tenant/names.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -287,14 +288,10 @@ static int list_tenants(struct mig__run *run, PGconn *cat, const struct opts *o,
             pools[server] = 1;
             continue;
         }
-        char ident[40], dbname[40], hex[33];
-        int h = 0;
-        for (const char *c = PQgetvalue(r, i, 0); *c && h < 32; c++)
-            if (*c != '-')
-                hex[h++] = *c;
-        hex[h] = '\0';
-        snprintf(ident, sizeof(ident), "t_%s", hex);
-        snprintf(dbname, sizeof(dbname), "td_%s", hex);
+        char ident[TNT_NAME_MAX], dbname[TNT_NAME_MAX];
+        if (tnt_name_of(PQgetvalue(r, i, 0), TNT_NAME_SCHEMA, ident) < 0 ||
+            tnt_name_of(PQgetvalue(r, i, 0), TNT_NAME_DATABASE, dbname) < 0)
+            continue;
         mig__target_add(run, server, !strcmp(iso, "database") ? dbname : NULL, ident,
                         PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), atoi(PQgetvalue(r, i, 4)),
                         PQgetvalue(r, i, 5)[0] == 't');

@@ -4,6 +4,7 @@
  * outcome (version, duration, or error) summarised in the catalog row(s) of its tenant(s).
  */
 #include "migrate/internal.h"
+#include "tenant/names.h"
 
 #include "core/mem.h"
 
@@ -95,13 +96,15 @@ static void fail(struct mig__target *t, const char *fmt, ...)
 /* Dry run: which files t lacks (or which applied file was edited). */
 static void inspect(PGconn *pg, const struct mig_set *s, struct mig__target *t)
 {
-    struct mig_ledger l;
+    struct mig_ledger l = {0};
     int *pending = td_xcalloc((size_t)s->n + 1, sizeof(int));
     int np = 0;
     char *err = NULL;
-    char *ledger = td_xasprintf("%s.tenantd_migrations", t->schema);
-    int rc = mig_ledger_read(pg, ledger, &l);
+    char *qs = tnt_name_quote(pg, t->schema);
+    char *ledger = qs ? td_xasprintf("%s.tenantd_migrations", qs) : NULL;
+    int rc = ledger ? mig_ledger_read(pg, ledger, &l) : TD_EINTERNAL;
     free(ledger);
+    PQfreemem(qs);
     if (rc < 0) {
         fail(t, "could not read the ledger: %s", PQerrorMessage(pg));
         goto out;
@@ -160,12 +163,14 @@ static int record(struct mig__worker *w, PGconn *cat, const struct mig__target *
 /* BEGIN, the target's lock, the files, the grants; on pg (no COMMIT yet). */
 static int migrate_in_tx(struct mig__run *run, PGconn *pg, struct mig__target *t)
 {
-    char *sql = t->slug ? td_xasprintf("BEGIN; SELECT pg_advisory_xact_lock(" MIG__TENANT_LOCK
-                                       ", hashtext('%s'))",
-                                       t->schema)
-                        : td_xstrdup("BEGIN; SELECT pg_advisory_xact_lock(" MIG__POOL_LOCK ")");
-    int rc = db_admin_exec(pg, "starting a tenant migration", sql, 0, NULL, NULL);
-    free(sql);
+    int rc = db_admin_exec(pg, "starting a tenant migration", "BEGIN", 0, NULL, NULL);
+    if (rc == 0 && t->slug)
+        rc = db_admin_exec(pg, "locking a tenant schema",
+                           "SELECT pg_advisory_xact_lock(" MIG__TENANT_LOCK ", hashtext($1))", 1,
+                           (const char *const[]){t->schema}, NULL);
+    else if (rc == 0)
+        rc = db_admin_exec(pg, "locking the pool schema",
+                           "SELECT pg_advisory_xact_lock(" MIG__POOL_LOCK ")", 0, NULL, NULL);
     char *err = NULL;
     if (rc < 0) {
         fail(t, "%s", PQerrorMessage(pg));

@@ -72,7 +72,11 @@ int tnt_export_open(struct db *db, const struct tnt_tenant *t, struct tnt_export
     const char *s = schema_of(t);
     char *sql = NULL;
     *out = NULL;
-    int rc = db_admin_connect(db, t->server_idx < 0 ? 0 : t->server_idx,
+    if (t->server_idx < 0)
+        td_log_error("cannot export tenant %s: it is placed on server \"%s\", which this "
+                     "instance does not know (TENANTD_DB_SERVERS)",
+                     t->slug, t->server);
+    int rc = db_admin_connect(db, t->server_idx,
                               t->isolation == TNT_ISO_DATABASE ? t->dbname : NULL, &e->pg);
     if (rc < 0)
         goto out;

@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "tenant/internal.h"
 #include "tenant/provision.h"
 
 #include <stdio.h>
@@ -21,9 +22,6 @@
 
 /* How long a move waits for transactions already running on the old tables. */
 #define MOVE_LOCK_TIMEOUT "5s"
-#define NTABLES 3
-
-static const char *const tables[NTABLES] = {"users", "projects", "audit_logs"};
 
 struct move {
     struct db *db;
@@ -34,11 +32,12 @@ struct move {
     PGconn *cat, *src, *tgt;
     int shared_role; /* old and new storage use the same role t_<hex> on one server */
     int role_made, db_made, tgt_committed;
-    long long counts[NTABLES];
+    struct tnt__tables tables; /* every tenant table, parents first */
+    long long *counts;         /* rows of each in the old storage */
+    long long total;
 };
 
 static void drop_role(PGconn *pg, const char *role);
-static int drop_database(struct db *db, PGconn *srv, int server, const char *database);
 
 static const char *schema_of(const struct tnt_tenant *t)
 {
@@ -89,17 +88,70 @@ static int lock_catalog(struct move *m, const char *id)
     return rc;
 }
 
+/* Rank of a table in the lock order: the order in which the tenant's own transactions
+ * take their locks, so that the move's LOCK waits behind them instead of deadlocking with
+ * them. Every authenticated request reads users first (its guard); a write then takes its
+ * table, then the tables its foreign keys reference (children before parents), and its
+ * audit entry last. */
+static int lock_rank(const struct tnt__tables *tb, int i)
+{
+    if (!strcmp(tb->names[i], "users"))
+        return -1;
+    if (!strcmp(tb->names[i], "audit_logs"))
+        return tb->n;
+    return tb->n - 1 - i; /* tb is parents first */
+}
+
+/* "s.a, s.b, ..." of every tenant table in lock order, quoted; NULL (logged) on failure. */
+static char *table_list(PGconn *pg, const char *schema, const struct tnt__tables *tb)
+{
+    char *list = td_xstrdup("");
+    for (int rank = -1; list && rank <= tb->n; rank++)
+        for (int i = 0; list && i < tb->n; i++) {
+            if (lock_rank(tb, i) != rank)
+                continue;
+            char *q = tnt__qualified(pg, schema, tb->names[i]);
+            char *next = q ? td_xasprintf("%s%s%s", list, *list ? ", " : "", q) : NULL;
+            free(q);
+            free(list);
+            list = next;
+        }
+    return list;
+}
+
+/* Rows of tenant_id in schema.table on pg, or -1 (logged). */
+static long long count_rows(PGconn *pg, const char *schema, const char *table,
+                            const char *tenant_id)
+{
+    PGresult *r = NULL;
+    long long n = -1;
+    char *q = tnt__qualified(pg, schema, table);
+    char *sql = q ? td_xasprintf("SELECT count(*) FROM %s WHERE tenant_id = $1", q) : NULL;
+    if (sql && db_admin_exec(pg, "counting the tenant's rows", sql, 1,
+                             (const char *const[]){tenant_id}, &r) == 0)
+        n = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    free(sql);
+    free(q);
+    return n;
+}
+
 /* Lock the old tables for the whole move and count the rows to copy. */
 static int lock_source(struct move *m)
 {
     const char *s = schema_of(m->cur);
     int rc = db_admin_connect(m->db, m->cur->server_idx, database_of(m->cur), &m->src);
+    if (rc == 0)
+        rc = tnt__tables_read(m->src, s, &m->tables);
     if (rc < 0)
         return rc;
+    char *list = table_list(m->src, s, &m->tables);
+    if (!list)
+        return TD_EINTERNAL;
     char *sql = td_xasprintf("BEGIN; SET LOCAL lock_timeout = '" MOVE_LOCK_TIMEOUT "'; "
-                             "LOCK TABLE %s.users, %s.projects, %s.audit_logs "
-                             "IN ACCESS EXCLUSIVE MODE",
-                             s, s, s);
+                             "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE",
+                             list);
+    free(list);
     PGresult *r = PQexec(m->src, sql);
     free(sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -111,17 +163,14 @@ static int lock_source(struct move *m)
         return rc;
     }
     PQclear(r);
-    sql = td_xasprintf("SELECT (SELECT count(*) FROM %s.users WHERE tenant_id = $1), "
-                       "(SELECT count(*) FROM %s.projects WHERE tenant_id = $1), "
-                       "(SELECT count(*) FROM %s.audit_logs WHERE tenant_id = $1)",
-                       s, s, s);
-    rc = db_admin_exec(m->src, "counting the tenant's rows", sql, 1,
-                       (const char *const[]){m->cur->id}, &r);
-    free(sql);
-    for (int i = 0; rc == 0 && i < NTABLES; i++)
-        m->counts[i] = atoll(PQgetvalue(r, 0, i));
-    PQclear(r);
-    return rc;
+    m->counts = td_xcalloc((size_t)m->tables.n + 1, sizeof(long long));
+    for (int i = 0; i < m->tables.n; i++) {
+        m->counts[i] = count_rows(m->src, s, m->tables.names[i], m->cur->id);
+        if (m->counts[i] < 0)
+            return TD_EINTERNAL;
+        m->total += m->counts[i];
+    }
+    return 0;
 }
 
 /*
@@ -134,21 +183,13 @@ static int make_target(struct move *m)
     struct tnt_tenant *d = &m->dst;
     int need_role = d->isolation != TNT_ISO_POOL && !m->shared_role;
     PGconn *srv = NULL;
-    char *sql = NULL;
     int rc = db_admin_connect(m->db, d->server_idx, NULL, &srv);
     if (rc == 0 && d->isolation == TNT_ISO_DATABASE)
-        rc = drop_database(m->db, srv, d->server_idx, d->dbname);
-    if (rc == 0 && d->isolation == TNT_ISO_SCHEMA) {
-        sql = td_xasprintf("DROP SCHEMA IF EXISTS %s CASCADE", d->ident);
-        rc = exec(srv, "clearing a leftover schema", sql);
-    } else if (rc == 0 && d->isolation == TNT_ISO_POOL) {
-        sql = td_xasprintf("DELETE FROM pool.audit_logs WHERE tenant_id = '%s'; "
-                           "DELETE FROM pool.projects WHERE tenant_id = '%s'; "
-                           "DELETE FROM pool.users WHERE tenant_id = '%s'",
-                           d->id, d->id, d->id);
-        rc = exec(srv, "clearing leftover pool rows", sql);
-    }
-    free(sql);
+        rc = tnt__drop_database(m->db, srv, d->server_idx, d->dbname);
+    if (rc == 0 && d->isolation == TNT_ISO_SCHEMA)
+        rc = tnt__drop_schema(srv, d->ident);
+    else if (rc == 0 && d->isolation == TNT_ISO_POOL)
+        rc = tnt__pool_delete(srv, d->id);
     if (rc == 0 && need_role)
         drop_role(srv, d->ident);
     if (rc == 0 && d->isolation == TNT_ISO_DATABASE) {
@@ -190,28 +231,45 @@ static long long copy_result(PGconn *pg, const char *what)
     return n;
 }
 
-/* Stream one table from the old storage into the new one (COPY out -> COPY in). */
-static int copy_table(struct move *m, const char *table, long long *copied)
+/* The COPY statements of one table: its columns named (both sides agree whatever the
+ * column order), the old side filtered on the tenant. COPY takes no parameters: the id is
+ * a checked UUID, quoted as a literal. */
+static int copy_sql(struct move *m, const char *table, char **out_sql, char **in_sql)
 {
     const char *ss = schema_of(m->cur), *ts = schema_of(&m->dst);
     PGresult *r = NULL;
-    char *buf;
-    int n, rc;
-    /* the old table's column list, so both sides agree whatever the column order */
-    char *sql = td_xasprintf("SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) "
-                             "FROM pg_attribute WHERE attrelid = '%s.%s'::regclass "
-                             "AND attnum > 0 AND NOT attisdropped",
-                             ss, table);
-    rc = db_admin_exec(m->src, "reading a table's columns", sql, 0, NULL, &r);
-    free(sql);
+    char *src = tnt__qualified(m->src, ss, table), *dst = tnt__qualified(m->tgt, ts, table);
+    char *lit = PQescapeLiteral(m->src, m->cur->id, strlen(m->cur->id)), checked[TNT_NAME_MAX];
+    int rc = src && dst && lit && tnt_name_of(m->cur->id, TNT_NAME_SCHEMA, checked) == 0
+                 ? 0
+                 : TD_EINTERNAL;
+    if (rc == 0)
+        rc = db_admin_exec(m->src, "reading a table's columns",
+                           "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) "
+                           "FROM pg_attribute WHERE attrelid = $1::regclass "
+                           "AND attnum > 0 AND NOT attisdropped",
+                           1, (const char *const[]){src}, &r);
+    if (rc == 0) {
+        *out_sql = td_xasprintf("COPY (SELECT %s FROM %s WHERE tenant_id = %s) TO STDOUT",
+                                PQgetvalue(r, 0, 0), src, lit);
+        *in_sql = td_xasprintf("COPY %s (%s) FROM STDIN", dst, PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    PQfreemem(lit);
+    free(src);
+    free(dst);
+    return rc;
+}
+
+/* Stream one table from the old storage into the new one (COPY out -> COPY in). */
+static int copy_table(struct move *m, const char *table, long long *copied)
+{
+    char *buf, *out_sql = NULL, *in_sql = NULL;
+    int n, rc = copy_sql(m, table, &out_sql, &in_sql);
     if (rc < 0)
         return rc;
-    char *out_sql = td_xasprintf("COPY (SELECT %s FROM %s.%s WHERE tenant_id = '%s') TO STDOUT",
-                                 PQgetvalue(r, 0, 0), ss, table, m->cur->id);
-    char *in_sql = td_xasprintf("COPY %s.%s (%s) FROM STDIN", ts, table, PQgetvalue(r, 0, 0));
-    PQclear(r);
     rc = TD_EINTERNAL;
-    r = PQexec(m->tgt, in_sql);
+    PGresult *r = PQexec(m->tgt, in_sql);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
         td_log_error("copying %s in failed: %.*s", table,
                      (int)strcspn(PQerrorMessage(m->tgt), "\n"), PQerrorMessage(m->tgt));
@@ -246,33 +304,24 @@ out:
     return rc;
 }
 
+/* Copy every table, parents first, then check each count in the new place. */
 static int copy_rows(struct move *m)
 {
     const char *ts = schema_of(&m->dst);
-    long long copied[NTABLES];
-    PGresult *r = NULL;
     int rc = 0;
-    for (int i = 0; rc == 0 && i < NTABLES; i++)
-        rc = copy_table(m, tables[i], &copied[i]);
-    if (rc < 0)
-        return rc;
-    char *sql = td_xasprintf("SELECT (SELECT count(*) FROM %s.users WHERE tenant_id = $1), "
-                             "(SELECT count(*) FROM %s.projects WHERE tenant_id = $1), "
-                             "(SELECT count(*) FROM %s.audit_logs WHERE tenant_id = $1)",
-                             ts, ts, ts);
-    rc = db_admin_exec(m->tgt, "counting the copied rows", sql, 1,
-                       (const char *const[]){m->cur->id}, &r);
-    free(sql);
-    for (int i = 0; rc == 0 && i < NTABLES; i++) {
-        long long there = atoll(PQgetvalue(r, 0, i));
-        if (there != m->counts[i] || copied[i] != m->counts[i]) {
+    for (int i = 0; rc == 0 && i < m->tables.n; i++) {
+        const char *tb = m->tables.names[i];
+        long long copied = -1, there;
+        if ((rc = copy_table(m, tb, &copied)) < 0)
+            break;
+        there = count_rows(m->tgt, ts, tb, m->cur->id);
+        if (there != m->counts[i] || copied != m->counts[i]) {
             td_log_error("move of tenant %s: %s has %lld rows, %lld copied, %lld in the new "
                          "place; nothing switched",
-                         m->cur->slug, tables[i], m->counts[i], copied[i], there);
+                         m->cur->slug, tb, m->counts[i], copied, there);
             rc = TD_EINTERNAL;
         }
     }
-    PQclear(r);
     return rc;
 }
 
@@ -330,22 +379,8 @@ static int switch_catalog(struct move *m, struct tnt_tenant **out)
 
 static void drop_role(PGconn *pg, const char *role)
 {
-    char *sql = td_xasprintf("DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
-                             "'%s') THEN DROP OWNED BY %s; DROP ROLE %s; END IF; END $$",
-                             role, role, role);
-    if (exec(pg, "dropping a tenant role", sql) < 0)
+    if (tnt__drop_role(pg, role) < 0)
         td_log_error("could not drop role %s; drop it by hand", role);
-    free(sql);
-}
-
-/* Drop database on server (closing the pools' idle connections to it first). */
-static int drop_database(struct db *db, PGconn *srv, int server, const char *database)
-{
-    db_forget_database(db, server, database);
-    char *sql = td_xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", database);
-    int rc = exec(srv, "dropping a tenant database", sql);
-    free(sql);
-    return rc;
 }
 
 /*
@@ -358,25 +393,19 @@ static void release_source(struct move *m)
     const struct tnt_tenant *t = m->cur;
     PGconn *srv = NULL;
     int rc = 0;
-    char *sql = NULL;
     if (t->isolation == TNT_ISO_POOL)
-        sql = td_xasprintf("DELETE FROM pool.audit_logs WHERE tenant_id = '%s'; "
-                           "DELETE FROM pool.projects WHERE tenant_id = '%s'; "
-                           "DELETE FROM pool.users WHERE tenant_id = '%s'; COMMIT",
-                           t->id, t->id, t->id);
+        rc = tnt__pool_delete(m->src, t->id);
     else if (t->isolation == TNT_ISO_SCHEMA)
-        sql = td_xasprintf("DROP SCHEMA %s CASCADE; COMMIT", t->ident);
-    if (sql) {
-        rc = exec(m->src, "dropping the old copy", sql);
-        free(sql);
-    }
+        rc = tnt__drop_schema(m->src, t->ident);
+    if (rc == 0 && t->isolation != TNT_ISO_DATABASE)
+        rc = exec(m->src, "dropping the old copy", "COMMIT");
     int need_srv =
         t->isolation == TNT_ISO_DATABASE || (t->isolation != TNT_ISO_POOL && !m->shared_role);
     if (need_srv && db_admin_connect(m->db, t->server_idx, NULL, &srv) < 0)
         rc = TD_EUNAVAILABLE;
     /* DROP DATABASE ... FORCE also ends m->src and every transaction waiting in there */
     if (srv && t->isolation == TNT_ISO_DATABASE)
-        rc = drop_database(m->db, srv, t->server_idx, t->dbname);
+        rc = tnt__drop_database(m->db, srv, t->server_idx, t->dbname);
     PQfinish(m->src);
     m->src = NULL;
     if (srv && t->isolation != TNT_ISO_POOL && !m->shared_role)
@@ -403,19 +432,15 @@ static void undo_target(struct move *m)
                      d->server);
         return;
     }
-    char *sql = NULL;
+    int rc = 0;
     if (m->db_made)
-        (void)drop_database(m->db, srv, d->server_idx, d->dbname);
+        rc = tnt__drop_database(m->db, srv, d->server_idx, d->dbname);
     else if (m->tgt_committed && d->isolation == TNT_ISO_SCHEMA)
-        sql = td_xasprintf("DROP SCHEMA IF EXISTS %s CASCADE", d->ident);
+        rc = tnt__drop_schema(srv, d->ident);
     else if (m->tgt_committed)
-        sql = td_xasprintf("DELETE FROM pool.audit_logs WHERE tenant_id = '%s'; "
-                           "DELETE FROM pool.projects WHERE tenant_id = '%s'; "
-                           "DELETE FROM pool.users WHERE tenant_id = '%s'",
-                           d->id, d->id, d->id);
-    if (sql && exec(srv, "removing an unfinished copy", sql) < 0)
+        rc = tnt__pool_delete(srv, d->id);
+    if (rc < 0)
         td_log_error("could not remove the unfinished copy of tenant %s", d->slug);
-    free(sql);
     if (m->role_made)
         drop_role(srv, d->ident);
     PQfinish(srv);
@@ -462,11 +487,11 @@ int tnt_move_cached(struct db *db, struct tnt_cache *cache, const struct mig_set
     if (cache)
         tnt_cache_invalidate(cache, m.cur->id);
     release_source(&m);
-    td_log_info("moved tenant %s from %s on %s to %s on %s: %lld users, %lld projects, "
-                "%lld audit log rows in %.0f ms (its requests waited %.0f ms)",
+    td_log_info("moved tenant %s from %s on %s to %s on %s: %lld rows in %d tables in %.0f ms "
+                "(its requests waited %.0f ms)",
                 m.cur->slug, tnt_isolation_name(m.cur->isolation), m.cur->server,
-                tnt_isolation_name(m.dst.isolation), m.dst.server, m.counts[0], m.counts[1],
-                m.counts[2], now_ms() - t0, now_ms() - t_lock);
+                tnt_isolation_name(m.dst.isolation), m.dst.server, m.total, m.tables.n,
+                now_ms() - t0, now_ms() - t_lock);
 out:
     if (rc < 0) {
         PQfinish(m.src); /* rolls back: the tenant's tables are free again, untouched */
@@ -476,6 +501,8 @@ out:
     PQfinish(m.tgt);
     PQfinish(m.cat);
     tnt_tenant_unref(m.cur);
+    tnt__tables_cleanup(&m.tables);
+    free(m.counts);
     return rc;
 }
 

@@ -11,6 +11,8 @@
 #include "auth/password.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "db/sqljson.h"
+#include "tenant/internal.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -133,11 +135,13 @@ static int pick_server(struct db *db, PGconn *cat, int *server)
 static const char owner_sql[] =
     "WITH u AS (INSERT INTO %s.users (tenant_id, email, name, role, password_hash) "
     "VALUES ($1, $2, $3, 'owner', $4) RETURNING *), "
-    "j AS (SELECT json_build_object('id', id, 'email', email, 'name', name, 'role', role, "
-    "'created_at', created_at) AS v, id FROM u), "
-    "a AS (INSERT INTO %s.audit_logs (tenant_id, actor_id, action, entity_type, entity_id, "
-    "new_values) SELECT $1, j.id, 'create', 'user', j.id, j.v::jsonb FROM j) "
-    "SELECT v FROM j";
+    "j AS (SELECT " DB_SQL_OBJECT("u.id, u.email, u.name, u.role, " DB_SQL_TS(
+        "u.created_at") " AS created_at") " AS v, id FROM u), "
+                                          "a AS (INSERT INTO %s.audit_logs (tenant_id, actor_id, "
+                                          "action, entity_type, entity_id, "
+                                          "new_values) SELECT $1, j.id, 'create', 'user', j.id, "
+                                          "j.v::jsonb FROM j) "
+                                          "SELECT v FROM j";
 
 /* Provisioning (every signup) would otherwise start a PostgreSQL backend each time, which
  * costs more than a pool tenant's whole transaction: a few idle superuser connections to
@@ -203,11 +207,14 @@ static int make_storage(PGconn *pg, const struct tnt_tenant *t, const struct mig
             rc = grant_schema(pg, t->ident, t->ident);
     }
     if (rc == 0 && owner) {
-        char *sql = td_xasprintf(owner_sql, schema, schema);
+        char *q = tnt_name_quote(pg, schema);
+        char *sql = q ? td_xasprintf(owner_sql, q, q) : NULL;
         PGresult *r = NULL;
-        rc = db_admin_exec(pg, "creating the owner", sql, 4,
-                           (const char *const[]){t->id, owner->email, owner->name, hash}, &r);
+        rc = sql ? db_admin_exec(pg, "creating the owner", sql, 4,
+                                 (const char *const[]){t->id, owner->email, owner->name, hash}, &r)
+                 : TD_EINTERNAL;
         free(sql);
+        PQfreemem(q);
         if (rc == 0)
             *owner_json = td_xstrdup(PQgetvalue(r, 0, 0));
         PQclear(r);
@@ -217,9 +224,13 @@ static int make_storage(PGconn *pg, const struct tnt_tenant *t, const struct mig
 
 static int make_role(PGconn *pg, const struct tnt_tenant *t)
 {
-    char *sql = td_xasprintf("CREATE ROLE %s NOLOGIN; GRANT %s TO tenantd_app", t->ident, t->ident);
+    char *q = tnt_name_quote(pg, t->ident);
+    if (!q)
+        return TD_EINTERNAL;
+    char *sql = td_xasprintf("CREATE ROLE %s NOLOGIN; GRANT %s TO tenantd_app", q, q);
     int rc = exec(pg, "creating the tenant role", sql);
     free(sql);
+    PQfreemem(q);
     return rc;
 }
 
@@ -229,17 +240,19 @@ static int make_database(struct db *db, int server, PGconn *srv, const struct tn
                          const char *hash, char **owner_json)
 {
     PGconn *tdb = NULL;
-    char *sql = td_xasprintf("CREATE DATABASE %s", t->dbname);
+    char *q = tnt_name_quote(srv, t->dbname);
+    if (!q)
+        return TD_EINTERNAL;
+    char *sql = td_xasprintf("CREATE DATABASE %s", q);
     int rc = exec(srv, "creating the tenant database", sql);
     free(sql);
-    if (rc < 0)
-        return rc;
-    rc = db_admin_connect(db, server, t->dbname, &tdb);
+    if (rc == 0)
+        rc = db_admin_connect(db, server, t->dbname, &tdb);
     if (rc == 0) {
         sql = td_xasprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC; "
                            "GRANT CONNECT ON DATABASE %s TO tenantd_app; "
                            "REVOKE ALL ON SCHEMA public FROM PUBLIC; BEGIN",
-                           t->dbname, t->dbname);
+                           q, q);
         rc = exec(tdb, "securing the tenant database", sql);
         free(sql);
     }
@@ -248,35 +261,42 @@ static int make_database(struct db *db, int server, PGconn *srv, const struct tn
     if (rc == 0)
         rc = exec(tdb, "committing the tenant database", "COMMIT");
     PQfinish(tdb);
+    PQfreemem(q);
     return rc;
 }
 
-static void drop_storage(struct db *db, int server, const struct tnt_tenant *t)
+/*
+ * Remove t's storage on server: its database (database tenants, which cannot be dropped
+ * inside a transaction), then in ONE transaction its schema and role, or its rows of every
+ * pool table. A failure leaves the transactional part whole, and every step is idempotent,
+ * so a failed drop can be retried. Waits at most TNT__DROP_LOCK_TIMEOUT behind the
+ * tenant's own transactions. Returns 0 or the code of the first failing step (logged).
+ */
+static int drop_storage(struct db *db, int server, const struct tnt_tenant *t)
 {
     PGconn *pg = NULL;
-    if (db_admin_connect(db, server, NULL, &pg) < 0)
-        return;
-    char *sql;
-    if (t->isolation == TNT_ISO_DATABASE) {
-        db_forget_database(db, server, t->dbname);
-        sql = td_xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", t->dbname);
-        (void)exec(pg, "dropping the tenant database", sql);
-        free(sql);
-    }
-    if (t->isolation == TNT_ISO_POOL)
-        sql = td_xasprintf("BEGIN; SELECT set_config('app.tenant_id', '%s', true); "
-                           "DELETE FROM pool.audit_logs WHERE tenant_id = '%s'; "
-                           "DELETE FROM pool.projects WHERE tenant_id = '%s'; "
-                           "DELETE FROM pool.users WHERE tenant_id = '%s'; COMMIT",
-                           t->id, t->id, t->id, t->id);
-    else
-        sql = td_xasprintf("DROP SCHEMA IF EXISTS %s CASCADE; "
-                           "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') "
-                           "THEN DROP OWNED BY %s; DROP ROLE %s; END IF; END $$",
-                           t->ident, t->ident, t->ident, t->ident);
-    (void)exec(pg, "dropping tenant storage", sql);
-    free(sql);
+    int rc = db_admin_connect(db, server, NULL, &pg);
+    if (rc == 0)
+        rc = exec(pg, "limiting lock waits", "SET lock_timeout = '" TNT__DROP_LOCK_TIMEOUT "'");
+    if (rc == 0 && t->isolation == TNT_ISO_DATABASE)
+        rc = tnt__drop_database(db, pg, server, t->dbname);
+    if (rc == 0)
+        rc = exec(pg, "dropping tenant storage", "BEGIN");
+    if (rc == 0 && t->isolation == TNT_ISO_POOL)
+        rc = tnt__pool_delete(pg, t->id);
+    else if (rc == 0)
+        rc = tnt__drop_schema(pg, t->ident);
+    if (rc == 0 && t->isolation != TNT_ISO_POOL)
+        rc = tnt__drop_role(pg, t->ident);
+    if (rc == 0)
+        rc = exec(pg, "dropping tenant storage", "COMMIT");
+    if (rc < 0)
+        td_log_error("could not drop the storage of tenant %s (%s on server %s): %.*s", t->slug,
+                     tnt_isolation_name(t->isolation), db_server_name(db, server),
+                     pg ? (int)strcspn(PQerrorMessage(pg), "\n") : 11,
+                     pg ? PQerrorMessage(pg) : "unreachable");
     PQfinish(pg);
+    return rc;
 }
 
 int tnt_provision(struct db *db, const struct mig_set *migs, const struct tnt_new *n,
@@ -357,8 +377,10 @@ out:
     if (rc < 0) {
         if (cat)
             PQclear(PQexec(cat, "ROLLBACK"));
-        if (storage_made)
-            drop_storage(db, server, t);
+        if (storage_made && drop_storage(db, server, t) < 0)
+            td_log_error("the storage of the failed provisioning of %s remains on server %s; "
+                         "the start-up sweep removes it",
+                         n->slug, db_server_name(db, server));
         tnt_tenant_unref(t);
         free(*owner_json);
         *owner_json = NULL;
@@ -373,10 +395,19 @@ out:
 
 int tnt_drop(struct db *db, const struct tnt_tenant *t)
 {
-    int server = t->server_idx < 0 ? 0 : t->server_idx;
-    drop_storage(db, server, t);
+    if (t->server_idx < 0) {
+        td_log_error("cannot delete tenant %s: it is placed on server \"%s\", which this "
+                     "instance does not know (TENANTD_DB_SERVERS)",
+                     t->slug, t->server);
+        return TD_EUNAVAILABLE;
+    }
+    /* the catalog row goes only once the storage is gone: a tenant is never reported
+     * deleted while its data remains, and a retry finds it */
+    int rc = drop_storage(db, t->server_idx, t);
+    if (rc < 0)
+        return rc == TD_EUNAVAILABLE ? rc : TD_EINTERNAL;
     PGconn *cat = NULL;
-    int rc = db_admin_connect(db, 0, NULL, &cat);
+    rc = db_admin_connect(db, 0, NULL, &cat);
     if (rc == 0)
         rc = db_admin_exec(cat, "deleting the catalog row",
                            "DELETE FROM tenantd.tenants WHERE id = $1", 1,

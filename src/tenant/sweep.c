@@ -6,6 +6,7 @@
  * (TNT_PROVISION_LOCK, hashtext(id)) until its catalog row commits, so the storage of a
  * live provisioning, in this instance or another, is never touched.
  */
+#include "tenant/internal.h"
 #include "tenant/provision.h"
 
 #include "core/log.h"
@@ -54,49 +55,52 @@ static int is_orphan(PGconn *cat, const char *id)
     return orphan;
 }
 
-static int drop_orphan(PGconn *pg, const char *hex)
+static int drop_orphan(struct db *db, int server, PGconn *pg, const char *id)
 {
-    char *sql = td_xasprintf("DROP DATABASE IF EXISTS td_%s WITH (FORCE)", hex);
-    int rc = db_admin_exec(pg, "dropping an orphaned tenant database", sql, 0, NULL, NULL);
-    free(sql);
-    if (rc < 0)
-        return rc;
-    sql = td_xasprintf("DROP SCHEMA IF EXISTS t_%s CASCADE; "
-                       "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 't_%s') "
-                       "THEN DROP OWNED BY t_%s; DROP ROLE t_%s; END IF; END $$",
-                       hex, hex, hex, hex);
-    rc = db_admin_exec(pg, "dropping an orphaned tenant schema and role", sql, 0, NULL, NULL);
-    free(sql);
+    char schema[TNT_NAME_MAX], database[TNT_NAME_MAX];
+    if (tnt_name_of(id, TNT_NAME_SCHEMA, schema) < 0 ||
+        tnt_name_of(id, TNT_NAME_DATABASE, database) < 0)
+        return TD_EINTERNAL;
+    int rc = tnt__drop_database(db, pg, server, database);
+    if (rc == 0)
+        rc = tnt__drop_schema(pg, schema);
+    if (rc == 0)
+        rc = tnt__drop_role(pg, schema);
     return rc;
 }
 
 /* 1 when schema t_<hex> of the database pg is connected to holds projects. */
-static int holds_projects(PGconn *pg, const char *hex)
+static int holds_projects(PGconn *pg, const char *id)
 {
-    char *sql = td_xasprintf("SELECT to_regclass('t_%s.projects') IS NOT NULL", hex);
-    PGresult *r = PQexec(pg, sql);
-    int has = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    char schema[TNT_NAME_MAX];
+    if (tnt_name_of(id, TNT_NAME_SCHEMA, schema) < 0)
+        return 1;
+    char *q = tnt__qualified(pg, schema, "projects");
+    if (!q)
+        return 1;
+    PGresult *r = PQexecParams(pg, "SELECT to_regclass($1) IS NOT NULL", 1, NULL,
+                               (const char *const[]){q}, NULL, NULL, 0);
+    int has = PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), "f") != 0;
     PQclear(r);
-    free(sql);
-    if (!has)
-        return 0;
-    sql = td_xasprintf("SELECT EXISTS (SELECT 1 FROM t_%s.projects)", hex);
-    r = PQexec(pg, sql);
-    has = PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), "f") != 0;
-    PQclear(r);
-    free(sql);
+    if (has) {
+        char *sql = td_xasprintf("SELECT EXISTS (SELECT 1 FROM %s)", q);
+        r = PQexec(pg, sql);
+        has = PQresultStatus(r) != PGRES_TUPLES_OK || strcmp(PQgetvalue(r, 0, 0), "f") != 0;
+        PQclear(r);
+        free(sql);
+    }
+    free(q);
     return has;
 }
 
 /* An interrupted provisioning never got as far as a project: storage that holds some is
  * not ours to drop (another catalog's on a shared server?), whatever the catalog says. */
-static int looks_used(struct db *db, int server, PGconn *pg, const char *hex)
+static int looks_used(struct db *db, int server, PGconn *pg, const char *id)
 {
-    char dbname[40];
+    char dbname[TNT_NAME_MAX];
     PGconn *tdb = NULL;
-    if (holds_projects(pg, hex))
+    if (holds_projects(pg, id) || tnt_name_of(id, TNT_NAME_DATABASE, dbname) < 0)
         return 1;
-    snprintf(dbname, sizeof(dbname), "td_%s", hex);
     PGresult *r = PQexecParams(pg, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL,
                                (const char *const[]){dbname}, NULL, NULL, 0);
     int exists = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
@@ -105,7 +109,7 @@ static int looks_used(struct db *db, int server, PGconn *pg, const char *hex)
         return 0;
     if (db_admin_connect(db, server, dbname, &tdb) < 0)
         return 1; /* cannot tell: leave it */
-    int used = holds_projects(tdb, hex);
+    int used = holds_projects(tdb, id);
     PQfinish(tdb);
     return used;
 }
@@ -133,13 +137,13 @@ static void sweep_server(struct db *db, int server, PGconn *cat)
         snprintf(id, sizeof(id), "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
         if (!is_orphan(cat, id))
             continue;
-        if (looks_used(db, server, pg, h)) {
+        if (looks_used(db, server, pg, id)) {
             td_log_warn("storage of tenant %s on server %s has no catalog row but holds "
                         "projects: left alone",
                         id, db_server_name(db, server));
             continue;
         }
-        if (drop_orphan(pg, h) == 0)
+        if (drop_orphan(db, server, pg, id) == 0)
             td_log_warn("dropped the storage of tenant %s on server %s: no catalog row "
                         "(left by an interrupted provisioning)",
                         id, db_server_name(db, server));

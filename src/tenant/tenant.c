@@ -5,19 +5,21 @@
 
 #include "auth/jwt.h"
 #include "core/hash.h"
+#include "core/log.h"
 #include "core/mem.h"
+#include "db/sqljson.h"
+#include "tenant/names.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-const char tnt_catalog_columns[] =
-    "id, slug, name, plan, isolation, status, server, "
-    "to_char(subscription_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-    "extract(epoch from subscription_expires_at)::bigint, "
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-    "schema_version";
+const char tnt_catalog_columns[] = "id, slug, name, plan, isolation, status, server, " DB_SQL_TS(
+    "subscription_expires_at") ", "
+                               "extract(epoch from subscription_expires_at)::bigint, " DB_SQL_TS(
+                                   "created_at") ", "
+                                                 "schema_version";
 
 static const char *const iso_names[] = {"pool", "schema", "database"};
 
@@ -68,14 +70,10 @@ struct tnt_tenant *tnt_tenant_from_row(struct db *db, const PGresult *r, int row
     t->gen = atomic_fetch_add(&gens, 1) + 1;
     const char *id = PQgetvalue(r, row, 0);
     snprintf(t->id, sizeof(t->id), "%s", id);
-    char hex[33];
-    int h = 0;
-    for (const char *c = id; *c && h < 32; c++)
-        if (*c != '-')
-            hex[h++] = *c;
-    hex[h] = '\0';
-    snprintf(t->ident, sizeof(t->ident), "t_%s", hex);
-    snprintf(t->dbname, sizeof(t->dbname), "td_%s", hex);
+    /* the catalog's ids are UUIDs (a column of that type): names cannot fail here */
+    if (tnt_name_of(id, TNT_NAME_SCHEMA, t->ident) < 0 ||
+        tnt_name_of(id, TNT_NAME_DATABASE, t->dbname) < 0)
+        td_log_error("tenant id %s is not a UUID", id);
     t->slug = td_xstrdup(PQgetvalue(r, row, 1));
     t->name = td_xstrdup(PQgetvalue(r, row, 2));
     t->plan = td_xstrdup(PQgetvalue(r, row, 3));
@@ -83,6 +81,10 @@ struct tnt_tenant *tnt_tenant_from_row(struct db *db, const PGresult *r, int row
     t->suspended = strcmp(PQgetvalue(r, row, 5), "suspended") == 0;
     t->server = td_xstrdup(PQgetvalue(r, row, 6));
     t->server_idx = db ? db_server_find(db, t->server) : 0;
+    if (t->server_idx < 0)
+        td_log_error("tenant %s is placed on server \"%s\", which this instance does not know "
+                     "(TENANTD_DB_SERVERS): its requests fail until it is configured",
+                     t->slug, t->server);
     if (!PQgetisnull(r, row, 7)) {
         t->expires_at_text = td_xstrdup(PQgetvalue(r, row, 7));
         t->expires_at = atoll(PQgetvalue(r, row, 8));
@@ -104,7 +106,7 @@ json_t *tnt_tenant_json(const struct tnt_tenant *t)
 
 void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out)
 {
-    out->server = t->server_idx < 0 ? 0 : t->server_idx;
+    out->server = t->server_idx; /* -1 (unknown server): db_exec refuses it */
     out->tenant_id = t->id;
     out->guard_user = out->guard_min = NULL;
     switch (t->isolation) {

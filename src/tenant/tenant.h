@@ -23,7 +23,7 @@ struct tnt_tenant {
     char dbname[36]; /* "td_" + 32 hex: database of database tenants */
     char *slug, *name, *plan, *server, *created_at, *expires_at_text;
     enum tnt_isolation isolation;
-    int server_idx;
+    int server_idx; /* index of server in the db; -1: not configured in this instance */
     int suspended;
     long long expires_at; /* unix seconds; 0: never */
     long long loaded_us;
@@ -42,7 +42,8 @@ void tnt_tenant_unref(struct tnt_tenant *t);
 struct tnt_tenant *tnt_tenant_ref(struct tnt_tenant *t);
 /* Tenant as the API shows it: {id, slug, name, plan, isolation, status, server, ...}. */
 json_t *tnt_tenant_json(const struct tnt_tenant *t);
-/* The db_target of t's storage (strings point into t). */
+/* The db_target of t's storage (strings point into t); its server is -1 when t's server
+ * is not configured here, which db_exec refuses with TD_EUNAVAILABLE. */
 void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out);
 
 /* Cache of at most max entries, each trusted for ttl_ms. Thread-safe. */

@@ -85,7 +85,7 @@ int td_raw_status(int fd)
     return sscanf(buf, "HTTP/1.%*d %d", &st) == 1 ? st : 0;
 }
 
-static int free_port(void)
+int td_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
@@ -190,7 +190,7 @@ int td_server_start(struct td_server *s, const char *const *extra_env)
         return -1;
     }
     snprintf(s->log_path, sizeof(s->log_path), "%s/tenantd.log", s->dir);
-    s->port = free_port();
+    s->port = td_free_port();
     if (s->port <= 0)
         return -1;
     snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%d", s->port);
@@ -375,8 +375,13 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 
     /* A new status line (100 Continue, then the final one) resets what was seen. */
     if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
-        r->content_type[0] = r->request_id[0] = r->retry_after[0] = '\0';
+        r->content_type[0] = r->request_id[0] = r->retry_after[0] = r->headers[0] = '\0';
         return n;
+    }
+    size_t have = strlen(r->headers);
+    if (have + n < sizeof(r->headers)) {
+        memcpy(r->headers + have, ptr, n);
+        r->headers[have + n] = '\0';
     }
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         size_t l = strlen(want[i].name);
@@ -494,6 +499,21 @@ void td_resp_free(struct td_resp *r)
     if (r->json)
         json_decref(r->json);
     r->json = NULL;
+}
+
+const char *td_resp_header(const struct td_resp *r, const char *name, char *out, size_t size)
+{
+    size_t l = strlen(name);
+    for (const char *line = r->headers; *line;) {
+        const char *end = strstr(line, "\r\n");
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        if (n > l && line[l] == ':' && strncasecmp(line, name, l) == 0) {
+            copy_header_value(out, size, line + l + 1, n - l - 1);
+            return out;
+        }
+        line += n + (end ? 2 : 0);
+    }
+    return NULL;
 }
 
 const char *td_jstr(const json_t *obj, const char *key)

@@ -36,7 +36,8 @@ struct td_resp {
     char content_type[128];
     char request_id[128];
     char retry_after[64];
-    char what[256]; /* "METHOD path" for messages */
+    char headers[4096]; /* the final response's header lines as received (truncated) */
+    char what[256];     /* "METHOD path" for messages */
 };
 
 /* A tenant user as the tests need it. */
@@ -76,6 +77,8 @@ long td_call(struct td_server *s, const char *method, const char *path, const ch
 long td_admin(struct td_server *s, const char *method, const char *path, const char *body,
               struct td_resp *r);
 void td_resp_free(struct td_resp *r);
+/* Value of response header name (case-insensitive) copied to out, or NULL when absent. */
+const char *td_resp_header(const struct td_resp *r, const char *name, char *out, size_t size);
 
 /* String member of an object (NULL when missing or not a string). */
 const char *td_jstr(const json_t *obj, const char *key);
@@ -142,6 +145,8 @@ int td_run_quiet(char *const argv[]);
 void td_sleep_ms(long ms);
 /* CLOCK_MONOTONIC in seconds. */
 double td_now_s(void);
+/* A TCP port of 127.0.0.1 free right now (for a second listener), or -1. */
+int td_free_port(void);
 /* A raw TCP connection to the server (receive timeout timeout_s), or -1. */
 int td_raw_connect(const struct td_server *s, int timeout_s);
 /* The status of the first response on fd, 0 when none came before the timeout. */

@@ -367,7 +367,7 @@ static void test_openapi_and_metrics(void **state)
     }
     td_resp_free(&r);
 
-    td_http(&srv, "GET", "/metrics", NULL, NULL, &r);
+    td_admin(&srv, "GET", "/metrics", NULL, &r);
     TD_ASSERT_STATUS(&r, 200);
     assert_true(strncmp(r.content_type, "text/plain", 10) == 0);
     td_resp_free(&r);

@@ -3,7 +3,8 @@
  * Dockerfile's package lists match `make deps` (build stage: what the build needs; runtime
  * stage: the shared libraries of those -dev packages, as dpkg says), it runs as a non-root
  * user with a HEALTHCHECK on /health, and compose.yaml parses and wires PostgreSQL, two
- * tenantd replicas and nginx (deploy/nginx.conf) together.
+ * tenantd replicas, nginx (deploy/nginx.conf) and Prometheus (deploy/prometheus.yml,
+ * scraping each replica's metrics address) together.
  */
 #include "harness.h"
 
@@ -322,6 +323,7 @@ static void test_compose_file(void **state)
     assert_non_null(pg);
     assert_true(!strncmp(json_string_value(json_object_get(pg, "image")), "postgres:15", 11));
     char *nginx_conf = slurp("deploy/nginx.conf");
+    char *prom_conf = slurp("deploy/prometheus.yml");
 
     const char *name;
     json_t *svc;
@@ -358,6 +360,14 @@ static void test_compose_file(void **state)
         snprintf(upstream, sizeof(upstream), "server %s:8080", name);
         if (!strstr(nginx_conf, upstream))
             fail_msg("deploy/nginx.conf has no \"%s\"", upstream);
+        /* /metrics needs a token on the API address: Prometheus scrapes the replica's
+         * metrics address instead */
+        const char *ml = env_of(svc, "TENANTD_METRICS_LISTEN");
+        assert_non_null(ml);
+        char target[128];
+        snprintf(target, sizeof(target), "\"%s%s\"", name, strrchr(ml, ':'));
+        if (!strstr(prom_conf, target))
+            fail_msg("deploy/prometheus.yml does not scrape %s", target);
     }
     assert_int_equal(replicas, 2);
 
@@ -374,6 +384,16 @@ static void test_compose_file(void **state)
     assert_true(mounted);
     assert_int_equal(json_object_size(json_object_get(ngx, "depends_on")), 2);
     assert_non_null(strstr(nginx_conf, "proxy_pass http://tenantd"));
+    json_t *prom = json_object_get(services, "prometheus");
+    assert_non_null(prom);
+    mounted = 0;
+    json_array_foreach(json_object_get(prom, "volumes"), i, v)
+    {
+        if (!strncmp(json_string_value(v), "./deploy/prometheus.yml:", 24))
+            mounted = 1;
+    }
+    assert_true(mounted);
+    free(prom_conf);
     free(nginx_conf);
     json_decref(doc);
 }

@@ -536,7 +536,7 @@ static void test_jobs_metrics_and_quiet_log(void **state)
 {
     struct td_resp r;
     (void)state;
-    td_http(&srv, "GET", "/metrics", NULL, NULL, &r);
+    td_admin(&srv, "GET", "/metrics", NULL, &r);
     TD_ASSERT_STATUS(&r, 200);
     long long done = -1, dead = -1, skipped = -1;
     const char *p = strstr(r.body, "tenantd_jobs_total{result=\"done\"} ");

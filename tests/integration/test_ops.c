@@ -13,12 +13,19 @@
 #include <time.h>
 
 static struct td_server srv;
+static int metrics_port;
+
+#define METRICS_TOKEN "it-metrics-token-0123456789abcdef0123456"
 
 static int setup(void **state)
 {
     /* debug: the most the server ever logs, so the secrets test covers every line */
-    static const char *const env[] = {"TENANTD_LOG_LEVEL=debug", NULL};
+    static char listen[64];
+    static const char *env[] = {"TENANTD_LOG_LEVEL=debug", "TENANTD_METRICS_TOKEN=" METRICS_TOKEN,
+                                listen, NULL};
     (void)state;
+    metrics_port = td_free_port();
+    snprintf(listen, sizeof(listen), "TENANTD_METRICS_LISTEN=127.0.0.1:%d", metrics_port);
     return td_server_start(&srv, env);
 }
 
@@ -48,7 +55,7 @@ static void scrape(struct scrape *sc)
     regex_t re;
     char types[8192] = " ";
     memset(sc, 0, sizeof(*sc));
-    td_http(&srv, "GET", "/metrics", NULL, NULL, &r);
+    td_admin(&srv, "GET", "/metrics", NULL, &r);
     TD_ASSERT_STATUS(&r, 200);
     assert_non_null(strstr(r.content_type, "text/plain"));
     assert_non_null(strstr(r.content_type, "version=0.0.4"));
@@ -514,6 +521,103 @@ static void test_access_log_and_no_secrets(void **state)
     free(log);
 }
 
+/* ---- who may read /metrics ------------------------------------------------------------ */
+
+/* GET path with "Authorization: Bearer token" (none when NULL) on s. */
+static void get_as(struct td_server *s, const char *path, const char *token, struct td_resp *r)
+{
+    char auth[2200];
+    const char *hdrs[] = {auth, NULL};
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+    td_http(s, "GET", path, token ? hdrs : NULL, NULL, r);
+}
+
+static void test_metrics_needs_a_token(void **state)
+{
+    struct td_resp r;
+    struct td_principal a;
+    (void)state;
+    assert_int_equal(td_signup(&srv, "ops-private-name", "p@ops.test", "metrics-pass-1", &a), 201);
+    get_n("/t/ops-private-name/me", a.token, 3, 200);
+
+    /* the operator token and the metrics token read it, and it names tenants (earlier tests
+     * made 50 others busier, so which ones is not pinned here) */
+    get_as(&srv, "/metrics", TD_TEST_ADMIN_TOKEN, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    assert_non_null(strstr(r.body, "tenantd_tenant_requests_total{tenant=\""));
+    td_resp_free(&r);
+    get_as(&srv, "/metrics", METRICS_TOKEN, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    assert_non_null(strstr(r.body, "tenantd_tenant_requests_total{tenant=\""));
+    td_resp_free(&r);
+
+    /* nothing else does, and the refusal names no tenant */
+    const char *refused[] = {NULL, a.token, "not-a-token", METRICS_TOKEN "x", ""};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        get_as(&srv, "/metrics", refused[i], &r);
+        TD_ASSERT_PROBLEM(&r, 401, "unauthorized");
+        assert_null(strstr(r.body, "ops-private-name"));
+        assert_null(strstr(r.body, "tenant=\""));
+        assert_null(strstr(r.body, "tenantd_"));
+        td_resp_free(&r);
+    }
+    /* a tenant prefix does not make it a tenant route */
+    get_as(&srv, "/t/ops-private-name/metrics", a.token, &r);
+    TD_ASSERT_PROBLEM(&r, 404, "not_found");
+    td_resp_free(&r);
+
+    /* the metrics address: /metrics without a token, and nothing else */
+    struct td_server m = srv;
+    snprintf(m.base_url, sizeof(m.base_url), "http://127.0.0.1:%d", metrics_port);
+    get_as(&m, "/metrics", NULL, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    assert_non_null(strstr(r.content_type, "version=0.0.4"));
+    assert_non_null(strstr(r.body, "tenantd_tenant_requests_total{tenant=\""));
+    td_resp_free(&r);
+    const char *other[] = {"/health", "/openapi.json", "/admin/tenants",
+                           "/me",     "/metrics/",     "/t/ops-private-name/metrics"};
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+        get_as(&m, other[i], TD_TEST_ADMIN_TOKEN, &r);
+        TD_ASSERT_PROBLEM(&r, 404, "not_found");
+        td_resp_free(&r);
+    }
+    td_http(&m, "POST", "/metrics", NULL, "{}", &r);
+    TD_ASSERT_PROBLEM(&r, 405, "method_not_allowed");
+    td_resp_free(&r);
+}
+
+/* The API address's other public routes answer as before, and say nothing of tenants. */
+static void test_public_routes_name_no_tenant(void **state)
+{
+    struct td_resp r;
+    struct td_principal a;
+    (void)state;
+    assert_int_equal(td_signup(&srv, "ops-quiet-name", "q@ops.test", "metrics-pass-1", &a), 201);
+    get_n("/t/ops-quiet-name/me", a.token, 2, 200);
+    const char *paths[] = {"/health", "/ready", "/openapi.json"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        td_http(&srv, "GET", paths[i], NULL, NULL, &r);
+        TD_ASSERT_STATUS(&r, 200);
+        assert_non_null(r.json);
+        assert_null(strstr(r.body, "ops-quiet-name"));
+        assert_null(strstr(r.body, a.tenant_id));
+        td_resp_free(&r);
+    }
+    td_http(&srv, "GET", "/health", NULL, NULL, &r);
+    assert_string_equal(r.body, "{\"status\":\"ok\"}");
+    td_resp_free(&r);
+    td_http(&srv, "GET", "/ready", NULL, NULL, &r);
+    assert_string_equal(r.body, "{\"status\":\"ready\"}");
+    td_resp_free(&r);
+    /* the document says how /metrics is reached */
+    td_http(&srv, "GET", "/openapi.json", NULL, NULL, &r);
+    json_t *sec = json_object_get(
+        json_object_get(json_object_get(json_object_get(r.json, "paths"), "/metrics"), "get"),
+        "security");
+    assert_int_equal(json_array_size(sec), 2);
+    td_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +627,8 @@ int main(void)
         cmocka_unit_test(test_pool_and_provisioning_metrics),
         cmocka_unit_test(test_openapi_describes_existing_routes),
         cmocka_unit_test(test_access_log_and_no_secrets),
+        cmocka_unit_test(test_metrics_needs_a_token),
+        cmocka_unit_test(test_public_routes_name_no_tenant),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
