@@ -9,6 +9,7 @@
 #include "core/mem.h"
 #include "pg/cluster.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -293,6 +294,28 @@ static void check_servers(struct bkp *b)
     }
 }
 
+/* The exports a restore keeps of the rows it replaced serve the longest window; what a
+ * crashed job left of its own export serves nothing after a day. */
+static void expire_exports(struct bkp *b)
+{
+    char *dir = td_xasprintf("%s/exports", b->dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    time_t now = time(NULL);
+    while (d && (e = readdir(d))) {
+        struct stat st;
+        char *p = td_xasprintf("%s/%s", dir, e->d_name);
+        long keep = strncmp(e->d_name, "replaced-", 9) == 0 ? BKP_RETENTION_DAYS * 86400L : 86400L;
+        if (e->d_name[0] != '.' && stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+            now - st.st_mtime > keep && unlink(p) == 0)
+            td_log_info("backup: removed %s, older than it is kept", p);
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
 /* Seconds to sleep, 0 when stopping. */
 static int nap(struct bkp *b, int s)
 {
@@ -318,6 +341,7 @@ static void *schedule_main(void *arg)
         time_t now = time(NULL);
         if (now >= next_info) {
             bkp__refresh_info(b);
+            expire_exports(b);
             next_info = now + 60;
         }
         long long last = atomic_load(&b->last_backup);
