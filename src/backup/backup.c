@@ -254,11 +254,11 @@ static void run_backup(struct bkp *b, const char *type)
     char *opt = td_xasprintf("--type=%s", type);
     const char *args[] = {opt, "backup", NULL};
     long long t0 = bkp__now_ms();
-    td_log_info("backup: taking a %s base backup of the embedded cluster", type);
+    td_log_info("backup: taking a base backup (%s) of the embedded cluster", type);
     int st = bkp__pgbackrest(b, args, NULL);
     free(opt);
     if (st == 0)
-        td_log_info("backup: %s base backup done in %lld ms", type, bkp__now_ms() - t0);
+        td_log_info("backup: base backup (%s) done in %lld ms", type, bkp__now_ms() - t0);
     else
         td_log_error("backup: pgbackrest backup failed (exit status %d), see %s/log", st, b->dir);
     bkp__refresh_info(b);
