@@ -78,4 +78,13 @@ long long tnt_import_rows(const struct tnt_import *im);
 /* Free im; an import not finished is undone: the new tenant, if made, is dropped. NULL ok. */
 void tnt_import_free(struct tnt_import *im);
 
+/*
+ * An import over t's rows instead of into a new tenant (a restore in place): the header is
+ * checked but decides nothing; every row t owns, in every tenant table, is deleted and the
+ * export's rows inserted in their place, in one transaction on t's storage, all or nothing.
+ * t's catalog row is left alone and t is never dropped. Feed, finish and free as above;
+ * tnt_import_finish gives t back (1 ref).
+ */
+void tnt_import_begin_replace(struct db *db, const struct tnt_tenant *t, struct tnt_import **out);
+
 #endif

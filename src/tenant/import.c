@@ -39,6 +39,7 @@ struct tnt_import {
     struct buf line; /* an unfinished line */
     long long lineno;
     int rc, seen_header, finished;
+    int replace; /* over t's rows (tnt_import_begin_replace), not a new tenant */
     char detail[512];
     json_t *tenant;
     struct tnt_tenant *t;
@@ -87,6 +88,13 @@ void tnt_import_begin(struct db *db, const struct mig_set *migs, tnt_import_head
     im->ctx = ctx;
     im->batch_table = -1;
     *out = im;
+}
+
+void tnt_import_begin_replace(struct db *db, const struct tnt_tenant *t, struct tnt_import **out)
+{
+    tnt_import_begin(db, NULL, NULL, NULL, out);
+    (*out)->replace = 1;
+    (*out)->t = tnt_tenant_ref((struct tnt_tenant *)t);
 }
 
 /* ---- the new tenant ---------------------------------------------------------- */
@@ -158,7 +166,23 @@ static int table_info(struct tnt_import *im, const char *schema, int i)
     return 0;
 }
 
-/* The new tenant's storage, in an open transaction, with its tables described. */
+/* Every row the tenant owns, children first (a restore in place starts from nothing). */
+static int delete_rows(struct tnt_import *im, const char *schema)
+{
+    int rc = 0;
+    for (int i = im->tables.n - 1; rc == 0 && i >= 0; i--) {
+        char *q = tnt__qualified(im->pg, schema, im->tables.names[i]);
+        char *sql = q ? td_xasprintf("DELETE FROM %s WHERE tenant_id = $1", q) : NULL;
+        rc = sql ? db_admin_exec(im->pg, "removing the rows to replace", sql, 1,
+                                 (const char *const[]){im->t->id}, NULL)
+                 : TD_EINTERNAL;
+        free(sql);
+        free(q);
+    }
+    return rc;
+}
+
+/* The tenant's storage, in an open transaction, with its tables described. */
 static int open_storage(struct tnt_import *im)
 {
     const struct tnt_tenant *t = im->t;
@@ -173,7 +197,9 @@ static int open_storage(struct tnt_import *im)
         im->info = td_xcalloc((size_t)im->tables.n + 1, sizeof(*im->info));
     for (int i = 0; rc == 0 && i < im->tables.n; i++)
         rc = table_info(im, schema, i);
-    return rc < 0 ? fail(im, rc, "the new tenant's storage is unreachable") : 0;
+    if (rc == 0 && im->replace)
+        rc = delete_rows(im, schema);
+    return rc < 0 ? fail(im, rc, "the tenant's storage is unreachable") : 0;
 }
 
 static int header(struct tnt_import *im, json_t *v)
@@ -190,6 +216,8 @@ static int header(struct tnt_import *im, json_t *v)
         return fail(im, TD_EVALIDATION, "export version %lld is not supported (only %d)",
                     (long long)json_integer_value(ver), TNT_EXPORT_VERSION);
     im->tenant = json_incref(t);
+    if (im->replace)
+        return open_storage(im);
     struct tnt_new n = {.isolation = -1};
     const char *status = NULL, *expires = NULL, *detail = NULL;
     int rc = im->on_header(im->ctx, im->tenant, &n, &status, &expires, &detail);
@@ -395,7 +423,7 @@ void tnt_import_free(struct tnt_import *im)
     if (!im)
         return;
     PQfinish(im->pg); /* rolls back an unfinished import */
-    if (im->t && !im->finished && tnt_drop(im->db, im->t) < 0)
+    if (im->t && !im->finished && !im->replace && tnt_drop(im->db, im->t) < 0)
         td_log_error("could not remove the half-imported tenant %s", im->t->slug);
     tnt_tenant_unref(im->t);
     for (int i = 0; im->info && i < im->tables.n; i++) {
