@@ -8,7 +8,7 @@
 DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libmicrohttpd-dev libpq-dev postgresql-15 postgresql-contrib \
 	libjansson-dev libjwt-dev libsodium-dev libcmocka-dev libcurl4-openssl-dev \
-	pgbouncer wrk valgrind
+	pgbouncer pgbackrest wrk valgrind
 JOBS ?= $(shell nproc)
 
 .PHONY: all deps build run test test-asan memcheck clean format bench bench-migrate fuzz fuzz-smoke soak

@@ -54,9 +54,11 @@ int api_admin_tenants_create(struct http_req *req)
 }
 
 #define TENANT_JSON(a)                                                                             \
-    "json_build_object('id', " a ".id, 'slug', " a ".slug, 'name', " a ".name, 'plan', " a         \
-    ".plan, 'isolation', " a ".isolation, 'status', " a ".status, 'server', " a ".server, "        \
-    "'subscription_expires_at', " a ".subscription_expires_at, 'created_at', " a ".created_at)"
+    DB_SQL_OBJECT(a ".id, " a ".slug, " a ".name, " a ".plan, " a ".isolation, " a ".status, " a   \
+                    ".server, " DB_SQL_TS(                                                         \
+                        a ".subscription_expires_at") " AS "                                       \
+                                                      "subscription_expires_at, " DB_SQL_TS(       \
+                                                          a ".created_at") " AS created_at")
 
 static const char list_sql[] = LIST_SQL("tenantd.tenants", TENANT_JSON("x"));
 static const char list_after_sql[] = LIST_SQL_AFTER("tenantd.tenants", TENANT_JSON("x"));

@@ -7,6 +7,8 @@
 
 #include "api/plans.h"
 #include "auth/jwt.h"
+#include "auth/throttle.h"
+#include "backup/backup.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "pg/cluster.h"
@@ -77,7 +79,12 @@ int td_app_open(struct td_app *app, struct td_config *cfg)
         return rc;
     char *catalog = cfg->database_url;
     if (!catalog) {
-        if ((rc = pgc_cluster_start(cfg->data_dir, "tenantd", &app->cluster)) < 0)
+        char *extra = bkp_cluster_conf(cfg);
+        rc = extra || !cfg->backup ? 0 : TD_EUNAVAILABLE;
+        if (rc == 0)
+            rc = pgc_cluster_start(cfg->data_dir, "tenantd", extra, &app->cluster);
+        free(extra);
+        if (rc < 0)
             return rc;
         catalog = (char *)pgc_cluster_conninfo(app->cluster);
     }
@@ -122,6 +129,8 @@ int td_app_open(struct td_app *app, struct td_config *cfg)
         return rc;
     app->cache = tnt_cache_new(app->db, 20000, 60000);
     app->usage = api_usage_new(app->db);
+    app->throttle =
+        auth_throttle_new(0, (unsigned)cfg->login_max_per_email, (unsigned)cfg->login_max_per_addr);
     app->listener = tnt_listener_start(app->db, app->cache);
     atomic_store(&app->ready, 1);
     return 0;
@@ -131,6 +140,7 @@ void td_app_close(struct td_app *app)
 {
     tnt_listener_stop(app->listener);
     api_usage_free(app->usage);
+    auth_throttle_free(app->throttle);
     tnt_cache_free(app->cache);
     auth_jwt_cache_clear();
     db_free(app->db);

@@ -15,6 +15,8 @@
 #include <stdatomic.h>
 
 struct api_usage;
+struct bkp;
+struct auth_throttle;
 struct pgc_cluster;
 struct tnt_listener;
 
@@ -27,6 +29,8 @@ struct td_app {
     atomic_int ready;
     struct pgc_cluster *cluster; /* embedded PostgreSQL, or NULL */
     struct tnt_listener *listener;
+    struct bkp *backup;             /* backups and restore (serve only), or NULL */
+    struct auth_throttle *throttle; /* failed logins, per process */
 };
 
 /*

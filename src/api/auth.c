@@ -10,9 +10,11 @@
 #include "api/validate.h"
 #include "auth/jwt.h"
 #include "auth/password.h"
+#include "auth/throttle.h"
 #include "http/problem.h"
 #include "tenant/provision.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -53,7 +55,9 @@ static int add_token(struct http_req *req, json_t *obj, const char *user_id, con
     struct tm tm;
     char when[32];
     gmtime_r(&exp, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S.000000Z", &tm);
+    /* a bearer token must not outlive the answer in any cache */
+    http_set_header(req, "Cache-Control", "no-store");
     json_object_set_new(obj, "token", json_string(tok));
     json_object_set_new(obj, "expires_at", json_string(when));
     free(tok);
@@ -129,16 +133,31 @@ int api_login(struct http_req *req)
     if ((rc = api_field_str(req, body, "email", 1, 254, &email, &detail)) < 0 ||
         (rc = api_field_str(req, body, "password", 1, 1024, &password, &detail)) < 0)
         goto out;
+    /* before the database and the hash: a throttled guess costs nothing, and an unknown
+     * email is counted and refused exactly as a known one */
+    struct auth_throttle *th = req->app->throttle;
+    const char *tid = req->tenant->id;
+    long wait = auth_throttle_check(th, tid, email, req->client_ip, time(NULL));
+    if (wait > 0) {
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%ld", wait);
+        http_set_header(req, "Retry-After", ra);
+        rc = TD_ERATELIMIT;
+        detail = "too many failed logins; try again later";
+        goto out;
+    }
     struct db_stmt st = {login_sql, 1, &email, 0};
     PGresult *r;
     if ((rc = api_tenant_exec(req, NULL, &st, 1, &r)) < 0)
         goto out;
     int found = PQntuples(r) == 1;
     if (!auth_password_verify(found ? PQgetvalue(r, 0, 1) : NULL, password)) {
+        auth_throttle_failed(th, tid, email, req->client_ip, time(NULL));
         rc = TD_EUNAUTHORIZED;
         detail = "wrong email or password";
         goto out;
     }
+    auth_throttle_passed(th, tid, email, time(NULL));
     json_t *out = json_pack("{s:o}", "user", json_loads(PQgetvalue(r, 0, 3), 0, NULL));
     rc = add_token(req, out, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 2));
     if (rc == 0)

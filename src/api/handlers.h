@@ -11,6 +11,11 @@
 /* guard.c: admin token, tenant identification, user token, status, API budget. */
 int api_guard(struct http_req *req) TD_MUSTCHECK;
 
+/* restore.c */
+int api_admin_tenants_restore(struct http_req *req);
+int api_admin_tenants_clone(struct http_req *req);
+int api_admin_jobs_get(struct http_req *req);
+
 /* health.c */
 int api_health(struct http_req *req);
 int api_ready(struct http_req *req);

@@ -4,6 +4,7 @@
 #ifndef TD_API_INTERNAL_H
 #define TD_API_INTERNAL_H
 
+#include "db/sqljson.h"
 #include "http/request.h"
 #include "tenant/provision.h"
 
@@ -11,8 +12,8 @@
 
 /* A user as the API shows it (never the password hash), built by PostgreSQL. */
 #define USER_JSON(a)                                                                               \
-    "json_build_object('id', " a ".id, 'email', " a ".email, 'name', " a ".name, 'role', " a       \
-    ".role, 'created_at', " a ".created_at)"
+    DB_SQL_OBJECT(a ".id, " a ".email, " a ".name, " a                                             \
+                    ".role, " DB_SQL_TS(a ".created_at") " AS created_at")
 
 /* Tie a tenant reference to the request: released when the request's arena is freed. */
 void api_hold_tenant(struct http_req *req, struct tnt_tenant *t);

@@ -8,6 +8,7 @@
 #include "api/metrics.h"
 
 #include "api/app.h"
+#include "backup/backup.h"
 #include "api/handlers.h"
 #include "core/mem.h"
 #include "db/pool.h"
@@ -440,6 +441,43 @@ static void render_jobs(struct buf *b)
         js.mig_pending, js.mig_failed);
 }
 
+static void render_backup(struct buf *b, struct td_app *app)
+{
+    help(b, "tenantd_wal_archiving", "gauge",
+         "1 when the server archives WAL (archive_mode on), so its tenants can be restored to a "
+         "past moment.");
+    int n = db_server_count(app->db);
+    struct bkp_status st;
+    for (int i = 0; i < n; i++) {
+        bkp_get_status(app->backup, i, &st);
+        out(b, "tenantd_wal_archiving{server=\"%s\"} %d\n", db_server_name(app->db, i),
+            st.archiving);
+    }
+    help(b, "tenantd_wal_last_archived_timestamp_seconds", "gauge",
+         "When the server last archived a WAL segment (pg_stat_archiver; 0: never).");
+    for (int i = 0; i < n; i++) {
+        bkp_get_status(app->backup, i, &st);
+        out(b, "tenantd_wal_last_archived_timestamp_seconds{server=\"%s\"} %lld\n",
+            db_server_name(app->db, i), st.last_archived);
+    }
+    help(b, "tenantd_wal_archive_failures_total", "counter",
+         "Failed attempts to archive a WAL segment (pg_stat_archiver.failed_count).");
+    for (int i = 0; i < n; i++) {
+        bkp_get_status(app->backup, i, &st);
+        out(b, "tenantd_wal_archive_failures_total{server=\"%s\"} %lld\n",
+            db_server_name(app->db, i), st.archive_failed);
+    }
+    bkp_get_status(app->backup, 0, &st);
+    help(b, "tenantd_backup_last_success_timestamp_seconds", "gauge",
+         "When the newest complete base backup of the embedded cluster ended (0: none).");
+    out(b, "tenantd_backup_last_success_timestamp_seconds %lld\n", st.last_backup);
+    help(b, "tenantd_backup_oldest_timestamp_seconds", "gauge",
+         "When the oldest kept base backup ended: the earliest moment a restore can reach.");
+    out(b, "tenantd_backup_oldest_timestamp_seconds %lld\n", st.oldest_backup);
+    help(b, "tenantd_backups", "gauge", "Base backups kept in the repository.");
+    out(b, "tenantd_backups %lld\n", st.backups);
+}
+
 char *api_metrics_render(struct td_app *app, size_t *len)
 {
     struct buf b = {td_xmalloc(16384), 0, 16384};
@@ -459,6 +497,7 @@ char *api_metrics_render(struct td_app *app, size_t *len)
     render_slow(&b, "tenantd_migration_runs", "tenantd_migration_run",
                 "start-up migration runs (catalog and shared pool schemas)", &migrations);
     render_jobs(&b);
+    render_backup(&b, app);
     *len = b.len;
     return b.p;
 }

@@ -8,30 +8,29 @@
 
 #include "api/app.h"
 #include "core/mem.h"
+#include "db/sqljson.h"
 #include "migrate/files.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#define TS(c) "to_char(" c " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
+/* Compact JSON with the API's timestamps (db/sqljson.h); json_object_agg would write
+ * { "1" : 4 }, so the by-version object is joined from its members. */
 static const char summary_sql[] =
-    "SELECT json_build_object("
-    "'expected_version', $1::int, "
-    "'catalog_version', (SELECT COALESCE(max(version), 0) FROM tenantd.catalog_migrations), "
-    "'catalog_expected_version', $2::int, "
-    "'tenants', (SELECT count(*) FROM tenantd.tenants), "
-    "'tenants_by_version', (SELECT COALESCE(json_object_agg(v.schema_version::text, v.n "
-    "ORDER BY v.schema_version), '{}'::json) FROM (SELECT schema_version, count(*) AS n "
-    "FROM tenantd.tenants GROUP BY schema_version) v), "
-    "'pending', (SELECT count(*) FROM tenantd.tenants WHERE schema_version < $1::int), "
-    "'last_migrated_at', (SELECT " TS(
-        "max(migrated_at)") " FROM tenantd.tenants), "
-                            "'failed', (SELECT COALESCE(json_agg(json_build_object('id', id, "
-                            "'slug', slug, "
-                            "'isolation', isolation, 'server', server, 'version', schema_version, "
-                            "'error', migration_error) ORDER BY slug), '[]'::json) "
-                            "FROM tenantd.tenants WHERE migration_error IS NOT NULL))";
+    "SELECT row_to_json(s) FROM (SELECT $1::int AS expected_version, "
+    "(SELECT COALESCE(max(version), 0) FROM tenantd.catalog_migrations) AS catalog_version, "
+    "$2::int AS catalog_expected_version, "
+    "(SELECT count(*) FROM tenantd.tenants) AS tenants, "
+    "(SELECT ('{' || COALESCE(string_agg(to_json(v.schema_version::text)::text || ':' || v.n, "
+    "',' ORDER BY v.schema_version), '') || '}')::json FROM (SELECT schema_version, count(*) "
+    "AS n FROM tenantd.tenants GROUP BY schema_version) v) AS tenants_by_version, "
+    "(SELECT count(*) FROM tenantd.tenants WHERE schema_version < $1::int) AS pending, "
+    "(SELECT " DB_SQL_TS("max(migrated_at)") " FROM tenantd.tenants) AS last_migrated_at, "
+                                             "(SELECT COALESCE(json_agg(f ORDER BY f.slug), '[]') "
+                                             "FROM (SELECT id, slug, isolation, "
+                                             "server, schema_version AS version, migration_error "
+                                             "AS error FROM tenantd.tenants "
+                                             "WHERE migration_error IS NOT NULL) f) AS failed) s";
 
 int api_admin_migrations(struct http_req *req)
 {

@@ -49,6 +49,17 @@ static const struct schema_def schemas[] = {
      "name:name plan:" PLAN " status:enum(active|suspended) subscription_expires_at:date-time?"},
     {"TenantMove", "POST /admin/tenants/{id}/move: at least one field.",
      "isolation:" ISO " server:string"},
+    {"TenantRestore",
+     "POST /admin/tenants/{id}/restore: the tenant as it was at `at`, as a new tenant under "
+     "slug, or in place of its current rows (then ?confirm={slug} is required).",
+     "*at:date-time slug:slug"},
+    {"TenantClone", "POST /admin/tenants/{id}/clone: a copy as of now under a new slug.",
+     "*slug:slug"},
+    {"Job",
+     "A background job (restore, clone): error is a problem object when it failed, result "
+     "the tenant when it succeeded.",
+     "*id:uuid *kind:string *status:enum(queued|running|succeeded|failed) *progress:fraction "
+     "*error:object? *result:ref(Tenant)? *created_at:date-time *finished_at:date-time?"},
     {"Organization", "The tenant made by a signup.", "*slug:slug *name:name"},
     {"Signup", "POST /signup.", "*organization:ref(Organization) *user:ref(NewUserFields)"},
     {"SignupResult", "The tenant (plan free), its owner and the owner's token.",
@@ -137,6 +148,8 @@ static json_t *type_schema(const char *t)
         return json_pack("{s:s}", "type", "integer");
     if (!strcmp(t, "object"))
         return json_pack("{s:s}", "type", "object");
+    if (!strcmp(t, "fraction"))
+        return json_pack("{s:s, s:i, s:i}", "type", "number", "minimum", 0, "maximum", 1);
     if (!strncmp(t, "ref(", 4))
         return ref(inner);
     if (!strncmp(t, "list(", 5))
@@ -300,6 +313,13 @@ static const struct op_desc ops[] = {
      "TenantMove", 200, "Tenant", "tenant_not_found", NULL},
     {"GET", "/admin/tenants/{id}/export", "admin", "Every row of a tenant as NDJSON", NULL, 200,
      "ndjson", "tenant_not_found", NULL},
+    {"POST", "/admin/tenants/{id}/restore", "admin",
+     "Restore a tenant (also a deleted one) to a past moment, in place or as a new tenant",
+     "TenantRestore", 202, "Job", "bad_request tenant_not_found conflict", "confirm"},
+    {"POST", "/admin/tenants/{id}/clone", "admin", "Copy a tenant as of now under a new slug",
+     "TenantClone", 202, "Job", "tenant_not_found conflict", NULL},
+    {"GET", "/admin/jobs/{id}", "admin", "A background job's status, progress and outcome", NULL,
+     200, "Job", "not_found", NULL},
     {"GET", "/admin/migrations", "admin", "Schema versions: catalog and every tenant", NULL, 200,
      "Migrations", "", NULL},
     {"GET", "/admin/analytics", "admin", "Cross-tenant figures from the catalog", NULL, 200,

@@ -7,6 +7,7 @@
 #include "api/app.h"
 #include "api/metrics.h"
 #include "api/openapi.h"
+#include "db/sqljson.h"
 #include "http/problem.h"
 
 #include <pthread.h>
@@ -45,21 +46,28 @@ int api_openapi(struct http_req *req)
 /* Only materialized views of the catalog: tenant storage is read by the analytics_refresh
  * job, never here. */
 static const char analytics_sql[] =
-    "SELECT json_build_object("
-    "'refreshed_at', (SELECT refreshed_at FROM tenantd.analytics_meta), "
-    "'tenants_total', (SELECT count(*) FROM tenantd.analytics_tenants), "
-    "'by_plan_status', COALESCE((SELECT json_agg(json_build_object('plan', g.plan, 'status', "
-    "g.status, 'tenants', g.n) ORDER BY g.plan, g.status) FROM (SELECT plan, status, count(*) "
-    "AS n FROM tenantd.analytics_tenants GROUP BY plan, status) g), '[]'::json), "
-    "'tenants', COALESCE((SELECT json_agg(json_build_object('id', x.id, 'slug', x.slug, "
-    "'plan', x.plan, 'status', x.status, 'isolation', x.isolation, 'users', x.users, "
-    "'projects', x.projects, 'api_calls_month', x.api_calls_month, 'collected_at', "
-    "x.collected_at) ORDER BY x.api_calls_month DESC, x.slug) FROM (SELECT * FROM "
-    "tenantd.analytics_tenants ORDER BY api_calls_month DESC, slug LIMIT $1::int) x), "
-    "'[]'::json), "
-    "'api_calls_by_month', COALESCE((SELECT json_agg(json_build_object('month', "
-    "to_char(m.month, 'YYYY-MM'), 'tenants', m.tenants, 'api_calls', m.api_calls) ORDER BY "
-    "m.month DESC) FROM tenantd.analytics_usage m), '[]'::json))";
+    "SELECT row_to_json(s) FROM (SELECT "
+    "(SELECT " DB_SQL_TS(
+        "refreshed_at") " FROM tenantd.analytics_meta) AS refreshed_at, "
+                        "(SELECT count(*) FROM tenantd.analytics_tenants) AS tenants_total, "
+                        "COALESCE((SELECT json_agg(g ORDER BY g.plan, g.status) FROM (SELECT plan, "
+                        "status, count(*) "
+                        "AS tenants FROM tenantd.analytics_tenants GROUP BY plan, status) g), "
+                        "'[]') "
+                        "AS by_plan_status, "
+                        "COALESCE((SELECT json_agg(x ORDER BY x.api_calls_month DESC, x.slug) FROM "
+                        "(SELECT id, slug, "
+                        "plan, status, isolation, users, projects, api_calls_month, " DB_SQL_TS(
+                            "collected_at") " AS collected_at FROM tenantd.analytics_tenants ORDER "
+                                            "BY "
+                                            "api_calls_month DESC, slug LIMIT $1::int) x), '[]') "
+                                            "AS tenants, "
+                                            "COALESCE((SELECT json_agg(m ORDER BY m.month DESC) "
+                                            "FROM (SELECT "
+                                            "to_char(month, 'YYYY-MM') AS month, tenants, "
+                                            "api_calls FROM "
+                                            "tenantd.analytics_usage) m), '[]') AS "
+                                            "api_calls_by_month) s";
 
 int api_admin_analytics(struct http_req *req)
 {

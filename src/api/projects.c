@@ -10,14 +10,15 @@
 #include "api/tx.h"
 #include "api/validate.h"
 #include "auth/jwt.h"
+#include "db/sqljson.h"
 #include "http/problem.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define PROJECT_JSON(a)                                                                            \
-    "json_build_object('id', " a ".id, 'name', " a ".name, 'description', " a ".description, "     \
-    "'status', " a ".status, 'created_at', " a ".created_at, 'updated_at', " a ".updated_at)"
+    DB_SQL_OBJECT(a ".id, " a ".name, " a ".description, " a ".status, " DB_SQL_TS(                \
+        a ".created_at") " AS created_at, " DB_SQL_TS(a ".updated_at") " AS updated_at")
 
 static const char list_sql[] = LIST_SQL("projects", PROJECT_JSON("x"));
 static const char list_after_sql[] = LIST_SQL_AFTER("projects", PROJECT_JSON("x"));

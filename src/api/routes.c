@@ -45,6 +45,9 @@ static const struct http_route routes[] = {
     {"DELETE", "/admin/tenants/{id}", A | S, api_admin_tenants_delete},
     {"POST", "/admin/tenants/{id}/move", A | S, api_admin_tenants_move},
     {"GET", "/admin/tenants/{id}/export", A | S, api_admin_tenants_export},
+    {"POST", "/admin/tenants/{id}/restore", A | S, api_admin_tenants_restore},
+    {"POST", "/admin/tenants/{id}/clone", A | S, api_admin_tenants_clone},
+    {"GET", "/admin/jobs/{id}", A | S, api_admin_jobs_get},
     {"GET", "/admin/migrations", A | S, api_admin_migrations},
     {"GET", "/admin/analytics", A | S, api_admin_analytics},
 };

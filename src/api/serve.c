@@ -3,6 +3,7 @@
  * gracefully (in-flight requests get up to 10 s).
  */
 #include "api/app.h"
+#include "backup/backup.h"
 #include "core/log.h"
 #include "http/server.h"
 #include "jobs/jobs.h"
@@ -36,7 +37,11 @@ int api_serve(struct td_config *cfg)
         .done = api_log_request,
         .tenant_key = api_tenant_key,
         .tenant_share = cfg->tenant_share,
+        .cors_origins = cfg->cors_origins,
     };
+    /* before the HTTP server: handlers read app.backup */
+    if (bkp_open(cfg, app.cluster, app.db, &app.tenant_migs, &app.backup) < 0)
+        goto out;
     if (http_server_start(&ho, &app, &srv) < 0)
         goto out;
     /* /metrics alone, without a token, for a scraper on an internal address; one loop is
@@ -47,6 +52,9 @@ int api_serve(struct td_config *cfg)
         goto out;
     if (jobs_start(app.db, cfg->migrations_dir, cfg->job_workers, &jobs) < 0)
         goto out;
+    int nk = 0;
+    const struct jobs_kind_ext *kinds = bkp_job_kinds(app.backup, &nk);
+    jobs_add_kinds(jobs, kinds, nk);
     td_log_info("tenantd listening on http://%s (admin token in %s/admin-token unless "
                 "TENANTD_ADMIN_TOKEN is set; JWT secret in %s/jwt-secret)",
                 cfg->listen, cfg->data_dir, cfg->data_dir);
@@ -61,6 +69,7 @@ out:
     http_server_stop(msrv, 1);
     http_server_stop(srv, 10);
     jobs_stop(jobs);
+    bkp_close(app.backup);
     td_app_close(&app);
     return status;
 }

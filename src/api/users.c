@@ -18,11 +18,27 @@
 #include <stdio.h>
 #include <string.h>
 
+/*
+ * Stored audit values are jsonb objects, whose own text is not compact ("a": 1, "b": 2):
+ * each member is written out here instead. A timestamp under a key ending in _at is
+ * rewritten in the API's format, so entries stored before values were formatted on write
+ * read like every other body. Values nested inside a member (json columns) keep jsonb's text.
+ */
+#define AUDIT_TS_RE                                                                                \
+    "'^\\d{4}-\\d\\d-\\d\\d[T ]\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?(Z|[+-]\\d\\d(:\\d\\d)?)$'"
+#define AUDIT_VALUES(v)                                                                            \
+    "(SELECT ('{' || COALESCE(string_agg(to_json(e.key)::text || ':' || CASE WHEN e.key LIKE "     \
+    "'%\\_at' AND jsonb_typeof(e.value) = 'string' AND e.value #>> '{}' ~ " AUDIT_TS_RE            \
+    " THEN to_json(" DB_SQL_TS(                                                                    \
+        "(e.value #>> '{}')::timestamptz") ")::text ELSE e.value::text "                           \
+                                           "END, ','), '') || '}')::json FROM jsonb_each(" v       \
+                                           ") e HAVING " v " IS NOT NULL)"
 #define AUDIT_JSON(a)                                                                              \
-    "json_build_object('id', " a ".id, 'actor_id', " a ".actor_id, 'action', " a ".action, "       \
-    "'entity_type', " a ".entity_type, 'entity_id', " a ".entity_id, 'old_values', " a             \
-    ".old_values, 'new_values', " a ".new_values, 'ip', " a ".ip, 'user_agent', " a                \
-    ".user_agent, 'created_at', " a ".created_at)"
+    DB_SQL_OBJECT(                                                                                 \
+        a ".id, " a ".actor_id, " a ".action, " a ".entity_type, " a                               \
+          ".entity_id, " AUDIT_VALUES(a ".old_values") " AS old_values, " AUDIT_VALUES(            \
+              a ".new_values") " AS new_values, " a ".ip, " a                                      \
+                               ".user_agent, " DB_SQL_TS(a ".created_at") " AS created_at")
 
 static const char list_sql[] = LIST_SQL("users", USER_JSON("x"));
 static const char list_after_sql[] = LIST_SQL_AFTER("users", USER_JSON("x"));

@@ -76,6 +76,24 @@ static int valid_workers(const char *v)
     return !strcmp(v, "0") || (valid_pos_int(v) && atoi(v) <= 64);
 }
 
+/* Exact origins, comma-separated: scheme://host[:port], no path, no wildcard. */
+static int valid_origins(const char *v)
+{
+    const char *p = v;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        const char *sep = memmem(p, n, "://", 3);
+        if (!sep || sep == p || (size_t)(sep - p) + 3 >= n ||
+            memchr(sep + 3, '/', n - (size_t)(sep - p) - 3) || memchr(p, '*', n) ||
+            memchr(p, ' ', n))
+            return 0;
+        p += n;
+        if (*p == ',' && !*++p)
+            return 0;
+    }
+    return v[0] != '\0';
+}
+
 static int valid_bool(const char *v)
 {
     return !strcmp(v, "0") || !strcmp(v, "1");
@@ -139,8 +157,17 @@ static const struct cfg_entry entries[] = {
     {"migrations_dir", CFG_STR, OFF(migrations_dir), TD_SOURCE_DIR "/migrations",
      "TENANTD_MIGRATIONS_DIR", NULL, valid_nonempty},
     {"job_workers", CFG_INT, OFF(job_workers), "2", "TENANTD_JOB_WORKERS", NULL, valid_workers},
+    {"backup", CFG_INT, OFF(backup), "1", "TENANTD_BACKUP", NULL, valid_bool},
+    {"backup_dir", CFG_STR, OFF(backup_dir), NULL, "TENANTD_BACKUP_DIR", NULL, valid_nonempty},
+    {"backup_interval", CFG_INT, OFF(backup_interval), "86400", "TENANTD_BACKUP_INTERVAL", NULL,
+     valid_pos_int},
     {"metrics_token", CFG_STR, OFF(metrics_token), NULL, "TENANTD_METRICS_TOKEN", NULL,
      valid_secret},
+    {"login_max_per_email", CFG_INT, OFF(login_max_per_email), "10", "TENANTD_LOGIN_MAX_PER_EMAIL",
+     NULL, valid_pos_int},
+    {"login_max_per_addr", CFG_INT, OFF(login_max_per_addr), "100", "TENANTD_LOGIN_MAX_PER_ADDR",
+     NULL, valid_pos_int},
+    {"cors_origins", CFG_STR, OFF(cors_origins), NULL, "TENANTD_CORS_ORIGINS", NULL, valid_origins},
     {"metrics_listen", CFG_STR, OFF(metrics_listen), NULL, "TENANTD_METRICS_LISTEN",
      "--metrics-listen", valid_port_addr},
 };

@@ -26,13 +26,19 @@ struct td_config {
     int user_check_ttl;      /* seconds a passed user check serves reads; 0: every request */
     int acquire_timeout_ms;
     char *log_level;
-    int prepare;          /* 1: prepared statements (off behind PgBouncer < 1.21) */
-    int http_threads;     /* event-loop threads (0 in the settings: pool_size) */
-    int http_workers;     /* threads for slow routes (password hashing, provisioning) */
-    char *migrations_dir; /* migrations/catalog and migrations/tenant live here */
-    int job_workers;      /* background job threads of serve; 0: none */
-    char *metrics_token;  /* NULL: only the operator token reads /metrics on the API address */
-    char *metrics_listen; /* host:port serving /metrics alone, without a token; NULL: none */
+    int prepare;             /* 1: prepared statements (off behind PgBouncer < 1.21) */
+    int http_threads;        /* event-loop threads (0 in the settings: pool_size) */
+    int http_workers;        /* threads for slow routes (password hashing, provisioning) */
+    char *migrations_dir;    /* migrations/catalog and migrations/tenant live here */
+    int job_workers;         /* background job threads of serve; 0: none */
+    int login_max_per_email; /* failed logins of one email of a tenant per 5 minutes */
+    int login_max_per_addr;  /* failed logins from one client address per 5 minutes */
+    char *cors_origins;      /* "https://app.example.com,..."; NULL: no CORS headers */
+    char *metrics_token;     /* NULL: only the operator token reads /metrics on the API address */
+    char *metrics_listen;    /* host:port serving /metrics alone, without a token; NULL: none */
+    int backup;              /* 1: WAL archiving and base backups of the embedded cluster */
+    char *backup_dir;        /* NULL: <data_dir>/backups */
+    int backup_interval;     /* seconds between full base backups */
 };
 
 /*

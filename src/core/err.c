@@ -42,6 +42,8 @@ const char *td_err_code(int err)
         return "unavailable";
     case TD_EMETHOD:
         return "method_not_allowed";
+    case TD_EHEADERS:
+        return "headers_too_large";
     default:
         return "internal";
     }

@@ -29,6 +29,7 @@ enum td_err {
     TD_ERATELIMIT = -16,
     TD_EUNAVAILABLE = -17, /* database unreachable or pool exhausted: 503 */
     TD_EMETHOD = -18,      /* route exists, method does not: 405 */
+    TD_EHEADERS = -19,     /* request header block over its limit: 431 */
 };
 
 /* Stable snake_case name of a code, as used in problem+json ("not_found"). */

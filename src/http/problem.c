@@ -4,6 +4,7 @@
 #include "http/problem.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
 struct problem_kind {
@@ -29,6 +30,7 @@ static const struct problem_kind kinds[] = {
     {TD_ECONFLICT, 409, "Conflict"},
     {TD_ETOOLARGE, 413, "Payload too large"},
     {TD_ERATELIMIT, 429, "Rate limited"},
+    {TD_EHEADERS, 431, "Request header fields too large"},
     {TD_EUNAVAILABLE, 503, "Service unavailable"},
 };
 
@@ -45,6 +47,16 @@ static const struct problem_kind *kind_of(int err)
 int http_problem_status(int err)
 {
     return kind_of(err)->status;
+}
+
+json_t *http_problem_json(int err, const char *detail)
+{
+    const struct problem_kind *k = kind_of(err);
+    const char *code = td_err_code(k->err);
+    char type[96];
+    snprintf(type, sizeof(type), "urn:tenantd:problem:%s", code);
+    return json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", k->title, "status",
+                     k->status, "detail", detail ? detail : k->title, "code", code);
 }
 
 int http_problem_send(struct http_req *req, int err, const char *detail)

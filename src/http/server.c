@@ -5,6 +5,7 @@
 
 #include "core/hash.h"
 #include "core/log.h"
+#include "http/cors.h"
 #include "http/problem.h"
 #include "http/router.h"
 
@@ -22,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_RESP_HEADERS 4
+#define MAX_RESP_HEADERS 12
 
 #define GATE_BUCKETS 256
 #define GATE_KEY 80
@@ -61,6 +62,7 @@ struct http_server {
     int gate_max;
     pthread_mutex_t gate_lock;
     struct gate *gates[GATE_BUCKETS];
+    struct http_cors *cors; /* NULL: no CORS */
 };
 
 /* Per-connection state (MHD's socket context). */
@@ -123,14 +125,34 @@ void http_default_header(struct http_req *req, const char *name, const char *val
     http_set_header(req, name, value);
 }
 
+/* CORS headers: Vary on every answer once origins are configured (a cache must not hand
+ * one origin's answer to another), the rest only for a listed origin. */
+static void add_cors(struct http_req *req, struct MHD_Response *resp)
+{
+    struct http_cors *cors = ((struct req_state *)req)->srv->cors;
+    if (!cors)
+        return;
+    MHD_add_response_header(resp, "Vary", "Origin");
+    const char *origin = http_header(req, "Origin");
+    if (!http_cors_allowed(cors, origin))
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", HTTP_CORS_EXPOSE_HEADERS);
+}
+
 /* Add the common headers to resp, queue it and record the answer; consumes resp. */
 static int queue(struct http_req *req, int status, const char *content_type,
                  struct MHD_Response *resp, size_t len)
 {
     struct req_state *st = (struct req_state *)req;
+    /* an answer to a request that proves who it is (a token or a session cookie) is that
+     * client's alone; handlers that hand out a token set it themselves */
+    if (http_header(req, "Authorization") || http_header(req, "Cookie"))
+        http_default_header(req, "Cache-Control", "no-store");
     if (content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
     MHD_add_response_header(resp, "X-Request-Id", req->request_id);
+    add_cors(req, resp);
     for (int i = 0; i < st->nhdrs; i++)
         MHD_add_response_header(resp, st->hdr_names[i], st->hdr_values[i]);
     req->responded = 1;
@@ -461,6 +483,40 @@ static void gate_drop(struct http_server *srv, struct req_state *st)
     pthread_mutex_unlock(&srv->gate_lock);
 }
 
+/* A CORS preflight from a listed origin: answered before routing, tenant resolution and
+ * authentication (a browser sends it without the token). Returns 1 when answered. */
+static int preflight(struct http_server *srv, struct http_req *req)
+{
+    if (!srv->cors || strcmp(req->method, "OPTIONS") != 0 ||
+        !http_cors_allowed(srv->cors, http_header(req, "Origin")))
+        return 0;
+    http_set_header(req, "Access-Control-Allow-Methods", HTTP_CORS_ALLOW_METHODS);
+    http_set_header(req, "Access-Control-Allow-Headers", HTTP_CORS_ALLOW_HEADERS);
+    http_set_header(req, "Access-Control-Max-Age", HTTP_CORS_MAX_AGE);
+    http_reply_empty(req, 204);
+    return 1;
+}
+
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+/* The header block as sent: request line (the query string's arguments approximated by
+ * their decoded length) and every field. MHD refuses by itself only past its connection
+ * memory; below that, this makes the limit the same for every request. */
+static size_t header_size(struct MHD_Connection *conn, const char *url, const char *method,
+                          const char *version)
+{
+    size_t n = strlen(method) + strlen(url) + strlen(version) + 4;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &n);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_header_size, &n);
+    return n;
+}
+
 /* Dispatch req; a handler that answered nothing gets a problem for its code. */
 static void run_handler(struct http_server *srv, struct http_req *req)
 {
@@ -473,7 +529,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     struct http_server *srv = cls;
     struct req_state *st = *con_cls;
     if (!st) {
@@ -481,10 +536,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st = req_new(srv, conn, url, method);
         *con_cls = st;
         const char *cl = http_header(&st->req, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_BODY)
-            st->req.body_too_large = 1;
-        else
+        if (header_size(conn, url, method, version) > HTTP_MAX_HEADERS) {
+            /* answered before any body is read: MHD closes the connection afterwards */
+            http_problem_send(&st->req, TD_EHEADERS, "request header block exceeds 16 KiB");
+            if (srv->done)
+                srv->done(&st->req);
             return MHD_YES;
+        } else if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_BODY) {
+            st->req.body_too_large = 1;
+        } else {
+            return MHD_YES;
+        }
     }
     struct http_req *req = &st->req;
     if (*upload_data_size > 0 && !req->body_too_large) {
@@ -510,6 +572,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* answering before the body is read makes MHD close the connection afterwards */
         *upload_data_size = 0;
         http_problem_send(req, TD_ETOOLARGE, "request body exceeds 1 MiB");
+    } else if (preflight(srv, req)) {
+        /* answered */
     } else if (srv->nworkers > 0 && srv->slow && srv->slow(req)) {
         /* password hashing, provisioning, moves: not on an event loop, whose other
          * connections would wait behind it */
@@ -621,6 +685,7 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
     s->slow = o->slow;
     s->done = o->done;
     s->tenant_key = o->tenant_key;
+    s->cors = http_cors_new(o->cors_origins);
     s->gate_max = o->tenant_share > 0 && o->tenant_share < 100
                       ? (o->threads * o->tenant_share + 99) / 100
                       : 0;
@@ -646,6 +711,7 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
     if (!s->daemon) {
         td_log_error("could not listen on %s", o->listen);
         stop_workers(s);
+        http_cors_free(s->cors);
         free(s);
         return TD_EUNAVAILABLE;
     }
@@ -674,5 +740,6 @@ void http_server_stop(struct http_server *s, int grace_s)
      * hold first (MHD then drops those answers with their connections) */
     stop_workers(s);
     MHD_stop_daemon(s->daemon);
+    http_cors_free(s->cors);
     free(s);
 }

@@ -1,6 +1,7 @@
 /*
  * server.h - the HTTP/1.1 server on libmicrohttpd: a few epoll event loops, workers for
- * slow routes, bodies capped at HTTP_MAX_BODY, a 30 s idle timeout, graceful stop.
+ * slow routes, bodies capped at HTTP_MAX_BODY, header blocks at HTTP_MAX_HEADERS, a 30 s
+ * idle timeout, graceful stop, CORS, and Cache-Control: no-store on authenticated answers.
  */
 #ifndef TD_HTTP_SERVER_H
 #define TD_HTTP_SERVER_H
@@ -25,6 +26,8 @@ struct http_server_opts {
      * queues behind a flood (0 or 100: no limit); may be NULL */
     int (*tenant_key)(struct http_req *, char *out, size_t cap);
     int tenant_share;
+    /* exact origins allowed by CORS, comma-separated; NULL: no CORS headers */
+    const char *cors_origins;
 };
 
 /*

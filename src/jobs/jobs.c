@@ -40,7 +40,26 @@ struct jobs {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_int stop;
+    const struct jobs_kind_ext *_Atomic ext;
+    atomic_int n_ext;
 };
+
+void jobs_add_kinds(struct jobs *j, const struct jobs_kind_ext *kinds, int n)
+{
+    if (!j)
+        return;
+    atomic_store(&j->ext, kinds);
+    atomic_store(&j->n_ext, n);
+}
+
+static const struct jobs_kind_ext *ext_find(struct jobs *j, const char *name)
+{
+    const struct jobs_kind_ext *x = atomic_load(&j->ext);
+    for (int i = 0; x && i < atomic_load(&j->n_ext); i++)
+        if (strcmp(x[i].name, name) == 0)
+            return &x[i];
+    return NULL;
+}
 
 static atomic_llong st_done, st_retried, st_dead, st_skipped;
 static atomic_llong q_queued = -1, q_running = -1, q_dead = -1, m_pending = -1, m_failed = -1;
@@ -258,8 +277,18 @@ static void run_claimed(struct worker *w, PGresult *r)
     struct tnt_tenant *t = NULL;
     json_t *payload = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
     const struct jobs__kind *k = jobs__kind_find(kind);
+    const struct jobs_kind_ext *x = k ? NULL : ext_find(w->jobs, kind);
     const char *skip = NULL;
+    long long t0 = now_ms();
     int rc;
+    if (x && json_is_object(payload)) {
+        rc = x->run(x->arg, w->pg, id, payload, ctx.error, sizeof(ctx.error));
+        if (rc == 0) {
+            finish(w, id, "done", NULL);
+            atomic_fetch_add(&st_done, 1);
+        }
+        goto out;
+    }
     if (!k) {
         /* an instance of another version may know it: retry rather than drop */
         rc = jobs__fail(&ctx, TD_ENOTFOUND, "unknown job kind \"%s\"", kind);
@@ -293,7 +322,6 @@ static void run_claimed(struct worker *w, PGresult *r)
     }
     ctx.tenant = t;
     ctx.payload = payload;
-    long long t0 = now_ms();
     if ((rc = k->run(&ctx)) == 0) {
         finish(w, id, "done", NULL);
         atomic_fetch_add(&st_done, 1);

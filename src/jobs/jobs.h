@@ -11,6 +11,9 @@
 #include "core/err.h"
 #include "db/db.h"
 
+#include <jansson.h>
+#include <stddef.h>
+
 /* Seconds a claimed job stays claimed without a heartbeat before another worker may take
  * it again (its first worker is presumed dead). */
 #define JOBS_LEASE_S 300
@@ -30,6 +33,22 @@ struct jobs;
  * must outlive jobs_stop(). Returns 0; connection failures are retried, not fatal.
  */
 int jobs_start(struct db *db, const char *migrations_dir, int n, struct jobs **out) TD_MUSTCHECK;
+
+/*
+ * A platform job kind defined outside src/jobs (restore and clone, src/backup). run gets
+ * the job's id, its payload (a JSON object) and the worker's catalog connection
+ * (superuser, no transaction open); returns 0, or a TD_E* code with err[cap] filled.
+ * arg is passed through. Such jobs get no tenant check: the kind does its own.
+ */
+struct jobs_kind_ext {
+    const char *name;
+    int (*run)(void *arg, PGconn *pg, const char *job_id, const json_t *payload, char *err,
+               size_t cap);
+    void *arg;
+};
+/* Add kinds (n of them; the array must outlive j) before the workers claim any job of
+ * theirs; call right after jobs_start(). j NULL: no-op. */
+void jobs_add_kinds(struct jobs *j, const struct jobs_kind_ext *kinds, int n);
 
 /* Ask the workers to stop, wait for the jobs they run to finish, free. NULL is a no-op. */
 void jobs_stop(struct jobs *j);

@@ -125,7 +125,7 @@ static int open_readonly(struct td_config *cfg, struct opened *o)
     if (sodium_init() < 0)
         return TD_EINTERNAL;
     if (!conninfo) {
-        int rc = pgc_cluster_start(cfg->data_dir, "tenantd", &o->cluster);
+        int rc = pgc_cluster_start(cfg->data_dir, "tenantd", NULL, &o->cluster);
         if (rc < 0)
             return rc;
         conninfo = pgc_cluster_conninfo(o->cluster);

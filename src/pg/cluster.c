@@ -393,11 +393,9 @@ static void child_exec(const struct pgc_cluster *c, int in, int out, const char 
     _exit(127);
 }
 
-static int open_output(const struct pgc_cluster *c, int quiet)
+static int open_log(const struct pgc_cluster *c, const char *path)
 {
-    if (quiet)
-        return open("/dev/null", O_WRONLY | O_CLOEXEC);
-    int fd = open(c->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     /* pg_ctl -l reopens the log as the server's user. */
     if (fd >= 0 && c->drop_privs && fchown(fd, c->run_uid, c->run_gid) < 0) {
         int e = errno;
@@ -408,14 +406,14 @@ static int open_output(const struct pgc_cluster *c, int quiet)
     return fd;
 }
 
-/* Run <bin_dir>/<prog> with args (NULL-terminated, no argv[0]), its output appended to
- * pg.log (or discarded when quiet). Returns its exit status (128 + signal if killed), or -1
- * when it could not be run at all (logged). */
-static int run_tool(const struct pgc_cluster *c, const char *prog, const char *const *args,
-                    int quiet)
+/* Run the program at path with args (NULL-terminated, no argv[0]) as the cluster's user, its
+ * output appended to log (NULL: discarded). Returns its exit status (128 + signal if
+ * killed), or -1 when it could not be run at all (logged). */
+static int run_prog(const struct pgc_cluster *c, const char *path, const char *const *args,
+                    const char *log)
 {
     const char *argv[PGC_MAX_ARGS];
-    char *path = td_xasprintf("%s/%s", c->bin_dir, prog);
+    const char *prog = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     char *failmsg = td_xasprintf("tenantd: cannot run %s as user %s\n", path, c->user);
     int in = -1, out = -1, rc = -1, st;
     size_t n = 0;
@@ -426,9 +424,9 @@ static int run_tool(const struct pgc_cluster *c, const char *prog, const char *c
     }
     argv[n + 1] = NULL;
     in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    out = open_output(c, quiet);
+    out = log ? open_log(c, log) : open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (in < 0 || out < 0) {
-        td_log_error("cannot run %s: cannot open %s: %s", prog, quiet ? "/dev/null" : c->log_path,
+        td_log_error("cannot run %s: cannot open %s: %s", prog, log ? log : "/dev/null",
                      strerror(errno));
         goto out;
     }
@@ -452,6 +450,15 @@ out:
     if (out >= 0)
         close(out);
     free(failmsg);
+    return rc;
+}
+
+/* Run <bin_dir>/<prog>, its output appended to pg.log (or discarded when quiet). */
+static int run_tool(const struct pgc_cluster *c, const char *prog, const char *const *args,
+                    int quiet)
+{
+    char *path = td_xasprintf("%s/%s", c->bin_dir, prog);
+    int rc = run_prog(c, path, args, quiet ? NULL : c->log_path);
     free(path);
     return rc;
 }
@@ -524,17 +531,83 @@ out:
     return rc;
 }
 
+#define PGC_EXTRA_CONF "tenantd-extra.conf"
+
+/* Settings a caller layers over ours (WAL archiving, src/backup) live in their own file,
+ * included once from postgresql.conf: rewriting it never grows postgresql.conf. Sets
+ * *changed when the file's text differs from what the server last read. */
+static int ensure_extra_conf(struct pgc_cluster *c, const char *extra, int *changed)
+{
+    char *conf = td_xasprintf("%s/postgresql.conf", c->pg_dir);
+    char *path = td_xasprintf("%s/" PGC_EXTRA_CONF, c->pg_dir);
+    char *text = read_file(conf), *old = read_file(path);
+    static const char line[] = "include_if_exists = '" PGC_EXTRA_CONF "'\n";
+    FILE *f = NULL;
+    int rc = TD_EUNAVAILABLE;
+    *changed = 0;
+    if (!text || !strstr(text, line)) {
+        f = fopen(conf, "ae");
+        if (!f ||
+            fprintf(f, "\n# tenantd: settings of the embedded cluster's callers\n%s", line) < 0 ||
+            fclose(f) != 0) {
+            f = NULL;
+            goto fail;
+        }
+        f = NULL;
+    }
+    if (old && strcmp(old, extra) == 0) {
+        rc = TD_OK;
+        goto out;
+    }
+    *changed = 1;
+    f = fopen(path, "we");
+    if (!f || fputs(extra, f) < 0 || fclose(f) != 0) {
+        f = NULL;
+        free(conf);
+        conf = td_xstrdup(path);
+        goto fail;
+    }
+    f = NULL;
+    if (c->drop_privs && chown(path, c->run_uid, c->run_gid) < 0) {
+        free(conf);
+        conf = td_xstrdup(path);
+        goto fail;
+    }
+    rc = TD_OK;
+    goto out;
+fail:
+    td_log_error("cannot start embedded postgresql: cannot write %s: %s", conf, strerror(errno));
+out:
+    if (f)
+        fclose(f);
+    free(text);
+    free(old);
+    free(path);
+    free(conf);
+    return rc;
+}
+
 static int server_running(const struct pgc_cluster *c)
 {
     const char *args[] = {"status", "-D", c->pg_dir, NULL};
     return run_tool(c, "pg_ctl", args, 1) == 0;
 }
 
-static int start_or_reuse(struct pgc_cluster *c)
+static int start_or_reuse(struct pgc_cluster *c, int conf_changed)
 {
     char *pidfile = td_xasprintf("%s/postmaster.pid", c->pg_dir);
     int has_pid = access(pidfile, F_OK) == 0;
     free(pidfile);
+    if (has_pid && server_running(c) && conf_changed) {
+        /* Another process may be using this server: never restart it under it. A reload
+         * applies what it can (archive_command); archive_mode waits for the next start. */
+        const char *args[] = {"reload", "-D", c->pg_dir, NULL};
+        (void)run_tool(c, "pg_ctl", args, 0);
+        td_log_warn("the settings of the postgresql server running in %s changed; archive_mode "
+                    "takes effect when it is next started",
+                    c->pg_dir);
+        return TD_OK;
+    }
     if (has_pid && server_running(c)) {
         td_log_info("reusing the postgresql server already running in %s", c->pg_dir);
         return TD_OK;
@@ -663,8 +736,10 @@ out:
     return rc;
 }
 
-int pgc_cluster_start(const char *data_dir, const char *dbname, struct pgc_cluster **out)
+int pgc_cluster_start(const char *data_dir, const char *dbname, const char *extra_conf,
+                      struct pgc_cluster **out)
 {
+    int changed = 0;
     struct pgc_cluster *c = td_xcalloc(1, sizeof(*c));
     int rc = TD_EUNAVAILABLE;
     *out = NULL;
@@ -682,8 +757,9 @@ int pgc_cluster_start(const char *data_dir, const char *dbname, struct pgc_clust
         goto out;
     if (!has_cluster(c) && (rc = run_initdb(c)) < 0)
         goto out;
-    if ((rc = ensure_conf(c)) < 0 || (rc = start_or_reuse(c)) < 0 ||
-        (rc = ensure_database(c, dbname)) < 0)
+    if ((rc = ensure_conf(c)) < 0 ||
+        (extra_conf && (rc = ensure_extra_conf(c, extra_conf, &changed)) < 0) ||
+        (rc = start_or_reuse(c, changed)) < 0 || (rc = ensure_database(c, dbname)) < 0)
         goto out;
     c->conninfo = make_conninfo(c, dbname);
     *out = c;
@@ -701,6 +777,30 @@ const char *pgc_cluster_conninfo(const struct pgc_cluster *c)
 const char *pgc_cluster_socket_dir(const struct pgc_cluster *c)
 {
     return c->pg_dir;
+}
+
+const char *pgc_cluster_bin_dir(const struct pgc_cluster *c)
+{
+    return c->bin_dir;
+}
+
+const char *pgc_cluster_user(const struct pgc_cluster *c)
+{
+    return c->user;
+}
+
+int pgc_cluster_run(const struct pgc_cluster *c, const char *path, const char *const *args,
+                    const char *log)
+{
+    return run_prog(c, path, args, log);
+}
+
+int pgc_cluster_give(const struct pgc_cluster *c, const char *path)
+{
+    if (!c->drop_privs || chown(path, c->run_uid, c->run_gid) == 0)
+        return TD_OK;
+    td_log_error("cannot give %s to user %s: %s", path, c->user, strerror(errno));
+    return TD_EUNAVAILABLE;
 }
 
 void pgc_cluster_stop(struct pgc_cluster *c)

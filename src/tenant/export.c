@@ -246,11 +246,27 @@ static int import_error(PGresult *r, const char *table, const char **detail)
     return db_map_error(r);
 }
 
+/* Every row of t, children first (audit entries and projects name users). */
+static int delete_rows(PGconn *pg, const struct tnt_tenant *t)
+{
+    int rc = 0;
+    for (int i = TNT_EXPORT_TABLES - 1; rc == 0 && i >= 0; i--) {
+        char *sql = td_xasprintf("DELETE FROM %s.%s WHERE tenant_id = $1", schema_of(t),
+                                 tnt_export_tables[i]);
+        rc = db_admin_exec(pg, "removing the rows to replace", sql, 1, (const char *const[]){t->id},
+                           NULL);
+        free(sql);
+    }
+    return rc;
+}
+
 static int insert_rows(PGconn *pg, const struct tnt_tenant *t, const struct tnt_import_data *d,
-                       const char **detail)
+                       int replace, const char **detail)
 {
     const char *s = schema_of(t);
     int rc = db_admin_exec(pg, "starting the import", "BEGIN", 0, NULL, NULL);
+    if (rc == 0 && replace)
+        rc = delete_rows(pg, t);
     for (int i = 0; rc == 0 && i < TNT_EXPORT_TABLES; i++) {
         size_t n = json_array_size(d->rows[i]);
         if (n == 0)
@@ -273,6 +289,21 @@ static int insert_rows(PGconn *pg, const struct tnt_tenant *t, const struct tnt_
     }
     if (rc == 0)
         rc = db_admin_exec(pg, "committing the import", "COMMIT", 0, NULL, NULL);
+    else
+        (void)!db_admin_exec(pg, "abandoning the import", "ROLLBACK", 0, NULL, NULL);
+    return rc;
+}
+
+int tnt_import_replace(struct db *db, const struct tnt_tenant *t, const struct tnt_import_data *d,
+                       const char **detail)
+{
+    PGconn *pg = NULL;
+    *detail = NULL;
+    int rc = db_admin_connect(db, t->server_idx < 0 ? 0 : t->server_idx,
+                              t->isolation == TNT_ISO_DATABASE ? t->dbname : NULL, &pg);
+    if (rc == 0)
+        rc = insert_rows(pg, t, d, 1, detail);
+    PQfinish(pg);
     return rc;
 }
 
@@ -321,7 +352,7 @@ int tnt_import(struct db *db, const struct mig_set *migs, const struct tnt_new *
         rc = db_admin_connect(db, t->server_idx,
                               t->isolation == TNT_ISO_DATABASE ? t->dbname : NULL, &pg);
     if (rc == 0)
-        rc = insert_rows(pg, t, d, detail);
+        rc = insert_rows(pg, t, d, 0, detail);
     PQfinish(pg);
     if (rc < 0) {
         if (tnt_drop(db, t) < 0)

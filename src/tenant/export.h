@@ -69,4 +69,12 @@ int tnt_import(struct db *db, const struct mig_set *migs, const struct tnt_new *
                const char *status, const char *expires, const struct tnt_import_data *d,
                struct tnt_tenant **out, const char **detail) TD_MUSTCHECK;
 
+/*
+ * Replace every row t owns with d's rows (ids and timestamps kept), in one transaction on
+ * t's storage: all or nothing. The tenant's catalog row is left alone. Returns 0 or the
+ * codes of tnt_import; *detail is static storage or NULL.
+ */
+int tnt_import_replace(struct db *db, const struct tnt_tenant *t, const struct tnt_import_data *d,
+                       const char **detail) TD_MUSTCHECK;
+
 #endif

@@ -11,6 +11,7 @@
 #include "auth/password.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "db/sqljson.h"
 #include "tenant/internal.h"
 
 #include <pthread.h>
@@ -134,11 +135,13 @@ static int pick_server(struct db *db, PGconn *cat, int *server)
 static const char owner_sql[] =
     "WITH u AS (INSERT INTO %s.users (tenant_id, email, name, role, password_hash) "
     "VALUES ($1, $2, $3, 'owner', $4) RETURNING *), "
-    "j AS (SELECT json_build_object('id', id, 'email', email, 'name', name, 'role', role, "
-    "'created_at', created_at) AS v, id FROM u), "
-    "a AS (INSERT INTO %s.audit_logs (tenant_id, actor_id, action, entity_type, entity_id, "
-    "new_values) SELECT $1, j.id, 'create', 'user', j.id, j.v::jsonb FROM j) "
-    "SELECT v FROM j";
+    "j AS (SELECT " DB_SQL_OBJECT("u.id, u.email, u.name, u.role, " DB_SQL_TS(
+        "u.created_at") " AS created_at") " AS v, id FROM u), "
+                                          "a AS (INSERT INTO %s.audit_logs (tenant_id, actor_id, "
+                                          "action, entity_type, entity_id, "
+                                          "new_values) SELECT $1, j.id, 'create', 'user', j.id, "
+                                          "j.v::jsonb FROM j) "
+                                          "SELECT v FROM j";
 
 /* Provisioning (every signup) would otherwise start a PostgreSQL backend each time, which
  * costs more than a pool tenant's whole transaction: a few idle superuser connections to

@@ -7,6 +7,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "db/sqljson.h"
 #include "tenant/names.h"
 
 #include <pthread.h>
@@ -14,12 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-const char tnt_catalog_columns[] =
-    "id, slug, name, plan, isolation, status, server, "
-    "to_char(subscription_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-    "extract(epoch from subscription_expires_at)::bigint, "
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-    "schema_version";
+const char tnt_catalog_columns[] = "id, slug, name, plan, isolation, status, server, " DB_SQL_TS(
+    "subscription_expires_at") ", "
+                               "extract(epoch from subscription_expires_at)::bigint, " DB_SQL_TS(
+                                   "created_at") ", "
+                                                 "schema_version";
 
 static const char *const iso_names[] = {"pool", "schema", "database"};
 

@@ -151,6 +151,9 @@ static char **child_env(const struct td_server *s, const char *const *extra_env)
     env[k++] = strdup("TENANTD_ADMIN_TOKEN=" TD_TEST_ADMIN_TOKEN);
     env[k++] = strdup("TENANTD_JWT_SECRET=" TD_TEST_JWT_SECRET);
     env[k++] = strdup("TENANTD_LOG_LEVEL=warn");
+    /* WAL archiving and base backups cost every test a few seconds; test_restore turns
+     * them on (its extra_env comes first and wins) */
+    env[k++] = strdup("TENANTD_BACKUP=0");
     env[k] = NULL;
     return env;
 }
@@ -372,8 +375,13 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 
     /* A new status line (100 Continue, then the final one) resets what was seen. */
     if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
-        r->content_type[0] = r->request_id[0] = r->retry_after[0] = '\0';
+        r->content_type[0] = r->request_id[0] = r->retry_after[0] = r->headers[0] = '\0';
         return n;
+    }
+    size_t have = strlen(r->headers);
+    if (have + n < sizeof(r->headers)) {
+        memcpy(r->headers + have, ptr, n);
+        r->headers[have + n] = '\0';
     }
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         size_t l = strlen(want[i].name);
@@ -491,6 +499,21 @@ void td_resp_free(struct td_resp *r)
     if (r->json)
         json_decref(r->json);
     r->json = NULL;
+}
+
+const char *td_resp_header(const struct td_resp *r, const char *name, char *out, size_t size)
+{
+    size_t l = strlen(name);
+    for (const char *line = r->headers; *line;) {
+        const char *end = strstr(line, "\r\n");
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        if (n > l && line[l] == ':' && strncasecmp(line, name, l) == 0) {
+            copy_header_value(out, size, line + l + 1, n - l - 1);
+            return out;
+        }
+        line += n + (end ? 2 : 0);
+    }
+    return NULL;
 }
 
 const char *td_jstr(const json_t *obj, const char *key)

@@ -36,7 +36,8 @@ struct td_resp {
     char content_type[128];
     char request_id[128];
     char retry_after[64];
-    char what[256]; /* "METHOD path" for messages */
+    char headers[4096]; /* the final response's header lines as received (truncated) */
+    char what[256];     /* "METHOD path" for messages */
 };
 
 /* A tenant user as the tests need it. */
@@ -76,6 +77,8 @@ long td_call(struct td_server *s, const char *method, const char *path, const ch
 long td_admin(struct td_server *s, const char *method, const char *path, const char *body,
               struct td_resp *r);
 void td_resp_free(struct td_resp *r);
+/* Value of response header name (case-insensitive) copied to out, or NULL when absent. */
+const char *td_resp_header(const struct td_resp *r, const char *name, char *out, size_t size);
 
 /* String member of an object (NULL when missing or not a string). */
 const char *td_jstr(const json_t *obj, const char *key);

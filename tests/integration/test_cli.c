@@ -373,7 +373,7 @@ static void test_update(void **state)
     (void)state;
     RUN(&o, "update", "cli-one", "--expires", "2001-01-01T00:00:00Z", "--name", "CLI Uno");
     assert_true(check_status(&o, 0));
-    assert_string_equal(td_jstr(o.json, "subscription_expires_at"), "2001-01-01T00:00:00Z");
+    assert_string_equal(td_jstr(o.json, "subscription_expires_at"), "2001-01-01T00:00:00.000000Z");
     assert_string_equal(td_jstr(o.json, "name"), "CLI Uno");
     done(&o);
     double t = until_status("cli-one", owner_tok, 402);

@@ -409,7 +409,7 @@ static void test_expiry(void **state)
     /* renewed */
     patch_tenant(&srv, "expiring", "{\"subscription_expires_at\":\"2999-01-01T00:00:00Z\"}", &r);
     TD_ASSERT_STATUS(&r, 200);
-    assert_string_equal(td_jstr(r.json, "subscription_expires_at"), "2999-01-01T00:00:00Z");
+    assert_string_equal(td_jstr(r.json, "subscription_expires_at"), "2999-01-01T00:00:00.000000Z");
     td_resp_free(&r);
     assert_int_equal(projects_status(&srv, "expiring", p.token), 200);
 

@@ -1,0 +1,58 @@
+/*
+ * backup.h - continuous backup of the PostgreSQL servers tenantd manages (pgBackRest: WAL
+ * archiving plus scheduled full base backups of the embedded cluster), the archiving
+ * status of every server for /ready and /metrics, and the per-tenant restore and clone
+ * jobs built on a scratch recovery of that backup. See src/backup/README.md.
+ */
+#ifndef TD_BACKUP_BACKUP_H
+#define TD_BACKUP_BACKUP_H
+
+#include "core/config.h"
+#include "core/err.h"
+#include "db/db.h"
+#include "migrate/files.h"
+
+#include <libpq-fe.h>
+
+/* The pgBackRest stanza of the embedded cluster. */
+#define BKP_STANZA "tenantd"
+
+struct bkp;
+struct pgc_cluster;
+
+/* Text of the embedded cluster's extra settings (archive_mode, archive_command) for cfg,
+ * or NULL when there is no embedded cluster. Caller frees. data_dir must exist. */
+char *bkp_cluster_conf(const struct td_config *cfg);
+
+/*
+ * Set up backups: with an embedded cluster (cluster non-NULL) and cfg->backup, write the
+ * pgBackRest configuration under the backup directory and create the stanza; for every
+ * server, read its archiving settings and warn when WAL is not archived. Then start the
+ * thread that takes a full base backup when none is recent (at once when there is none)
+ * and refreshes the status every few seconds. db, migs and cluster must outlive
+ * bkp_close(). Returns 0 or TD_EUNAVAILABLE (logged); *out is the caller's.
+ */
+int bkp_open(const struct td_config *cfg, struct pgc_cluster *cluster, struct db *db,
+             const struct mig_set *migs, struct bkp **out) TD_MUSTCHECK;
+/* Stop the thread (a base backup under way is waited for) and free. NULL ok. */
+void bkp_close(struct bkp *b);
+
+/* What /ready and /metrics show of one server (unix seconds; 0: never / unknown). */
+struct bkp_status {
+    int archiving;           /* 1: the server archives WAL (archive_mode on) */
+    long long last_archived; /* last WAL segment archived */
+    long long archive_failed;
+    long long last_backup;   /* newest complete base backup (embedded cluster only) */
+    long long oldest_backup; /* oldest kept: the earliest moment a restore can reach */
+    long long backups;       /* base backups kept */
+};
+/* Thread-safe snapshot for server (index into the db registry). b may be NULL. */
+void bkp_get_status(struct bkp *b, int server, struct bkp_status *out);
+/* 1 when restore and clone can run (an embedded cluster with backups on). */
+int bkp_can_restore(const struct bkp *b);
+
+/* The job kinds (tenant_restore, tenant_clone) for jobs_start(). */
+struct jobs_kind_ext;
+const struct jobs_kind_ext *bkp_job_kinds(struct bkp *b, int *n);
+
+#endif

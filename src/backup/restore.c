@@ -1,0 +1,347 @@
+/*
+ * restore.c - the tenant_restore and tenant_clone jobs: make sure the moment is archived,
+ * recover a scratch copy of the cluster at that moment, export the tenant from it with the
+ * normal export, and import it into the live server (as a new tenant, or in place of the
+ * tenant's current rows, which are first kept as an export file).
+ */
+#include "backup/internal.h"
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "tenant/export.h"
+#include "tenant/tenant.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ARCHIVE_WAIT_MS 120000
+
+struct job {
+    struct bkp *b;
+    PGconn *pg; /* catalog, superuser */
+    const char *id;
+    const json_t *p;
+    char *err;
+    size_t cap;
+    char at[64];
+    long long export_ms, import_ms, rows;
+};
+
+static const char *pstr(const struct job *j, const char *key)
+{
+    return json_string_value(json_object_get(j->p, key));
+}
+
+static int __attribute__((format(printf, 3, 4))) fail(struct job *j, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->err, j->cap, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Progress doubles as the lease's heartbeat: a restore outlives JOBS_LEASE_S. */
+static void progress(struct job *j, double f)
+{
+    char v[16];
+    snprintf(v, sizeof(v), "%.2f", f);
+    (void)!db_admin_exec(j->pg, "recording a job's progress",
+                         "UPDATE tenantd.jobs SET progress = $2, locked_at = now() WHERE id = $1",
+                         2, (const char *const[]){j->id, v}, NULL);
+}
+
+static void beat(void *arg)
+{
+    struct job *j = arg;
+    (void)!db_admin_exec(j->pg, "extending a job's lease",
+                         "UPDATE tenantd.jobs SET locked_at = now() WHERE id = $1", 1,
+                         (const char *const[]){j->id}, NULL);
+}
+
+/* A commit after the moment, then a WAL switch, then wait until that segment is archived:
+ * recovery must find a commit past its target in the archive, or it ends short of it. */
+static int archive_moment(struct job *j)
+{
+    PGresult *r = NULL;
+    int rc = db_admin_exec(j->pg, "reading the moment", "SELECT now()::text", 0, NULL, &r);
+    if (rc < 0)
+        return fail(j, rc, "the catalog is unreachable");
+    if (!j->at[0])
+        snprintf(j->at, sizeof(j->at), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    r = NULL;
+    if ((rc = db_admin_exec(j->pg, "writing a commit past the moment",
+                            "SELECT pg_current_xact_id()", 0, NULL, NULL)) < 0 ||
+        (rc = db_admin_exec(j->pg, "switching WAL", "SELECT pg_walfile_name(pg_switch_wal())", 0,
+                            NULL, &r)) < 0)
+        return fail(j, rc, "could not switch WAL on the server");
+    char wal[64];
+    snprintf(wal, sizeof(wal), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    long long t0 = bkp__now_ms();
+    const struct timespec pause = {0, 200 * 1000 * 1000};
+    for (;;) {
+        r = NULL;
+        rc = db_admin_exec(j->pg, "waiting for the archive",
+                           "SELECT coalesce(last_archived_wal >= $1, false) FROM pg_stat_archiver",
+                           1, (const char *const[]){wal}, &r);
+        int done = rc == 0 && PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+        if (done)
+            return 0;
+        if (rc < 0 || bkp__now_ms() - t0 > ARCHIVE_WAIT_MS)
+            return fail(j, TD_EUNAVAILABLE, "WAL segment %s was not archived in time", wal);
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* The tenant in the scratch copy's catalog (1 ref), or TD_EVALIDATION when it did not
+ * exist at that moment. */
+static int find_in_copy(struct job *j, struct db *sdb, struct tnt_tenant **out)
+{
+    PGconn *pg = NULL;
+    PGresult *r = NULL;
+    char *sql = td_xasprintf("SELECT %s FROM tenantd.tenants WHERE id = $1", tnt_catalog_columns);
+    int rc = db_admin_connect(sdb, 0, NULL, &pg);
+    if (rc == 0)
+        rc = db_admin_exec(pg, "reading the recovered catalog", sql, 1,
+                           (const char *const[]){pstr(j, "tenant_id")}, &r);
+    if (rc < 0)
+        fail(j, rc, "the recovered copy did not answer");
+    else if (PQntuples(r) == 0)
+        rc = fail(j, TD_EVALIDATION, "the tenant did not exist at %s", j->at);
+    else
+        *out = tnt_tenant_from_row(sdb, r, 0);
+    PQclear(r);
+    PQfinish(pg);
+    free(sql);
+    return rc;
+}
+
+/* Write t's export from db into path, one line per row. */
+static int export_to(struct job *j, struct db *db, const struct tnt_tenant *t, const char *path)
+{
+    struct tnt_export *e = NULL;
+    FILE *f = fopen(path, "we");
+    const char *line;
+    size_t len;
+    int rc = f ? tnt_export_open(db, t, &e) : TD_EUNAVAILABLE, more = 0;
+    long long n = 0;
+    while (rc == 0 && (more = tnt_export_next(e, &line, &len)) == 1) {
+        if (fwrite(line, 1, len, f) != len || fputc('\n', f) == EOF)
+            rc = TD_EUNAVAILABLE;
+        n++;
+    }
+    if (rc == 0 && more < 0)
+        rc = more;
+    tnt_export_close(e);
+    if (f && fclose(f) != 0 && rc == 0)
+        rc = TD_EUNAVAILABLE;
+    if (rc < 0)
+        return fail(j, rc, "could not export the tenant to %s", path);
+    j->rows = n - 1;
+    return 0;
+}
+
+/* Recover the copy, export the tenant from it into path. */
+static int export_from_copy(struct job *j, const char *path, long long *restore_ms,
+                            long long *replay_ms)
+{
+    struct bkp *b = j->b;
+    struct bkp__scratch s = {.tick = beat, .tick_arg = j};
+    struct db *sdb = NULL;
+    struct tnt_tenant *t = NULL;
+    const char *dbname = pstr(j, "dbname");
+    const char *dbs[] = {"tenantd", dbname, NULL};
+    pthread_mutex_lock(&b->restore_mu);
+    int rc = bkp__scratch_start(b, j->id, j->at, dbs, &s, j->err, j->cap);
+    *restore_ms = s.restore_ms;
+    *replay_ms = s.replay_ms;
+    progress(j, 0.6);
+    struct db_config dc = {.main_conninfo = s.conninfo,
+                           .app_password = "unused",
+                           .pool_size = 2,
+                           .tenant_pools = 2,
+                           .acquire_timeout_ms = 5000,
+                           .tenant_share = 100,
+                           .conn_max_tenants = 500};
+    if (rc == 0 && (rc = db_new(&dc, &sdb)) < 0)
+        fail(j, rc, "could not open the recovered copy");
+    if (rc == 0)
+        rc = find_in_copy(j, sdb, &t);
+    if (rc == 0 && t->server_idx != 0)
+        rc = fail(j, TD_EVALIDATION,
+                  "the tenant lived on server %s at that moment; restore "
+                  "covers the embedded cluster only",
+                  t->server);
+    long long t0 = bkp__now_ms();
+    if (rc == 0)
+        rc = export_to(j, sdb, t, path);
+    j->export_ms = bkp__now_ms() - t0;
+    tnt_tenant_unref(t);
+    db_free(sdb);
+    bkp__scratch_stop(b, &s);
+    pthread_mutex_unlock(&b->restore_mu);
+    return rc;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    size_t cap = 65536, n = 0, k;
+    char *buf = td_xmalloc(cap);
+    while ((k = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += k;
+        if (n == cap)
+            buf = td_xrealloc(buf, cap *= 2);
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* The live tenant with this id (1 ref), or NULL when it was deleted. */
+static int live_tenant(struct job *j, const char *id, struct tnt_tenant **out)
+{
+    PGresult *r = NULL;
+    char *sql = td_xasprintf("SELECT %s FROM tenantd.tenants WHERE id = $1", tnt_catalog_columns);
+    int rc = db_admin_exec(j->pg, "reading the tenant", sql, 1, (const char *const[]){id}, &r);
+    *out = rc == 0 && PQntuples(r) == 1 ? tnt_tenant_from_row(j->b->db, r, 0) : NULL;
+    PQclear(r);
+    free(sql);
+    return rc;
+}
+
+/* Replace the live tenant's rows, keeping what it had as an export for its window. */
+static int replace_live(struct job *j, struct tnt_tenant *t, const struct tnt_import_data *d,
+                        const char **detail)
+{
+    char *keep = td_xasprintf("%s/exports/replaced-%s-%s.ndjson", j->b->dir, t->id, j->id);
+    int rc = export_to(j, j->b->db, t, keep);
+    if (rc == 0)
+        rc = tnt_import_replace(j->b->db, t, d, detail);
+    if (rc == 0)
+        (void)!db_admin_exec(j->pg, "announcing the restore",
+                             "SELECT pg_notify('tenantd_tenants', $1)", 1,
+                             (const char *const[]){t->id}, NULL);
+    free(keep);
+    return rc;
+}
+
+/* Import the export at path: as a new tenant (new_slug, or the old slug of a deleted
+ * tenant), or over the live tenant's rows. *out gets the resulting tenant. */
+static int import_from(struct job *j, const char *path, struct tnt_tenant **out)
+{
+    struct tnt_import_data d = {0};
+    struct tnt_tenant *live = NULL;
+    const char *detail = NULL, *new_slug = pstr(j, "new_slug");
+    size_t len = 0;
+    char *body = read_all(path, &len);
+    int rc = body ? tnt_import_parse(body, len, &d, j->err, j->cap) : TD_EUNAVAILABLE;
+    free(body);
+    if (rc < 0)
+        return rc;
+    if (!new_slug && (rc = live_tenant(j, pstr(j, "tenant_id"), &live)) < 0)
+        goto out;
+    if (live) {
+        rc = replace_live(j, live, &d, &detail);
+        *out = live;
+        live = NULL;
+        goto out;
+    }
+    json_t *tj = d.tenant;
+    const char *iso = json_string_value(json_object_get(tj, "isolation"));
+    struct tnt_new n = {
+        .slug = new_slug ? new_slug : json_string_value(json_object_get(tj, "slug")),
+        .name = json_string_value(json_object_get(tj, "name")),
+        .plan = json_string_value(json_object_get(tj, "plan")),
+        .isolation = iso ? tnt_isolation_parse(iso) : -1,
+        .server = json_string_value(json_object_get(tj, "server")),
+    };
+    const char *status = json_string_value(json_object_get(tj, "status"));
+    rc = tnt_import(j->b->db, j->b->migs, &n, status ? status : "active",
+                    json_string_value(json_object_get(tj, "subscription_expires_at")), &d, out,
+                    &detail);
+out:
+    if (rc < 0 && detail)
+        snprintf(j->err, j->cap, "%s", detail);
+    else if (rc < 0 && !j->err[0])
+        snprintf(j->err, j->cap, "the import into the live server failed");
+    tnt_tenant_unref(live);
+    tnt_import_data_cleanup(&d);
+    return rc;
+}
+
+static void record(struct job *j, int rc, const struct tnt_tenant *t, json_t *timing)
+{
+    json_t *err = rc < 0 ? json_pack("{s:i, s:s}", "err", rc, "detail", j->err) : NULL;
+    json_t *tj = t ? tnt_tenant_json(t) : NULL;
+    char *res = tj ? json_dumps(tj, JSON_COMPACT) : NULL;
+    json_decref(tj);
+    char *errs = err ? json_dumps(err, JSON_COMPACT) : NULL;
+    char *tim = json_dumps(timing, JSON_COMPACT);
+    const char *p[4] = {j->id, res, errs, tim};
+    if (db_admin_exec(j->pg, "recording the job's outcome",
+                      "WITH a AS (UPDATE tenantd.operator_actions SET status = CASE WHEN $3::jsonb "
+                      "IS NULL THEN 'succeeded' ELSE 'failed' END, finished_at = now(), "
+                      "target_at = coalesce(target_at, $5::timestamptz), detail = $4::jsonb "
+                      "WHERE job_id = $1) "
+                      "UPDATE tenantd.jobs SET progress = CASE WHEN $3::jsonb IS NULL THEN 1 "
+                      "ELSE progress END, result = $2::jsonb, error = $3::jsonb WHERE id = $1",
+                      5, (const char *const[]){p[0], p[1], p[2], p[3], j->at[0] ? j->at : NULL},
+                      NULL) < 0)
+        td_log_warn("backup: could not record the outcome of job %s", j->id);
+    json_decref(err);
+    free(res);
+    free(errs);
+    free(tim);
+}
+
+int bkp__job_run(void *arg, PGconn *pg, const char *job_id, const json_t *payload, char *err,
+                 size_t cap)
+{
+    struct job j = {.b = arg, .pg = pg, .id = job_id, .p = payload, .err = err, .cap = cap};
+    struct tnt_tenant *t = NULL;
+    long long restore_ms = 0, replay_ms = 0, t0 = bkp__now_ms();
+    char *path = NULL;
+    int rc = 0;
+    err[0] = '\0';
+    if (!bkp_can_restore(j.b))
+        rc = fail(&j, TD_EUNAVAILABLE, "restore needs the embedded cluster with backups on");
+    if (rc == 0 && pstr(&j, "at"))
+        snprintf(j.at, sizeof(j.at), "%s", pstr(&j, "at"));
+    if (rc == 0)
+        rc = archive_moment(&j);
+    long long archive_ms = bkp__now_ms() - t0;
+    progress(&j, 0.1);
+    if (rc == 0) {
+        path = td_xasprintf("%s/exports/%s.ndjson", j.b->dir, job_id);
+        rc = export_from_copy(&j, path, &restore_ms, &replay_ms);
+    }
+    progress(&j, 0.8);
+    t0 = bkp__now_ms();
+    if (rc == 0)
+        rc = import_from(&j, path, &t);
+    j.import_ms = bkp__now_ms() - t0;
+    json_t *timing = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "archive_ms", archive_ms,
+                               "backup_copy_ms", restore_ms, "wal_replay_ms", replay_ms,
+                               "export_ms", j.export_ms, "import_ms", j.import_ms, "rows", j.rows);
+    record(&j, rc, t, timing);
+    td_log_info("backup: job %s %s (copy %lld ms, replay %lld ms, export %lld ms, import %lld "
+                "ms, %lld rows)%s%s",
+                job_id, rc == 0 ? "succeeded" : "failed", restore_ms, replay_ms, j.export_ms,
+                j.import_ms, j.rows, rc < 0 ? ": " : "", rc < 0 ? err : "");
+    json_decref(timing);
+    if (path && remove(path) < 0 && errno != ENOENT)
+        td_log_warn("backup: could not remove %s", path);
+    free(path);
+    tnt_tenant_unref(t);
+    return rc;
+}

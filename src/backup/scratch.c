@@ -1,0 +1,215 @@
+/*
+ * scratch.c - a throw-away copy of the embedded cluster as it was at one moment:
+ * `pgbackrest restore --type=time` into its own directory, then a postgres on its own
+ * socket directory and port that replays archived WAL up to the moment and promotes.
+ */
+#include "backup/internal.h"
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "pg/cluster.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A port nobody listens on now. The scratch server listens on no TCP address: the port only
+ * names its socket file and shared memory key, but a free one keeps any tool that assumes
+ * TCP from meeting another server. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port > 0 ? port : 55432;
+}
+
+static int make_dir(struct bkp *b, const char *path)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        td_log_error("cannot create %s: %s", path, strerror(errno));
+        return TD_EUNAVAILABLE;
+    }
+    return pgc_cluster_give(b->cluster, path);
+}
+
+static int restore_files(struct bkp *b, struct bkp__scratch *s, const char *at,
+                         const char *const *dbs)
+{
+    char *pgpath = td_xasprintf("--pg1-path=%s", s->pgdata);
+    char *target = td_xasprintf("--target=%s", at);
+    const char *args[16] = {
+        pgpath, target, "--type=time", "--target-action=promote", "--archive-mode=off", NULL};
+    int n = 5, st;
+    char *inc[8] = {0};
+    for (int i = 0; dbs && dbs[i] && i < 8; i++)
+        args[n++] = inc[i] = td_xasprintf("--db-include=%s", dbs[i]);
+    args[n++] = "restore";
+    args[n] = NULL;
+    st = bkp__pgbackrest(b, args, NULL);
+    if (st != 0 && dbs) {
+        /* a database created after the backup is not in it: restore them all */
+        td_log_info("backup: restore of only the needed databases failed (exit status %d); "
+                    "restoring every database",
+                    st);
+        args[5] = "restore";
+        args[6] = NULL;
+        bkp__remove_tree(s->pgdata);
+        if (make_dir(b, s->pgdata) == 0)
+            st = bkp__pgbackrest(b, args, NULL);
+    }
+    for (int i = 0; i < 8; i++)
+        free(inc[i]);
+    free(pgpath);
+    free(target);
+    return st;
+}
+
+/* Why the scratch server stopped before the moment, from its log: a moment no backup or
+ * archived WAL reaches is the caller's error, anything else is ours. */
+static int start_failure(const struct bkp__scratch *s, char *err, size_t cap)
+{
+    char *path = td_xasprintf("%s/pg.log", s->dir);
+    FILE *f = fopen(path, "re");
+    char line[1024];
+    int rc = TD_EUNAVAILABLE;
+    snprintf(err, cap, "the recovered copy did not start (see %s)", path);
+    while (f && fgets(line, sizeof(line), f)) {
+        if (strstr(line, "before consistent recovery point") ||
+            strstr(line, "recovery ended before configured recovery target")) {
+            snprintf(err, cap, "no base backup and archived WAL reach that moment");
+            rc = TD_EVALIDATION;
+        }
+    }
+    if (f)
+        fclose(f);
+    free(path);
+    return rc;
+}
+
+static int start_server(struct bkp *b, struct bkp__scratch *s, char *err, size_t cap)
+{
+    char *pgctl = td_xasprintf("%s/pg_ctl", pgc_cluster_bin_dir(b->cluster));
+    char *logf = td_xasprintf("%s/pg.log", s->dir);
+    /* command-line settings beat the copied postgresql.conf: no TCP, our own socket, and
+     * no archiving (the copy must never push WAL of its new timeline into the repository) */
+    char *opts = td_xasprintf("-p %d -c listen_addresses='' -c unix_socket_directories='%s' "
+                              "-c archive_mode=off -c hot_standby=off -c logging_collector=off "
+                              "-c shared_buffers=64MB -c max_connections=20 "
+                              "-c max_wal_senders=0 -c max_replication_slots=0",
+                              s->port, s->dir);
+    const char *args[] = {"start", "-w", "-t", "3600", "-D", s->pgdata,
+                          "-l",    logf, "-o", opts,   NULL};
+    int st = pgc_cluster_run(b->cluster, pgctl, args, b->log), rc = 0;
+    if (st == 0)
+        s->running = 1;
+    else
+        rc = start_failure(s, err, cap);
+    free(opts);
+    free(logf);
+    free(pgctl);
+    return rc;
+}
+
+/* pg_ctl -w returns once the server runs, which with hot_standby off can be before
+ * recovery ends: wait until it answers as a primary, or it stopped (the moment was not
+ * reached). */
+static int wait_promoted(struct bkp__scratch *s, char *err, size_t cap)
+{
+    const struct timespec pause = {0, 100 * 1000 * 1000};
+    char *pidfile = td_xasprintf("%s/postmaster.pid", s->pgdata);
+    long long t0 = bkp__now_ms(), beat = t0;
+    int rc = TD_EUNAVAILABLE;
+    for (;;) {
+        PGconn *pg = PQconnectdb(s->conninfo);
+        if (PQstatus(pg) == CONNECTION_OK) {
+            PGresult *r = PQexec(pg, "SELECT pg_is_in_recovery()");
+            int primary = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 'f';
+            PQclear(r);
+            PQfinish(pg);
+            if (primary) {
+                rc = 0;
+                break;
+            }
+        } else {
+            PQfinish(pg);
+            if (access(pidfile, F_OK) != 0) {
+                s->running = 0;
+                rc = start_failure(s, err, cap);
+                break;
+            }
+        }
+        if (bkp__now_ms() - t0 > 3600 * 1000) {
+            snprintf(err, cap, "WAL replay did not reach the moment within an hour");
+            break;
+        }
+        if (s->tick && bkp__now_ms() - beat > 10000) {
+            s->tick(s->tick_arg);
+            beat = bkp__now_ms();
+        }
+        nanosleep(&pause, NULL);
+    }
+    free(pidfile);
+    return rc;
+}
+
+int bkp__scratch_start(struct bkp *b, const char *job_id, const char *at, const char *const *dbs,
+                       struct bkp__scratch *s, char *err, size_t cap)
+{
+    s->dir = td_xasprintf("%s/scratch/%.8s", b->dir, job_id);
+    s->pgdata = td_xasprintf("%s/pg", s->dir);
+    s->port = free_port();
+    bkp__remove_tree(s->dir); /* what a crashed attempt left */
+    if (make_dir(b, s->dir) < 0 || make_dir(b, s->pgdata) < 0) {
+        snprintf(err, cap, "cannot create the scratch directory");
+        return TD_EUNAVAILABLE;
+    }
+    long long t0 = bkp__now_ms();
+    int st = restore_files(b, s, at, dbs);
+    s->restore_ms = bkp__now_ms() - t0;
+    if (st != 0) {
+        snprintf(err, cap,
+                 "pgbackrest restore failed (exit status %d); is there a base backup "
+                 "before that moment?",
+                 st);
+        return st == 1 || st == 75 ? TD_EVALIDATION : TD_EUNAVAILABLE;
+    }
+    t0 = bkp__now_ms();
+    s->conninfo = td_xasprintf("host=%s port=%d dbname=tenantd user=%s", s->dir, s->port,
+                               pgc_cluster_user(b->cluster));
+    int rc = start_server(b, s, err, cap);
+    if (rc == 0)
+        rc = wait_promoted(s, err, cap);
+    s->replay_ms = bkp__now_ms() - t0;
+    return rc;
+}
+
+void bkp__scratch_stop(struct bkp *b, struct bkp__scratch *s)
+{
+    if (s->running) {
+        char *pgctl = td_xasprintf("%s/pg_ctl", pgc_cluster_bin_dir(b->cluster));
+        const char *args[] = {"stop", "-w", "-m", "immediate", "-D", s->pgdata, NULL};
+        if (pgc_cluster_run(b->cluster, pgctl, args, b->log) != 0)
+            td_log_error("backup: could not stop the scratch server in %s", s->pgdata);
+        free(pgctl);
+        s->running = 0;
+    }
+    if (s->dir && bkp__remove_tree(s->dir) < 0)
+        td_log_warn("backup: could not remove %s: %s", s->dir, strerror(errno));
+    free(s->dir);
+    free(s->pgdata);
+    free(s->conninfo);
+    memset(s, 0, sizeof(*s));
+}

@@ -1,0 +1,424 @@
+/*
+ * test_restore.c - continuous backup and per-tenant point-in-time restore and clone
+ * (SPEC §5 restore window, §6 restore, clone, jobs): rows written, the moment noted, rows
+ * changed and deleted, the tenant restored to the moment and every row of every tenant
+ * table compared (through the export, which covers them all), another tenant's later writes
+ * kept; a deleted tenant brought back; a clone beside its original; the refusals, which
+ * change nothing. One server with backups on (the harness turns them off elsewhere).
+ */
+#include "harness.h"
+#include "pgextra.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static struct td_server srv;
+
+static const char *const backup_env[] = {"TENANTD_BACKUP=1", NULL};
+
+static json_t *ready_backup(void)
+{
+    struct td_resp r;
+    td_http(&srv, "GET", "/ready", NULL, NULL, &r);
+    json_t *b = r.status == 200 ? json_incref(json_object_get(r.json, "backup")) : NULL;
+    td_resp_free(&r);
+    return b;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (td_server_start(&srv, backup_env) != 0)
+        return -1;
+    /* the first base backup is taken in the background at start */
+    for (int i = 0; i < 600; i++) {
+        json_t *b = ready_backup();
+        int done = b && json_is_string(json_object_get(b, "last_backup_at"));
+        json_decref(b);
+        if (done) {
+            td_sleep_ms(1100); /* a moment must lie a whole second past the backup's end */
+            return 0;
+        }
+        td_sleep_ms(100);
+    }
+    fprintf(stderr, "no base backup within 60 s\n");
+    td_server_print_log(&srv);
+    return -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return td_server_stop(&srv);
+}
+
+/* The rows of the tenant's export (header left out), one string: every table, every
+ * column, in the export's fixed order. */
+static char *rows_of(const char *slug)
+{
+    struct td_resp r;
+    char path[128];
+    snprintf(path, sizeof(path), "/admin/tenants/%s/export", slug);
+    td_admin(&srv, "GET", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    char *nl = strchr(r.body, '\n');
+    assert_non_null(nl);
+    char *rows = strdup(nl + 1);
+    td_resp_free(&r);
+    return rows;
+}
+
+static void now_rfc3339(char *out, size_t size)
+{
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, size - n, ".%06ldZ", (long)tv.tv_usec);
+}
+
+static void add_project(const struct td_principal *p, const char *name, char *id, size_t size)
+{
+    struct td_resp r;
+    char path[96], body[128];
+    snprintf(path, sizeof(path), "/t/%s/projects", p->slug);
+    snprintf(body, sizeof(body), "{\"name\":\"%s\",\"description\":\"d of %s\"}", name, name);
+    td_call(&srv, "POST", path, p->token, body, &r);
+    TD_ASSERT_STATUS(&r, 201);
+    if (id)
+        snprintf(id, size, "%s", td_jstr(r.json, "id"));
+    td_resp_free(&r);
+}
+
+/* Wait for the job to finish; returns its final JSON (caller json_decref). */
+static json_t *wait_job(const char *id)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/admin/jobs/%s", id);
+    for (int i = 0; i < 1800; i++) {
+        struct td_resp r;
+        td_admin(&srv, "GET", path, NULL, &r);
+        assert_int_equal(r.status, 200);
+        const char *st = td_jstr(r.json, "status");
+        assert_non_null(st);
+        if (!strcmp(st, "succeeded") || !strcmp(st, "failed")) {
+            json_t *j = json_incref(r.json);
+            td_resp_free(&r);
+            if (!strcmp(st, "failed"))
+                fprintf(stderr, "job failed: %s\n", json_dumps(j, JSON_COMPACT));
+            return j;
+        }
+        assert_true(!strcmp(st, "queued") || !strcmp(st, "running"));
+        td_resp_free(&r);
+        td_sleep_ms(100);
+    }
+    fail_msg("job %s did not finish in 180 s", id);
+    return NULL;
+}
+
+/* POST path with body as the operator; expects 202 and waits for success. Returns the
+ * resulting tenant's slug in slug_out. */
+static void run_job(const char *path, const char *body, char *slug_out, size_t size)
+{
+    struct td_resp r;
+    td_admin(&srv, "POST", path, body, &r);
+    TD_ASSERT_STATUS(&r, 202);
+    assert_string_equal(td_jstr(r.json, "status"), "queued");
+    json_t *j = wait_job(td_jstr(r.json, "id"));
+    td_resp_free(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    assert_true(json_is_null(json_object_get(j, "error")));
+    assert_true(json_real_value(json_object_get(j, "progress")) == 1.0);
+    assert_non_null(json_string_value(json_object_get(j, "finished_at")));
+    json_t *t = json_object_get(j, "result");
+    assert_true(json_is_object(t));
+    if (slug_out)
+        snprintf(slug_out, size, "%s", json_string_value(json_object_get(t, "slug")));
+    json_decref(j);
+}
+
+/* Write, note, change, restore in place, compare; the other tenant keeps its later
+ * writes and the owner's token still works. */
+static void restore_in_place(const char *iso)
+{
+    struct td_principal a, b;
+    char slug[32], other[32], at[40], pid[64], path[160], body[128];
+    struct td_resp r;
+    snprintf(slug, sizeof(slug), "rip-%s", iso);
+    snprintf(other, sizeof(other), "rip-other-%s", iso);
+    assert_int_equal(
+        td_admin_create_tenant(&srv, slug, iso, "enterprise", "o@x.io", "password1", &a), 201);
+    assert_int_equal(td_admin_create_tenant(&srv, other, "pool", NULL, "o@y.io", "password1", &b),
+                     201);
+    add_project(&a, "kept", pid, sizeof(pid));
+    add_project(&a, "changed", NULL, 0);
+    td_add_user(&srv, slug, a.token, "m@x.io", "password1", "member", NULL, 0);
+    char *before = rows_of(slug);
+    td_sleep_ms(20);
+    now_rfc3339(at, sizeof(at));
+    td_sleep_ms(20);
+    /* after the moment: a change, a delete, a new row, a new user; the other tenant writes */
+    snprintf(path, sizeof(path), "/t/%s/projects/%s", slug, pid);
+    td_call(&srv, "PATCH", path, a.token, "{\"name\":\"renamed\"}", &r);
+    TD_ASSERT_STATUS(&r, 200);
+    td_resp_free(&r);
+    add_project(&a, "later", NULL, 0);
+    td_add_user(&srv, slug, a.token, "late@x.io", "password1", "member", NULL, 0);
+    add_project(&b, "other-later", NULL, 0);
+    char *other_before = rows_of(other);
+    char *changed = rows_of(slug);
+    assert_string_not_equal(before, changed);
+
+    snprintf(path, sizeof(path), "/admin/tenants/%s/restore?confirm=%s", slug, slug);
+    snprintf(body, sizeof(body), "{\"at\":\"%s\"}", at);
+    run_job(path, body, NULL, 0);
+
+    char *after = rows_of(slug);
+    assert_string_equal(before, after);
+    char *other_after = rows_of(other);
+    assert_string_equal(other_before, other_after);
+    assert_non_null(strstr(other_after, "other-later"));
+    snprintf(path, sizeof(path), "/t/%s/me", slug);
+    td_call(&srv, "GET", path, a.token, NULL, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    td_resp_free(&r);
+
+    /* the operator action is on record, and the replaced rows were kept as an export */
+    PGconn *c = td_db(&srv, "postgres");
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM tenantd.operator_actions WHERE tenant_id = '%s' AND action = "
+             "'restore' AND status = 'succeeded' AND actor <> '' AND abs(extract(epoch FROM "
+             "target_at - '%s'::timestamptz)) < 0.001",
+             a.tenant_id, at);
+    assert_int_equal(td_sql_count(c, sql), 1);
+    PQfinish(c);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "ls %s/backups/exports/replaced-%s-* >/dev/null 2>&1", srv.dir,
+             a.tenant_id);
+    assert_int_equal(system(cmd), 0);
+    free(before);
+    free(changed);
+    free(after);
+    free(other_before);
+    free(other_after);
+}
+
+static void test_restore_pool(void **state)
+{
+    (void)state;
+    restore_in_place("pool");
+}
+
+static void test_restore_schema(void **state)
+{
+    (void)state;
+    restore_in_place("schema");
+}
+
+static void test_restore_database(void **state)
+{
+    (void)state;
+    restore_in_place("database");
+}
+
+/* A deleted tenant comes back (by its old slug) with every row it had at the moment. */
+static void deleted_back(const char *iso)
+{
+    struct td_principal a;
+    char slug[32], at[40], path[160], body[128];
+    struct td_resp r;
+    snprintf(slug, sizeof(slug), "gone-%s", iso);
+    assert_int_equal(td_admin_create_tenant(&srv, slug, iso, "pro", "o@g.io", "password1", &a),
+                     201);
+    add_project(&a, "one", NULL, 0);
+    add_project(&a, "two", NULL, 0);
+    char *before = rows_of(slug);
+    td_sleep_ms(20);
+    now_rfc3339(at, sizeof(at));
+    td_sleep_ms(20);
+    add_project(&a, "three", NULL, 0);
+    snprintf(path, sizeof(path), "/admin/tenants/%s?confirm=%s", slug, slug);
+    td_admin(&srv, "DELETE", path, NULL, &r);
+    TD_ASSERT_STATUS(&r, 204);
+    td_resp_free(&r);
+
+    snprintf(path, sizeof(path), "/admin/tenants/%s/restore?confirm=%s", slug, slug);
+    snprintf(body, sizeof(body), "{\"at\":\"%s\"}", at);
+    char got[48];
+    run_job(path, body, got, sizeof(got));
+    assert_string_equal(got, slug);
+    char *after = rows_of(slug);
+    assert_string_equal(before, after);
+    assert_int_equal(td_login(&srv, slug, "o@g.io", "password1", NULL, 0), 200);
+    free(before);
+    free(after);
+}
+
+static void test_deleted_tenant_pool(void **state)
+{
+    (void)state;
+    deleted_back("pool");
+}
+
+static void test_deleted_tenant_schema(void **state)
+{
+    (void)state;
+    deleted_back("schema");
+}
+
+/* A clone (as of now) and a restore under a new slug, beside the original. */
+static void test_clone_beside_original(void **state)
+{
+    (void)state;
+    struct td_principal a;
+    char at[40], body[128], got[48];
+    assert_int_equal(td_admin_create_tenant(&srv, "orig-db", "database", "enterprise", "o@c.io",
+                                            "password1", &a),
+                     201);
+    add_project(&a, "first", NULL, 0);
+    td_sleep_ms(20);
+    now_rfc3339(at, sizeof(at));
+    td_sleep_ms(20);
+    add_project(&a, "second", NULL, 0);
+    char *now_rows = rows_of("orig-db");
+
+    run_job("/admin/tenants/orig-db/clone", "{\"slug\":\"orig-db-copy\"}", got, sizeof(got));
+    assert_string_equal(got, "orig-db-copy");
+    char *copy = rows_of("orig-db-copy");
+    assert_string_equal(now_rows, copy);
+    assert_int_equal(td_login(&srv, "orig-db-copy", "o@c.io", "password1", NULL, 0), 200);
+
+    snprintf(body, sizeof(body), "{\"at\":\"%s\",\"slug\":\"orig-db-then\"}", at);
+    run_job("/admin/tenants/orig-db/restore", body, got, sizeof(got));
+    char *then = rows_of("orig-db-then");
+    assert_null(strstr(then, "\"second\""));
+    assert_non_null(strstr(then, "\"first\""));
+    char *orig = rows_of("orig-db");
+    assert_string_equal(now_rows, orig);
+    free(now_rows);
+    free(copy);
+    free(then);
+    free(orig);
+}
+
+static void refused(const char *path, const char *body, long status, const char *code)
+{
+    struct td_resp r;
+    td_admin(&srv, "POST", path, body, &r);
+    TD_ASSERT_PROBLEM(&r, status, code);
+    td_resp_free(&r);
+}
+
+/* Every refusal is a 4xx problem and queues nothing. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    struct td_principal a, other;
+    char body[128], past[40];
+    assert_int_equal(
+        td_admin_create_tenant(&srv, "refuse", "schema", NULL, "o@r.io", "password1", &a), 201);
+    assert_int_equal(td_admin_create_tenant(&srv, "refuse-taken", "pool", NULL, NULL, NULL, &other),
+                     201);
+    add_project(&a, "p", NULL, 0);
+    char *before = rows_of("refuse");
+    PGconn *c = td_db(&srv, "postgres");
+    long long jobs0 = td_sql_count(c, "SELECT count(*) FROM tenantd.jobs");
+
+    refused("/admin/tenants/refuse/restore?confirm=refuse", "{\"at\":\"2999-01-01T00:00:00Z\"}",
+            400, "validation_failed");
+    refused("/admin/tenants/refuse/restore?confirm=refuse", "{\"at\":\"2001-01-01T00:00:00Z\"}",
+            400, "validation_failed");
+    refused("/admin/tenants/refuse/restore?confirm=refuse", "{\"at\":\"yesterday\"}", 400,
+            "validation_failed");
+    refused("/admin/tenants/refuse/restore?confirm=refuse", "{}", 400, "validation_failed");
+    refused("/admin/tenants/refuse/restore?confirm=refuse", "{\"at\":1}", 400, "validation_failed");
+    refused("/admin/tenants/refuse/restore?confirm=refuse", "[]", 400, "validation_failed");
+    now_rfc3339(past, sizeof(past));
+    snprintf(body, sizeof(body), "{\"at\":\"%s\"}", past);
+    refused("/admin/tenants/refuse/restore", body, 400, "bad_request");
+    refused("/admin/tenants/refuse/restore?confirm=refuse-taken", body, 400, "bad_request");
+    snprintf(body, sizeof(body), "{\"at\":\"%s\",\"slug\":\"refuse-taken\"}", past);
+    refused("/admin/tenants/refuse/restore", body, 409, "conflict");
+    refused("/admin/tenants/refuse/clone", "{\"slug\":\"refuse-taken\"}", 409, "conflict");
+    refused("/admin/tenants/refuse/clone", "{\"slug\":\"Bad Slug\"}", 400, "validation_failed");
+    refused("/admin/tenants/refuse/clone", "{}", 400, "validation_failed");
+    refused("/admin/tenants/no-such-tenant/restore?confirm=no-such-tenant", body, 404,
+            "tenant_not_found");
+    refused("/admin/tenants/no-such-tenant/clone", "{\"slug\":\"fresh-slug\"}", 404,
+            "tenant_not_found");
+
+    /* outside the plan's window: a free tenant (1 day) born three days ago */
+    PGresult *res = td_sql(c,
+                           "UPDATE tenantd.tenants SET created_at = now() - interval '3 days' "
+                           "WHERE slug = 'refuse'",
+                           0, NULL);
+    PQclear(res);
+    time_t t = time(NULL) - 2 * 86400;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(past, sizeof(past), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(body, sizeof(body), "{\"at\":\"%s\"}", past);
+    struct td_resp r;
+    td_admin(&srv, "POST", "/admin/tenants/refuse/restore?confirm=refuse", body, &r);
+    TD_ASSERT_PROBLEM(&r, 400, "validation_failed");
+    assert_non_null(strstr(td_jstr(r.json, "detail"), "1 day"));
+    td_resp_free(&r);
+
+    td_admin(&srv, "GET", "/admin/jobs/00000000-0000-4000-8000-000000000000", NULL, &r);
+    TD_ASSERT_PROBLEM(&r, 404, "not_found");
+    td_resp_free(&r);
+    td_admin(&srv, "GET", "/admin/jobs/not-a-uuid", NULL, &r);
+    TD_ASSERT_PROBLEM(&r, 404, "not_found");
+    td_resp_free(&r);
+
+    assert_int_equal(td_sql_count(c, "SELECT count(*) FROM tenantd.jobs"), jobs0);
+    assert_int_equal(td_sql_count(c, "SELECT count(*) FROM tenantd.operator_actions WHERE "
+                                     "tenant_slug = 'refuse'"),
+                     0);
+    PQfinish(c);
+    char *after = rows_of("refuse");
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
+/* /ready and /metrics say when the last backup and the last archived WAL were. */
+static void test_status(void **state)
+{
+    (void)state;
+    json_t *b = ready_backup();
+    assert_non_null(b);
+    assert_true(json_is_true(json_object_get(b, "archiving")));
+    assert_true(json_is_string(json_object_get(b, "last_backup_at")));
+    assert_true(json_is_string(json_object_get(b, "last_archived_wal_at")));
+    assert_true(json_integer_value(json_object_get(b, "backups")) >= 1);
+    json_decref(b);
+    struct td_resp r;
+    td_admin(&srv, "GET", "/metrics", NULL, &r);
+    assert_int_equal(r.status, 200);
+    const char *m = strstr(r.body, "\ntenantd_backup_last_success_timestamp_seconds ");
+    assert_non_null(m);
+    assert_true(atoll(m + strlen("\ntenantd_backup_last_success_timestamp_seconds ")) > 0);
+    assert_non_null(strstr(r.body, "tenantd_wal_archiving{server=\"main\"} 1"));
+    td_resp_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_restore_pool),
+        cmocka_unit_test(test_restore_schema),
+        cmocka_unit_test(test_restore_database),
+        cmocka_unit_test(test_deleted_tenant_pool),
+        cmocka_unit_test(test_deleted_tenant_schema),
+        cmocka_unit_test(test_clone_beside_original),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
