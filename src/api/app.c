@@ -111,6 +111,7 @@ int td_app_open(struct td_app *app, struct td_config *cfg)
         .poolers = cfg->pooler_urls,
         .app_password = app_pw,
         .pool_size = cfg->pool_size,
+        .max_connections = cfg->max_connections,
         .tenant_pools = cfg->tenant_pools,
         .acquire_timeout_ms = cfg->acquire_timeout_ms,
         .tenant_share = cfg->tenant_share,

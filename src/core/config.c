@@ -99,6 +99,26 @@ static int valid_bool(const char *v)
     return !strcmp(v, "0") || !strcmp(v, "1");
 }
 
+/*
+ * Connections kept open per server when TENANTD_MAX_CONNECTIONS is unset: a hot tenant
+ * database keeps one warm backend (docs/isolation.md: about 1.5 MiB of private memory
+ * each after use, 4 MiB budgeted here with its share of the catalog cache), within an
+ * eighth of physical memory, at least the admission limit, and at most 200, which
+ * leaves room under the embedded cluster's max_connections (300) for administration,
+ * migrations and a second tenantd instance.
+ */
+static int default_max_connections(int pool_size)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    long long mem = pages > 0 && page > 0 ? (long long)pages * page : 2LL << 30;
+    long long n = mem / 8 / (4LL << 20);
+    if (n > 200)
+        n = 200;
+    if (n < pool_size)
+        n = pool_size;
+    return (int)n;
+}
+
 #define OFF(f) offsetof(struct td_config, f)
 
 static const struct cfg_entry entries[] = {
@@ -117,7 +137,9 @@ static const struct cfg_entry entries[] = {
     {"db_servers", CFG_STR, OFF(db_servers), NULL, "TENANTD_DB_SERVERS", NULL, valid_nonempty},
     {"pooler_urls", CFG_STR, OFF(pooler_urls), NULL, "TENANTD_POOLER_URLS", NULL, valid_nonempty},
     {"pool_size", CFG_INT, OFF(pool_size), NULL, "TENANTD_POOL_SIZE", NULL, valid_pos_int},
-    {"tenant_pools", CFG_INT, OFF(tenant_pools), "64", "TENANTD_TENANT_POOLS", NULL, valid_pos_int},
+    {"max_connections", CFG_INT, OFF(max_connections), NULL, "TENANTD_MAX_CONNECTIONS", NULL,
+     valid_pos_int},
+    {"tenant_pools", CFG_INT, OFF(tenant_pools), NULL, "TENANTD_TENANT_POOLS", NULL, valid_pos_int},
     {"default_isolation", CFG_STR, OFF(default_isolation), NULL, "TENANTD_DEFAULT_ISOLATION", NULL,
      valid_isolation},
     {"tenant_share", CFG_INT, OFF(tenant_share), "50", "TENANTD_TENANT_SHARE", NULL, valid_percent},
@@ -216,6 +238,10 @@ int td_config_load(struct td_config *cfg, int argc, char **argv, const char **er
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->pool_size = (int)(n > 0 ? 2 * n : 4);
     }
+    if (cfg->max_connections == 0)
+        cfg->max_connections = default_max_connections(cfg->pool_size);
+    if (cfg->tenant_pools == 0)
+        cfg->tenant_pools = cfg->max_connections;
     /* one event loop per pooled connection: every loop can have a statement in flight,
      * and no request waits for a connection while its thread could serve another */
     if (cfg->http_threads == 0)

@@ -208,7 +208,7 @@ static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *
     return st;
 }
 
-static const struct db_pool_ops app_ops = {app_open, app_close};
+static const struct db_pool_ops app_ops = {app_open, app_close, NULL};
 
 static void add_server(struct db *db, const char *name, size_t namelen, const char *conninfo,
                        size_t infolen)
@@ -219,6 +219,7 @@ static void add_server(struct db *db, const char *name, size_t namelen, const ch
     s->db = db;
     struct db_pool_cfg pc = {
         .budget = db->cfg.pool_size,
+        .max_open = db->cfg.max_connections,
         .max_dbs = db->cfg.tenant_pools,
         .share_pct = db->cfg.tenant_share,
         .timeout_ms = db->cfg.acquire_timeout_ms,

@@ -69,7 +69,8 @@ struct db_config {
     const char *poolers;       /* "name=url,...": runtime connections of those servers go
                                 * there (PgBouncer, transaction mode); NULL: direct */
     const char *app_password;  /* password given to the runtime role */
-    int pool_size;
+    int pool_size;             /* statements in flight per server (admission) */
+    int max_connections;       /* connections open per server; 0: pool_size */
     int tenant_pools;
     int acquire_timeout_ms;
     int tenant_share; /* percent */

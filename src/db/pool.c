@@ -1,5 +1,5 @@
 /*
- * pool.c - budgeted, fair connection pool of one server (see pool.h for the rules).
+ * pool.c - admission-limited, fair connection pool of one server (see pool.h for the rules).
  *
  * Everything is guarded by one mutex. Each waiter sleeps on its own condition variable;
  * after any change, pick() names the single waiter that may proceed and only that one
@@ -26,6 +26,7 @@ struct db_subpool {
     struct db_slot *idle;
     int open, in_use;
     unsigned long long last_used;
+    unsigned long long hold_us; /* average time one use of a connection lasts here */
     struct db_subpool *next;
 };
 
@@ -52,7 +53,7 @@ struct db_pool {
     void *ctx;
     pthread_mutex_t mu;
     pthread_condattr_t cattr;
-    int open, cap_per_tenant, ndbs;
+    int open, active, max_open, cap_per_tenant, ndbs;
     struct db_subpool main;
     struct db_subpool *dbs;                     /* per-database pools */
     struct tenant_use *tenants[TENANT_BUCKETS]; /* hash table of tenant records */
@@ -62,7 +63,8 @@ struct db_pool {
     struct waiter *waiters;       /* arrival order */
     int nwaiting;
     unsigned long long clock, pass;
-    long long hits, misses, evictions;
+    long long hits, misses, evictions, opened;
+    unsigned long long open_us, hold_us; /* measured averages (EWMA, 1/8) */
 };
 
 struct db_pool *db_pool_new(const struct db_pool_cfg *cfg, const struct db_pool_ops *ops, void *ctx)
@@ -71,6 +73,8 @@ struct db_pool *db_pool_new(const struct db_pool_cfg *cfg, const struct db_pool_
     p->cfg = *cfg;
     p->ops = *ops;
     p->ctx = ctx;
+    p->max_open = cfg->max_open > 0 ? cfg->max_open : cfg->budget;
+    p->open_us = cfg->open_cost_us > 0 ? (unsigned long long)cfg->open_cost_us : 10000;
     p->cap_per_tenant = cfg->budget * cfg->share_pct / 100;
     if (p->cap_per_tenant < 1)
         p->cap_per_tenant = 1;
@@ -78,6 +82,20 @@ struct db_pool *db_pool_new(const struct db_pool_cfg *cfg, const struct db_pool_
     pthread_condattr_init(&p->cattr);
     pthread_condattr_setclock(&p->cattr, CLOCK_MONOTONIC);
     return p;
+}
+
+static unsigned long long now_us(struct db_pool *p)
+{
+    if (p->ops.now_us)
+        return p->ops.now_us(p->ctx);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+}
+
+static unsigned long long ewma(unsigned long long avg, unsigned long long sample)
+{
+    return (avg * 7 + sample) / 8;
 }
 
 static void slot_free(struct db_slot *s)
@@ -200,15 +218,36 @@ static struct db_subpool *sub_with_idle(struct db_pool *p, const struct db_subpo
     return best;
 }
 
-/* Can a request for database be served now, possibly by evicting idle connections? */
-static int available(struct db_pool *p, const char *database)
+/*
+ * Open another connection to sub's database (all of its connections in use) for w, or
+ * wait for one? Open when the expected wait, w's place in that database's queue times
+ * the average use of a connection there shared by its open connections, is at least the
+ * measured cost of an open: a request waits about one statement rather than pay a fork
+ * and a cold catalog, and a second connection comes only under sustained queueing.
+ */
+static int worth_opening(struct db_pool *p, const struct db_subpool *sub, const struct waiter *w)
 {
-    struct db_subpool *sub = find_sub(p, database);
+    unsigned long long place = 1;
+    for (const struct waiter *x = p->waiters; x && x != w; x = x->next)
+        if (x->database && strcmp(x->database, w->database) == 0)
+            place++;
+    return sub->hold_us * place / (unsigned long long)sub->open >= p->open_us;
+}
+
+/* Can w be served now, possibly by opening a connection or evicting idle ones? */
+static int available(struct db_pool *p, const struct waiter *w)
+{
+    if (p->active >= p->cfg.budget)
+        return 0; /* admission: statements in flight are bounded, connections are not */
+    struct db_subpool *sub = find_sub(p, w->database);
     if (sub && sub->idle)
         return 1;
+    /* a hot database's connection is busy: never evict another database's to open one */
+    if (sub && sub != &p->main && sub->open > 0)
+        return p->open < p->max_open && worth_opening(p, sub, w);
     if (!sub && p->ndbs >= p->cfg.max_dbs && !evictable_sub(p, NULL))
         return 0;
-    return p->open < p->cfg.budget || sub_with_idle(p, sub) != NULL;
+    return p->open < p->max_open || sub_with_idle(p, sub) != NULL;
 }
 
 /* The one waiter allowed to proceed now, or NULL. */
@@ -226,7 +265,7 @@ static struct waiter *pick(struct db_pool *p)
             if (t->in_use >= p->cap_per_tenant)
                 continue;
         }
-        if (!available(p, w->database))
+        if (!available(p, w))
             continue;
         unsigned long long ls = t ? t->last_served : 0;
         unsigned long long bs = best && best->tenant ? best->tenant->last_served : 0;
@@ -269,6 +308,7 @@ static struct db_slot *take(struct db_pool *p, const char *database, struct db_s
         sub->idle = s->next;
         sub->in_use++;
         sub->last_used = ++p->clock;
+        p->active++;
         p->hits++;
         return s;
     }
@@ -290,11 +330,12 @@ static struct db_slot *take(struct db_pool *p, const char *database, struct db_s
         }
         sub = td_xcalloc(1, sizeof(*sub));
         sub->database = td_xstrdup(database);
+        sub->hold_us = p->hold_us;
         sub->next = p->dbs;
         p->dbs = sub;
         p->ndbs++;
     }
-    if (p->open >= p->cfg.budget) {
+    if (p->open >= p->max_open) {
         struct db_subpool *donor = sub_with_idle(p, sub);
         struct db_slot *v = donor->idle;
         donor->idle = v->next;
@@ -305,6 +346,7 @@ static struct db_slot *take(struct db_pool *p, const char *database, struct db_s
         *victims = v;
     }
     p->open++;
+    p->active++;
     sub->open++;
     sub->in_use++;
     sub->last_used = ++p->clock;
@@ -371,12 +413,18 @@ int db_pool_acquire(struct db_pool *p, const char *database, const char *tenant,
 
     close_list(p, victims);
     if (!s->conn) {
+        unsigned long long t0 = now_us(p);
         s->conn = p->ops.open(p->ctx, database);
         if (!s->conn) {
             db_pool_release(p, s, tenant, 1);
             return TD_EUNAVAILABLE;
         }
+        unsigned long long took = now_us(p) - t0;
+        pthread_mutex_lock(&p->mu);
+        p->open_us = p->opened++ ? ewma(p->open_us, took) : took;
+        pthread_mutex_unlock(&p->mu);
     }
+    s->since = now_us(p);
     *out = s;
     return 0;
 }
@@ -409,9 +457,15 @@ void db_pool_release(struct db_pool *p, struct db_slot *s, const char *tenant, i
     if (!s)
         return;
     int recycle = broken || slot_note_tenant(p, s, tenant);
+    unsigned long long held = s->conn ? now_us(p) - s->since : 0;
     pthread_mutex_lock(&p->mu);
     struct db_subpool *sub = s->sub;
     sub->in_use--;
+    p->active--;
+    if (s->conn) {
+        sub->hold_us = ewma(sub->hold_us, held);
+        p->hold_us = ewma(p->hold_us, held);
+    }
     if (tenant) {
         struct tenant_use *t = tenant_get(p, tenant);
         t->in_use--;
@@ -474,5 +528,8 @@ void db_pool_stats(struct db_pool *p, struct db_pool_stats *st)
     st->hits = p->hits;
     st->misses = p->misses;
     st->evictions = p->evictions;
+    st->opened = p->opened;
+    st->open_us = (long long)p->open_us;
+    st->hold_us = (long long)p->hold_us;
     pthread_mutex_unlock(&p->mu);
 }

@@ -1,10 +1,18 @@
 /*
- * pool.h - one server's connection budget: a default-database pool plus an LRU of
- * per-database pools, with fair queueing between tenants.
+ * pool.h - one server's connections: a default-database pool plus an LRU of per-database
+ * pools, with fair queueing between tenants.
+ *
+ * Two limits, kept apart: `budget` bounds the statements in flight (admission: about
+ * 2 x cores is fastest), `max_open` bounds the connections open, mostly idle, one or two
+ * per hot database, so per-database pools stay warm while their database is hot. A
+ * request whose database has a connection in use waits for it while the expected wait
+ * is shorter than the measured cost of opening one; it opens another only under
+ * sustained queueing. Eviction (LRU) happens only when a database with no connection
+ * needs a place, and only ever closes idle connections.
  *
  * The pool knows nothing of libpq: it opens and closes connections through ops, so its
- * rules (budget, LRU, fairness, recycling) are testable on their own. A slot is the
- * caller's from db_pool_acquire() until db_pool_release().
+ * rules (admission, open limit, LRU, fairness, recycling) are testable on their own. A
+ * slot is the caller's from db_pool_acquire() until db_pool_release().
  *
  * Fairness: one tenant holds at most max(1, budget * share / 100) connections. When
  * several requests wait, the next free connection goes to the waiting tenant that was
@@ -20,14 +28,19 @@ struct db_pool;
 struct db_pool_ops {
     void *(*open)(void *ctx, const char *database); /* NULL on failure */
     void (*close)(void *ctx, void *conn);
+    /* microseconds on a monotonic clock; NULL: CLOCK_MONOTONIC. Tests pass their own, so
+     * the wait-or-open rule is decided by figures they choose, not by timing. */
+    unsigned long long (*now_us)(void *ctx);
 };
 
 struct db_pool_cfg {
-    int budget;      /* connections open at most, all databases together */
-    int max_dbs;     /* per-database pools kept (LRU) */
-    int share_pct;   /* per-tenant share of budget */
-    int timeout_ms;  /* how long an acquire may wait */
-    int max_tenants; /* recycle a connection after it served this many tenants; 0: never */
+    int budget;       /* statements in flight at most, all databases together */
+    int max_open;     /* connections open at most; 0: budget (the two limits are one) */
+    int max_dbs;      /* per-database pools kept (LRU) */
+    int open_cost_us; /* cost of one open until one is measured; 0: 10 ms */
+    int share_pct;    /* per-tenant share of budget */
+    int timeout_ms;   /* how long an acquire may wait */
+    int max_tenants;  /* recycle a connection after it served this many tenants; 0: never */
 };
 
 struct db_slot {
@@ -35,6 +48,7 @@ struct db_slot {
     /* private */
     struct db_subpool *sub;
     struct db_slot *next;
+    unsigned long long since; /* when it was lent (now_us) */
     unsigned long long *seen; /* open-addressed set of tenant hashes */
     int nseen;
 };
@@ -60,6 +74,8 @@ struct db_pool_stats {
     int open, in_use, waiting, dbs;
     int tenants; /* tenant records kept for fairness (idle ones bounded) */
     long long hits, misses, evictions;
+    long long opened;           /* connections opened since start (the churn) */
+    long long open_us, hold_us; /* measured averages: one open, one use of a connection */
 };
 void db_pool_stats(struct db_pool *p, struct db_pool_stats *st);
 

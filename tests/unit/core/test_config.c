@@ -68,7 +68,10 @@ static void test_defaults(void **state)
     assert_null(cfg.db_servers);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     assert_int_equal(cfg.pool_size, 2 * cores);
-    assert_int_equal(cfg.tenant_pools, 64);
+    /* connections open: by memory, at least the admission limit, at most 200; one
+     * per-database pool per connection */
+    assert_true(cfg.max_connections >= cfg.pool_size && cfg.max_connections <= 200);
+    assert_int_equal(cfg.tenant_pools, cfg.max_connections);
     assert_null(cfg.default_isolation);
     assert_true(cfg.tenant_share >= 1 && cfg.tenant_share <= 100);
     assert_true(cfg.acquire_timeout_ms > 0);
@@ -94,6 +97,7 @@ static void test_env_override(void **state)
     setenv("TENANTD_DB_SERVERS", "eu=postgresql:///eu,us=postgresql:///us", 1);
     setenv("TENANTD_POOL_SIZE", "7", 1);
     setenv("TENANTD_TENANT_POOLS", "3", 1);
+    setenv("TENANTD_MAX_CONNECTIONS", "40", 1);
     setenv("TENANTD_DEFAULT_ISOLATION", "schema", 1);
     struct td_config cfg;
     const char *err;
@@ -108,6 +112,7 @@ static void test_env_override(void **state)
     assert_string_equal(cfg.db_servers, "eu=postgresql:///eu,us=postgresql:///us");
     assert_int_equal(cfg.pool_size, 7);
     assert_int_equal(cfg.tenant_pools, 3);
+    assert_int_equal(cfg.max_connections, 40);
     assert_string_equal(cfg.default_isolation, "schema");
     td_config_cleanup(&cfg);
 
@@ -213,6 +218,7 @@ static void test_bad_env(void **state)
     expect_bad_env("TENANTD_POOL_SIZE", "99999999999999999999");
     expect_bad_env("TENANTD_JWT_TTL", "0");
     expect_bad_env("TENANTD_TENANT_POOLS", "0");
+    expect_bad_env("TENANTD_MAX_CONNECTIONS", "0");
     expect_bad_env("TENANTD_DEFAULT_ISOLATION", "shared");
 }
 
