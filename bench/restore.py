@@ -245,6 +245,11 @@ def restore_scenario(where):
                "breakdown_ms": detail}
         log("restore beside %d MiB (%s): %s" % (res["cluster_mib"], where, res))
         return res
+    except AssertionError:
+        srv.log.flush()
+        with open(os.path.join(srv.dir, "tenantd.log")) as f:
+            sys.stderr.write("".join(f.readlines()[-20:]))
+        raise
     finally:
         srv.stop()
 
