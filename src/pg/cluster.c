@@ -508,7 +508,7 @@ static int ensure_conf(const struct pgc_cluster *c)
                       "\n%s"
                       "listen_addresses = ''\n"
                       "unix_socket_directories = '\"%s\"'\n"
-                      "max_connections = 300\n"
+                      "max_connections = 500\n"
                       "shared_buffers = 128MB\n"
                       "timezone = 'UTC'\n"
                       "log_timezone = 'UTC'\n"
