@@ -34,6 +34,7 @@ int api_serve(struct td_config *cfg)
         .workers = cfg->http_workers,
         .dispatch = api_dispatch,
         .slow = api_slow_route,
+        .spool = api_spool_route,
         .done = api_log_request,
         .tenant_key = api_tenant_key,
         .tenant_share = cfg->tenant_share,
