@@ -412,87 +412,84 @@ out:
     return status;
 }
 
-/* Everything from path ("-" or NULL: stdin) into a heap buffer; NULL when unreadable. */
-static char *slurp(const char *path, size_t *len)
+struct import_cli {
+    struct td_app *app;
+    const struct cli_args *a;
+    struct http_req req; /* for the field checks shared with the HTTP route */
+    int usage;           /* a refusal that is a usage error (exit 2) */
+};
+
+/* The exported tenant, checked as POST /admin/tenants/import checks it. */
+static int import_header(void *ctx, json_t *tenant, struct tnt_new *n, const char **st,
+                         const char **expires, const char **detail)
 {
-    FILE *f = path && strcmp(path, "-") != 0 ? fopen(path, "re") : stdin;
-    if (!f)
-        return NULL;
-    size_t cap = 65536, n = 0, k;
-    char *buf = td_xmalloc(cap);
-    while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (cap - n < 2)
-            buf = td_xrealloc(buf, cap *= 2);
+    static const char *const plans[] = {"free", "starter", "pro", "enterprise", NULL};
+    static const char *const statuses[] = {"active", "suspended", NULL};
+    struct import_cli *c = ctx;
+    const char *iso = opt(c->a, "isolation");
+    json_t *e = json_object_get(tenant, "subscription_expires_at");
+    int rc;
+    if ((rc = api_field_str(&c->req, tenant, "slug", 1, 40, &n->slug, detail)) < 0 ||
+        (rc = api_field_str(&c->req, tenant, "name", 1, 200, &n->name, detail)) < 0 ||
+        (rc = api_field_enum(&c->req, tenant, "plan", 0, plans, &n->plan, detail)) < 0 ||
+        (rc = api_field_enum(&c->req, tenant, "status", 0, statuses, st, detail)) < 0 ||
+        (e && !json_is_null(e) &&
+         (rc = api_field_str(&c->req, tenant, "subscription_expires_at", 1, 64, expires, detail)) <
+             0))
+        return rc;
+    if (!iso && json_is_string(json_object_get(tenant, "isolation")))
+        iso = json_string_value(json_object_get(tenant, "isolation"));
+    n->slug = opt(c->a, "slug") ? opt(c->a, "slug") : n->slug;
+    n->server = opt(c->a, "server");
+    n->plan = n->plan ? n->plan : "free";
+    n->isolation = iso ? tnt_isolation_parse(iso) : -1;
+    if (!api_check_slug(n->slug) || (n->server && db_server_find(c->app->db, n->server) < 0)) {
+        c->usage = 1;
+        *detail = n->server ? "--server is not a configured database server"
+                            : "the export's slug is not valid; give --slug";
+        return TD_EVALIDATION;
     }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    return 0;
 }
 
 static int cmd_import(struct td_app *app, const struct cli_args *a)
 {
-    static const char *const plans[] = {"free", "starter", "pro", "enterprise", NULL};
-    static const char *const statuses[] = {"active", "suspended", NULL};
-    struct http_req req = {.app = app, .arena = td_arena_new()};
-    struct tnt_import_data d = {0};
-    struct tnt_new n = {0};
+    struct import_cli c = {.app = app, .a = a, .req = {.app = app, .arena = td_arena_new()}};
+    struct tnt_import *im = NULL;
     struct tnt_tenant *t = NULL;
-    const char *detail = NULL, *st = NULL, *expires = NULL, *iso = opt(a, "isolation");
-    char msg[160];
-    size_t len = 0;
-    int status = 1, rc;
-    char *body = slurp(opt(a, "input"), &len);
-    if (!body) {
-        fprintf(stderr, "tenantd tenants import: cannot read %s: %s\n",
-                opt(a, "input") ? opt(a, "input") : "stdin", strerror(errno));
+    const char *path = opt(a, "input");
+    FILE *f = path && strcmp(path, "-") != 0 ? fopen(path, "re") : stdin;
+    int status = 1, rc = 0;
+    if (!f) {
+        fprintf(stderr, "tenantd tenants import: cannot read %s: %s\n", path, strerror(errno));
         goto out;
     }
-    if ((rc = tnt_import_parse(body, len, &d, msg, sizeof(msg))) < 0) {
-        status = fail("import", rc, msg);
+    /* streamed: memory stays flat whatever the size of the export */
+    tnt_import_begin(app->db, &app->tenant_migs, import_header, &c, &im);
+    char *buf = td_xmalloc(65536);
+    size_t k;
+    while (rc == 0 && (k = fread(buf, 1, 65536, f)) > 0)
+        rc = tnt_import_feed(im, buf, k);
+    free(buf);
+    if (rc == 0 && ferror(f)) {
+        fprintf(stderr, "tenantd tenants import: cannot read %s: %s\n", path ? path : "stdin",
+                strerror(errno));
         goto out;
     }
-    /* the exported tenant, checked as POST /admin/tenants/import checks it */
-    json_t *e = json_object_get(d.tenant, "subscription_expires_at");
-    if ((rc = api_field_str(&req, d.tenant, "slug", 1, 40, &n.slug, &detail)) < 0 ||
-        (rc = api_field_str(&req, d.tenant, "name", 1, 200, &n.name, &detail)) < 0 ||
-        (rc = api_field_enum(&req, d.tenant, "plan", 0, plans, &n.plan, &detail)) < 0 ||
-        (rc = api_field_enum(&req, d.tenant, "status", 0, statuses, &st, &detail)) < 0 ||
-        (e && !json_is_null(e) &&
-         (rc = api_field_str(&req, d.tenant, "subscription_expires_at", 1, 64, &expires, &detail)) <
-             0)) {
-        status = fail("import", rc, detail);
-        goto out;
-    }
-    if (!iso && json_is_string(json_object_get(d.tenant, "isolation")))
-        iso = json_string_value(json_object_get(d.tenant, "isolation"));
-    n.slug = opt(a, "slug") ? opt(a, "slug") : n.slug;
-    n.server = opt(a, "server");
-    n.plan = n.plan ? n.plan : "free";
-    n.isolation = iso ? tnt_isolation_parse(iso) : -1;
-    if (!api_check_slug(n.slug) || (n.server && db_server_find(app->db, n.server) < 0)) {
-        status = usage_error("%s", n.server ? "--server is not a configured database server"
-                                            : "the export's slug is not valid; give --slug");
-        goto out;
-    }
-    rc = tnt_import(app->db, &app->tenant_migs, &n, st ? st : "active", expires, &d, &t, &detail);
+    if (rc == 0)
+        rc = tnt_import_finish(im, &t);
     if (rc < 0) {
-        status = fail("import", rc, rc == TD_ECONFLICT && !detail ? "this slug is taken" : detail);
+        status = c.usage ? usage_error("%s", tnt_import_detail(im))
+                         : fail("import", rc, tnt_import_detail(im));
         goto out;
     }
     status = print_json(tnt_tenant_json(t));
 out:
     tnt_tenant_unref(t);
-    tnt_import_data_cleanup(&d);
-    free(body);
-    td_arena_free(req.arena);
+    tnt_import_free(im);
+    if (f && f != stdin)
+        fclose(f);
+    td_arena_free(c.req.arena);
     return status;
 }
 
