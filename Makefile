@@ -11,7 +11,7 @@ DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	pgbouncer pgbackrest wrk valgrind
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test test-asan memcheck clean format bench bench-migrate fuzz fuzz-smoke soak
+.PHONY: all deps build run test test-asan memcheck clean format bench bench-migrate bench-transfer fuzz fuzz-smoke soak
 
 all: build
 
@@ -52,6 +52,9 @@ bench: deps
 
 bench-migrate: build
 	bench/migrate.sh
+
+bench-transfer: build
+	bench/transfer.sh
 
 fuzz: deps
 	tests/fuzz/run.sh 600

@@ -15,6 +15,11 @@ int api_dispatch(struct http_req *req);
 int api_dispatch_metrics(struct http_req *req);
 /* 1 when req's route is marked HTTP_ROUTE_SLOW (run on an HTTP worker, not a loop). */
 int api_slow_route(struct http_req *req);
+/* 1 when req's route is marked HTTP_ROUTE_STREAM and req carries the operator token: its
+ * body is then spooled to a file, of any size (an anonymous client cannot fill the disk). */
+int api_spool_route(struct http_req *req);
+/* 1 when req carries the operator token (the guard still answers for the route). */
+int api_is_operator(struct http_req *req);
 /* The tenant req names (token's tid, else /t/{slug} or X-Tenant-ID) into out, for the
  * server's per-tenant admission; 0 when it names none. Nothing is checked beyond the
  * token: the guard still decides. */

@@ -31,6 +31,12 @@ static const char *bearer(struct http_req *req)
     return *h ? h : NULL;
 }
 
+int api_is_operator(struct http_req *req)
+{
+    const char *tok = bearer(req);
+    return tok && auth_secret_equal(tok, req->app->cfg->admin_token);
+}
+
 int api_tenant_key(struct http_req *req, char *out, size_t cap)
 {
     struct auth_claims c;

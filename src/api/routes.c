@@ -39,7 +39,7 @@ static const struct http_route routes[] = {
     {"DELETE", "/projects/{id}", T, api_projects_delete},
     {"GET", "/audit-logs", T, api_audit_list},
     {"POST", "/admin/tenants", A | S, api_admin_tenants_create},
-    {"POST", "/admin/tenants/import", A | S, api_admin_tenants_import},
+    {"POST", "/admin/tenants/import", A | S | HTTP_ROUTE_STREAM, api_admin_tenants_import},
     {"GET", "/admin/tenants", A, api_admin_tenants_list},
     {"GET", "/admin/tenants/{id}", A, api_admin_tenants_get},
     {"PATCH", "/admin/tenants/{id}", A | S, api_admin_tenants_update},
@@ -74,6 +74,12 @@ int api_slow_route(struct http_req *req)
 {
     const struct http_route *r = route_of(req);
     return r && (r->flags & HTTP_ROUTE_SLOW);
+}
+
+int api_spool_route(struct http_req *req)
+{
+    const struct http_route *r = route_of(req);
+    return r && (r->flags & HTTP_ROUTE_STREAM) && api_is_operator(req);
 }
 
 int api_dispatch(struct http_req *req)

@@ -9,6 +9,7 @@
 #include "api/internal.h"
 #include "api/validate.h"
 #include "auth/jwt.h"
+#include "core/log.h"
 #include "http/problem.h"
 #include "tenant/export.h"
 #include "tenant/move.h"
@@ -172,27 +173,45 @@ static int import_fields(struct http_req *req, json_t *t, struct tnt_new *n, con
     return 0;
 }
 
+/* The header's tenant, as import_fields checks it (tnt_import_header_fn). */
+static int import_header(void *ctx, json_t *tenant, struct tnt_new *n, const char **status,
+                         const char **expires, const char **detail)
+{
+    return import_fields(ctx, tenant, n, status, expires, detail);
+}
+
+/* The body (in memory, or spooled to a file for an operator: any size) fed in chunks. */
+static int import_feed(struct http_req *req, struct tnt_import *im)
+{
+    if (!req->body_file)
+        return tnt_import_feed(im, req->body ? req->body : "", req->body_len);
+    char *buf = td_arena_alloc(req->arena, 65536);
+    size_t k;
+    int rc = 0;
+    while (rc == 0 && (k = fread(buf, 1, 65536, req->body_file)) > 0)
+        rc = tnt_import_feed(im, buf, k);
+    if (rc == 0 && ferror(req->body_file)) {
+        td_log_error("could not read a spooled import body");
+        rc = TD_EUNAVAILABLE;
+    }
+    return rc;
+}
+
 int api_admin_tenants_import(struct http_req *req)
 {
-    struct tnt_import_data d = {0};
-    struct tnt_new n = {0};
+    struct tnt_import *im = NULL;
     struct tnt_tenant *t = NULL;
-    const char *detail = NULL, *status = NULL, *expires = NULL;
-    char *msg = td_arena_alloc(req->arena, 160);
-    int rc = tnt_import_parse(req->body ? req->body : "", req->body_len, &d, msg, 160);
-    if (rc < 0) {
-        detail = msg;
-        goto out;
-    }
-    if ((rc = import_fields(req, d.tenant, &n, &status, &expires, &detail)) < 0)
-        goto out;
-    rc = tnt_import(req->app->db, &req->app->tenant_migs, &n, status, expires, &d, &t, &detail);
+    const char *detail = NULL;
+    tnt_import_begin(req->app->db, &req->app->tenant_migs, import_header, req, &im);
+    int rc = import_feed(req, im);
+    if (rc == 0)
+        rc = tnt_import_finish(im, &t);
     if (rc < 0)
-        goto out;
-    rc = http_reply_json(req, 201, tnt_tenant_json(t));
-out:
+        detail = tnt_import_detail(im) ? td_arena_strdup(req->arena, tnt_import_detail(im)) : NULL;
+    else
+        rc = http_reply_json(req, 201, tnt_tenant_json(t));
     tnt_tenant_unref(t);
-    tnt_import_data_cleanup(&d);
+    tnt_import_free(im);
     if (rc < 0 && detail)
         return http_problem_send(req, rc, detail);
     return rc;

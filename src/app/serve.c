@@ -36,6 +36,7 @@ int td_serve(struct td_config *cfg)
         .workers = cfg->http_workers,
         .dispatch = api_dispatch,
         .slow = api_slow_route,
+        .spool = api_spool_route,
         .done = api_log_request,
         .tenant_key = api_tenant_key,
         .tenant_share = cfg->tenant_share,

@@ -190,21 +190,51 @@ static int export_from_copy(struct job *j, const char *path, long long *restore_
     return rc;
 }
 
-static char *read_all(const char *path, size_t *len)
+/* Stream the export at path into im and finish it; the reason of a failure goes to j. */
+static int feed_file(struct job *j, struct tnt_import *im, const char *path,
+                     struct tnt_tenant **out)
 {
     FILE *f = fopen(path, "re");
     if (!f)
-        return NULL;
-    size_t cap = 65536, n = 0, k;
-    char *buf = td_xmalloc(cap);
-    while ((k = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap)
-            buf = td_xrealloc(buf, cap *= 2);
-    }
+        return fail(j, TD_EUNAVAILABLE, "could not read the export %s", path);
+    char *buf = td_xmalloc(65536);
+    size_t k;
+    int rc = 0;
+    while (rc == 0 && (k = fread(buf, 1, 65536, f)) > 0)
+        rc = tnt_import_feed(im, buf, k);
+    if (rc == 0 && ferror(f))
+        rc = fail(j, TD_EUNAVAILABLE, "could not read the export %s", path);
+    free(buf);
     fclose(f);
-    *len = n;
-    return buf;
+    if (rc == 0)
+        rc = tnt_import_finish(im, out);
+    if (rc < 0 && tnt_import_detail(im))
+        snprintf(j->err, j->cap, "%s", tnt_import_detail(im));
+    return rc;
+}
+
+/* The new tenant from the export's header (tnt_import_header_fn): its own fields, under
+ * the job's new slug when one was given. */
+static int restore_header(void *ctx, json_t *tj, struct tnt_new *n, const char **status,
+                          const char **expires, const char **detail)
+{
+    struct job *j = ctx;
+    const char *new_slug = pstr(j, "new_slug");
+    const char *iso = json_string_value(json_object_get(tj, "isolation"));
+    n->slug = new_slug ? new_slug : json_string_value(json_object_get(tj, "slug"));
+    n->name = json_string_value(json_object_get(tj, "name"));
+    n->plan = json_string_value(json_object_get(tj, "plan"));
+    n->isolation = iso ? tnt_isolation_parse(iso) : -1;
+    n->server = json_string_value(json_object_get(tj, "server"));
+    *status = json_string_value(json_object_get(tj, "status"));
+    *expires = json_string_value(json_object_get(tj, "subscription_expires_at"));
+    if (!*status)
+        *status = "active";
+    if (!n->slug || !n->name || !n->plan) {
+        *detail = "the export's tenant has no slug, name or plan";
+        return TD_EVALIDATION;
+    }
+    return 0;
 }
 
 /* The live tenant with this id (1 ref), or NULL when it was deleted. */
@@ -219,63 +249,50 @@ static int live_tenant(struct job *j, const char *id, struct tnt_tenant **out)
     return rc;
 }
 
-/* Replace the live tenant's rows, keeping what it had as an export for its window. */
-static int replace_live(struct job *j, struct tnt_tenant *t, const struct tnt_import_data *d,
-                        const char **detail)
+/* Replace the live tenant's rows with the export at path, keeping what it had as an
+ * export for its window. */
+static int replace_live(struct job *j, struct tnt_tenant *t, const char *path)
 {
     char *keep = td_xasprintf("%s/exports/replaced-%s-%s.ndjson", j->b->dir, t->id, j->id);
+    struct tnt_import *im = NULL;
+    struct tnt_tenant *same = NULL;
     int rc = export_to(j, j->b->db, t, keep);
-    if (rc == 0)
-        rc = tnt_import_replace(j->b->db, t, d, detail);
+    if (rc == 0) {
+        tnt_import_begin_replace(j->b->db, t, &im);
+        rc = feed_file(j, im, path, &same);
+    }
     if (rc == 0)
         (void)!db_admin_exec(j->pg, "announcing the restore",
                              "SELECT pg_notify('tenantd_tenants', $1)", 1,
                              (const char *const[]){t->id}, NULL);
+    tnt_tenant_unref(same);
+    tnt_import_free(im);
     free(keep);
     return rc;
 }
 
-/* Import the export at path: as a new tenant (new_slug, or the old slug of a deleted
- * tenant), or over the live tenant's rows. *out gets the resulting tenant. */
+/* Import the export at path, streamed: as a new tenant (new_slug, or the old slug of a
+ * deleted tenant), or over the live tenant's rows. *out gets the resulting tenant. */
 static int import_from(struct job *j, const char *path, struct tnt_tenant **out)
 {
-    struct tnt_import_data d = {0};
     struct tnt_tenant *live = NULL;
-    const char *detail = NULL, *new_slug = pstr(j, "new_slug");
-    size_t len = 0;
-    char *body = read_all(path, &len);
-    int rc = body ? tnt_import_parse(body, len, &d, j->err, j->cap) : TD_EUNAVAILABLE;
-    free(body);
-    if (rc < 0)
-        return rc;
-    if (!new_slug && (rc = live_tenant(j, pstr(j, "tenant_id"), &live)) < 0)
+    struct tnt_import *im = NULL;
+    int rc = 0;
+    if (!pstr(j, "new_slug") && (rc = live_tenant(j, pstr(j, "tenant_id"), &live)) < 0)
         goto out;
     if (live) {
-        rc = replace_live(j, live, &d, &detail);
+        rc = replace_live(j, live, path);
         *out = live;
         live = NULL;
         goto out;
     }
-    json_t *tj = d.tenant;
-    const char *iso = json_string_value(json_object_get(tj, "isolation"));
-    struct tnt_new n = {
-        .slug = new_slug ? new_slug : json_string_value(json_object_get(tj, "slug")),
-        .name = json_string_value(json_object_get(tj, "name")),
-        .plan = json_string_value(json_object_get(tj, "plan")),
-        .isolation = iso ? tnt_isolation_parse(iso) : -1,
-        .server = json_string_value(json_object_get(tj, "server")),
-    };
-    const char *status = json_string_value(json_object_get(tj, "status"));
-    rc = tnt_import(j->b->db, j->b->migs, &n, status ? status : "active",
-                    json_string_value(json_object_get(tj, "subscription_expires_at")), &d, out,
-                    &detail);
+    tnt_import_begin(j->b->db, j->b->migs, restore_header, j, &im);
+    rc = feed_file(j, im, path, out);
 out:
-    if (rc < 0 && detail)
-        snprintf(j->err, j->cap, "%s", detail);
-    else if (rc < 0 && !j->err[0])
+    if (rc < 0 && !j->err[0])
         snprintf(j->err, j->cap, "the import into the live server failed");
+    tnt_import_free(im);
     tnt_tenant_unref(live);
-    tnt_import_data_cleanup(&d);
     return rc;
 }
 

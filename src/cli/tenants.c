@@ -383,30 +383,12 @@ out:
     return status;
 }
 
-/* Everything from path ("-" or NULL: stdin) into a heap buffer; NULL when unreadable. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = path && strcmp(path, "-") != 0 ? fopen(path, "re") : stdin;
-    if (!f)
-        return NULL;
-    size_t cap = 65536, n = 0, k;
-    char *buf = td_xmalloc(cap);
-    while ((k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (cap - n < 2)
-            buf = td_xrealloc(buf, cap *= 2);
-    }
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
+/* What the import's header check needs besides the exported tenant. */
+struct import_cli {
+    struct td_app *app;
+    const struct cli_args *a;
+    int usage; /* a refusal that is a usage error (exit 2) */
+};
 
 /* Member key of the exported tenant: *out is its text, NULL when absent or null. Returns
  * 0, or TD_EVALIDATION with *detail when it is there but not a string. */
@@ -422,12 +404,12 @@ static int export_str(json_t *tenant, const char *key, const char **out, const c
 }
 
 /* The exported tenant's fields into n, *st and *expires, with the command's overrides,
- * checked as POST /admin/tenants/import checks them. */
-static int import_fields(struct td_app *app, const struct cli_args *a, json_t *tenant,
-                         struct tnt_new *n, const char **st, const char **expires,
-                         const char **detail)
+ * checked by the value rules POST /admin/tenants/import applies (tenant/check.h). */
+static int import_header(void *ctx, json_t *tenant, struct tnt_new *n, const char **st,
+                         const char **expires, const char **detail)
 {
-    const char *iso = opt(a, "isolation"), *eiso = NULL;
+    struct import_cli *c = ctx;
+    const char *iso = opt(c->a, "isolation"), *eiso = NULL;
     int rc;
     if ((rc = export_str(tenant, "slug", &n->slug, detail)) < 0 ||
         (rc = export_str(tenant, "name", &n->name, detail)) < 0 ||
@@ -436,24 +418,25 @@ static int import_fields(struct td_app *app, const struct cli_args *a, json_t *t
         (rc = export_str(tenant, "isolation", &eiso, detail)) < 0 ||
         (rc = export_str(tenant, "subscription_expires_at", expires, detail)) < 0)
         return rc;
-    n->slug = opt(a, "slug") ? opt(a, "slug") : n->slug;
-    n->server = opt(a, "server");
+    n->slug = opt(c->a, "slug") ? opt(c->a, "slug") : n->slug;
+    n->server = opt(c->a, "server");
     n->plan = n->plan ? n->plan : "free";
     iso = iso ? iso : eiso;
     n->isolation = iso ? tnt_isolation_parse(iso) : -1;
-    *st = *st ? *st : "active";
     /* bad usage (exit 2): the operator can fix these with --slug and --server */
+    c->usage = 1;
     if (!n->slug || !tnt_slug_ok(n->slug)) {
         *detail = "the export's slug is not valid; give --slug";
-        return TD_EBADREQ;
+        return TD_EVALIDATION;
     }
-    if (n->server && db_server_find(app->db, n->server) < 0) {
+    if (n->server && db_server_find(c->app->db, n->server) < 0) {
         *detail = "--server is not a configured database server";
-        return TD_EBADREQ;
+        return TD_EVALIDATION;
     }
+    c->usage = 0;
     if (!tnt_text_ok(n->name, 200))
         *detail = "the export's tenant name is empty or longer than 200 characters";
-    else if (!tnt_one_of(n->plan, tnt_plan_names) || !tnt_one_of(*st, tnt_status_names))
+    else if (!tnt_one_of(n->plan, tnt_plan_names) || (*st && !tnt_one_of(*st, tnt_status_names)))
         *detail = "the export's tenant has an unknown plan or status";
     else
         return 0;
@@ -462,37 +445,41 @@ static int import_fields(struct td_app *app, const struct cli_args *a, json_t *t
 
 static int cmd_import(struct td_app *app, const struct cli_args *a)
 {
-    struct tnt_import_data d = {0};
-    struct tnt_new n = {0};
+    struct import_cli c = {.app = app, .a = a, .usage = 0};
+    struct tnt_import *im = NULL;
     struct tnt_tenant *t = NULL;
-    const char *detail = NULL, *st = NULL, *expires = NULL;
-    char msg[160];
-    size_t len = 0;
-    int status = 1, rc;
-    char *body = slurp(opt(a, "input"), &len);
-    if (!body) {
-        fprintf(stderr, "tenantd tenants import: cannot read %s: %s\n",
-                opt(a, "input") ? opt(a, "input") : "stdin", strerror(errno));
+    const char *path = opt(a, "input");
+    FILE *f = path && strcmp(path, "-") != 0 ? fopen(path, "re") : stdin;
+    int status = 1, rc = 0;
+    if (!f) {
+        fprintf(stderr, "tenantd tenants import: cannot read %s: %s\n", path, strerror(errno));
         goto out;
     }
-    if ((rc = tnt_import_parse(body, len, &d, msg, sizeof(msg))) < 0) {
-        status = fail("import", rc, msg);
+    /* streamed: memory stays flat whatever the size of the export */
+    tnt_import_begin(app->db, &app->tenant_migs, import_header, &c, &im);
+    char *buf = td_xmalloc(65536);
+    size_t k;
+    while (rc == 0 && (k = fread(buf, 1, 65536, f)) > 0)
+        rc = tnt_import_feed(im, buf, k);
+    free(buf);
+    if (rc == 0 && ferror(f)) {
+        fprintf(stderr, "tenantd tenants import: cannot read %s: %s\n", path ? path : "stdin",
+                strerror(errno));
         goto out;
     }
-    if ((rc = import_fields(app, a, d.tenant, &n, &st, &expires, &detail)) < 0) {
-        status = rc == TD_EBADREQ ? usage_error("%s", detail) : fail("import", rc, detail);
-        goto out;
-    }
-    rc = tnt_import(app->db, &app->tenant_migs, &n, st, expires, &d, &t, &detail);
+    if (rc == 0)
+        rc = tnt_import_finish(im, &t);
     if (rc < 0) {
-        status = fail("import", rc, rc == TD_ECONFLICT && !detail ? "this slug is taken" : detail);
+        status = c.usage ? usage_error("%s", tnt_import_detail(im))
+                         : fail("import", rc, tnt_import_detail(im));
         goto out;
     }
     status = print_json(tnt_tenant_json(t));
 out:
     tnt_tenant_unref(t);
-    tnt_import_data_cleanup(&d);
-    free(body);
+    tnt_import_free(im);
+    if (f && f != stdin)
+        fclose(f);
     return status;
 }
 

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define HTTP_MAX_BODY (1024 * 1024)
 #define HTTP_MAX_HEADERS (16 * 1024) /* request line and header fields, as sent */
@@ -39,7 +40,8 @@ struct http_req {
     const char *path;      /* url without a /t/{slug} prefix */
     const char *path_slug; /* the {slug} of /t/{slug}/..., or NULL */
     char *body;            /* NUL-terminated copy of the body; body_len excludes the NUL */
-    size_t body_len;
+    size_t body_len;       /* of body, or of body_file */
+    FILE *body_file;       /* instead of body for a spooled route (opts.spool), at offset 0 */
     int body_too_large;
     const char *params[HTTP_MAX_PARAMS]; /* {id} segments of the matched route */
     int nparams;

@@ -10,6 +10,7 @@
 #include "http/router.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -46,6 +47,7 @@ struct http_server {
     struct td_app *app;
     int (*dispatch)(struct http_req *);
     int (*slow)(struct http_req *);
+    int (*spool)(struct http_req *);
     void (*done)(struct http_req *);
     atomic_int active; /* requests being served */
     atomic_int fresh;  /* connections accepted that have not yet delivered a request */
@@ -79,6 +81,7 @@ struct req_state {
     const char *hdr_values[MAX_RESP_HEADERS];
     int nhdrs;
     int offloaded;                 /* handed to a worker; its connection is suspended */
+    int spooled, spool_failed;     /* body goes to req.body_file (opts.spool), not memory */
     int admitted;                  /* holds a running slot of gate */
     struct gate *gate;             /* its tenant's admission entry, parked or running */
     struct MHD_Response *deferred; /* the worker's answer, queued when MHD calls back */
@@ -363,6 +366,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (st->deferred)
         MHD_destroy_response(st->deferred);
     free(st->req.body);
+    if (st->req.body_file)
+        fclose(st->req.body_file);
     td_arena_free(st->req.arena);
     free(st);
     *con_cls = NULL;
@@ -387,6 +392,26 @@ static int append_body(struct req_state *st, const char *data, size_t n)
     req->body_len += n;
     req->body[req->body_len] = '\0';
     return 0;
+}
+
+/* A spooled body goes to an unlinked temporary file: memory stays flat and no size limit
+ * applies (opts.spool admits only operator requests to streaming routes). */
+static void spool_body(struct req_state *st, const char *data, size_t n)
+{
+    struct http_req *req = &st->req;
+    if (st->spool_failed)
+        return;
+    if (!req->body_file && !(req->body_file = tmpfile())) {
+        td_log_error("could not create a temporary file for a request body: %s", strerror(errno));
+        st->spool_failed = 1;
+        return;
+    }
+    if (fwrite(data, 1, n, req->body_file) != n) {
+        td_log_error("could not spool a request body: %s", strerror(errno));
+        st->spool_failed = 1;
+        return;
+    }
+    req->body_len += n;
 }
 
 static unsigned gate_hash(const char *key)
@@ -542,6 +567,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             if (srv->done)
                 srv->done(&st->req);
             return MHD_YES;
+        } else if (srv->spool && srv->spool(&st->req)) {
+            st->spooled = 1; /* any size, to a file */
+            return MHD_YES;
         } else if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_BODY) {
             st->req.body_too_large = 1;
         } else {
@@ -549,6 +577,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
     }
     struct http_req *req = &st->req;
+    if (*upload_data_size > 0 && st->spooled) {
+        spool_body(st, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
     if (*upload_data_size > 0 && !req->body_too_large) {
         append_body(st, upload_data, *upload_data_size);
         *upload_data_size = 0;
@@ -568,10 +601,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     if (st->gate && !st->admitted)
         return MHD_YES; /* parked, not resumed yet */
+    if (req->body_file && !st->spool_failed &&
+        (fflush(req->body_file) != 0 || fseek(req->body_file, 0, SEEK_SET) != 0))
+        st->spool_failed = 1;
     if (req->body_too_large) {
         /* answering before the body is read makes MHD close the connection afterwards */
         *upload_data_size = 0;
         http_problem_send(req, TD_ETOOLARGE, "request body exceeds 1 MiB");
+    } else if (st->spool_failed) {
+        http_problem_send(req, TD_EUNAVAILABLE, "the request body could not be stored");
     } else if (preflight(srv, req)) {
         /* answered */
     } else if (srv->nworkers > 0 && srv->slow && srv->slow(req)) {
@@ -683,6 +721,7 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
     s->app = app;
     s->dispatch = o->dispatch;
     s->slow = o->slow;
+    s->spool = o->spool;
     s->done = o->done;
     s->tenant_key = o->tenant_key;
     s->cors = http_cors_new(o->cors_origins);

@@ -18,6 +18,9 @@ struct http_server_opts {
     int (*dispatch)(struct http_req *);
     /* 1 when req (its route) should run on a worker; may be NULL */
     int (*slow)(struct http_req *);
+    /* 1 when req's body, of any size, goes to a temporary file (req->body_file) instead of
+     * memory and the HTTP_MAX_BODY limit; asked once the headers are in; may be NULL */
+    int (*spool)(struct http_req *);
     /* runs after the response is queued (access log); may be NULL */
     void (*done)(struct http_req *);
     /* the tenant a request is for, as far as can be told before dispatch (key into out,

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "db/db.h"
+#include "migrate/internal.h"
 #include "tenant/names.h"
 
 #include <ctype.h>
@@ -89,6 +90,10 @@ static char *build_baseline(const struct mig_set *s)
         append(&buf, &len, &cap, s->files[i].sql);
         append(&buf, &len, &cap, "\n;\n");
     }
+    /* the tenant policy on every table, as after each file of an existing storage (the
+     * files' checks ran on each server's pool schema at start-up, before any provisioning) */
+    append(&buf, &len, &cap, mig__enforce_sql);
+    append(&buf, &len, &cap, ";\n");
     char *ddl = td_xasprintf(ledger_ddl, "tenantd_migrations");
     append(&buf, &len, &cap, ddl);
     free(ddl);
@@ -403,6 +408,11 @@ int mig_apply_tenant_v(PGconn *pg, const char *schema, const struct mig_set *s, 
             rc = PQstatus(pg) == CONNECTION_BAD ? TD_EUNAVAILABLE : TD_EINTERNAL;
         }
         PQclear(r);
+        char why[400];
+        if (rc == 0 && (rc = mig__check_tenant(pg, why, sizeof(why))) < 0) {
+            snprintf(msg, sizeof(msg), "%s.sql: %s", m->name, why);
+            *err = msg;
+        }
         if (rc == 0)
             rc = ledger_record(pg, ledger, m, now_ms() - t0);
         if (rc == 0)

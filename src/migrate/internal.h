@@ -51,6 +51,18 @@ struct mig__run {
     atomic_int next, end, done, failed;
 };
 
+/*
+ * After each tenant migration file, inside its transaction with search_path at the storage's
+ * schema: enable and FORCE the tenant policy on every table with tenant_id
+ * (mig__enforce_sql), then refuse what SPEC §7 forbids: a table without tenant_id uuid NOT
+ * NULL, a foreign key to a tenant table that does not pair tenant_id with tenant_id, a
+ * tenantd comment whose text after the word is not a JSON object, or a served table whose
+ * path is a built-in route. Returns 0, or TD_EVALIDATION with msg naming the table (the
+ * caller rolls back: nothing of the file stays), or the database error.
+ */
+int mig__check_tenant(PGconn *pg, char *msg, size_t cap) TD_MUSTCHECK;
+extern const char mig__enforce_sql[];
+
 /* Append a target (strings copied). */
 struct mig__target *mig__target_add(struct mig__run *run, int server, const char *database,
                                     const char *schema, const char *id, const char *slug,
