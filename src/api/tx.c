@@ -106,7 +106,7 @@ int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_
      * before any tenant schema. Operator routes still reach the old storage. */
     if ((req->route_flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON)) &&
         req->tenant->isolation != TNT_ISO_POOL &&
-        req->tenant->schema_version < mig_expected_version(req->app->cfg->migrations_dir)) {
+        req->tenant->schema_version < mig_expected_get(&req->app->expected)) {
         http_problem_send(req, TD_EUNAVAILABLE,
                           "this tenant's storage is being migrated; retry shortly");
         return TD_EUNAVAILABLE;

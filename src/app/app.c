@@ -142,6 +142,7 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
     memset(app, 0, sizeof(*app));
     app->cfg = cfg;
     atomic_init(&app->ready, 0);
+    mig_expected_init(&app->expected, cfg->migrations_dir);
     if (sodium_init() < 0)
         return TD_EINTERNAL;
     char app_pw[33] = "";
@@ -179,6 +180,7 @@ void td_app_close(struct td_app *app)
     db_free(app->db);
     mig_set_cleanup(&app->catalog_migs);
     mig_set_cleanup(&app->tenant_migs);
+    mig_expected_cleanup(&app->expected);
     pgc_cluster_stop(app->cluster);
     memset(app, 0, sizeof(*app));
 }

@@ -25,6 +25,7 @@ struct td_app {
     struct db *db;
     struct tnt_cache *cache;
     struct mig_set catalog_migs, tenant_migs;
+    struct mig_expected expected; /* the tenant schema version requests and jobs expect */
     struct tnt_usage *usage;
     atomic_int ready;
     struct pgc_cluster *cluster; /* embedded PostgreSQL, or NULL */
