@@ -17,6 +17,8 @@
 struct tnt_usage;
 struct bkp;
 struct auth_throttle;
+struct auth_jwt;
+struct tnt_usercheck;
 struct pgc_cluster;
 struct tnt_listener;
 
@@ -32,6 +34,7 @@ struct td_app {
     struct tnt_listener *listener;
     struct bkp *backup;             /* backups and restore (serve only), or NULL */
     struct auth_throttle *throttle; /* failed logins, per process */
+    struct auth_jwt *jwt;           /* the JWT secret and the tokens verified with it */
 };
 
 /* How td_app_open() opens. */
