@@ -51,11 +51,10 @@ int api_serve(struct td_config *cfg)
         .listen = cfg->metrics_listen, .threads = 1, .dispatch = api_dispatch_metrics};
     if (cfg->metrics_listen && http_server_start(&mo, &app, &msrv) < 0)
         goto out;
-    if (jobs_start(app.db, cfg->migrations_dir, cfg->job_workers, &jobs) < 0)
-        goto out;
     int nk = 0;
     const struct jobs_kind_ext *kinds = bkp_job_kinds(app.backup, &nk);
-    jobs_add_kinds(jobs, kinds, nk);
+    if (jobs_start(app.db, cfg->migrations_dir, cfg->job_workers, kinds, nk, &jobs) < 0)
+        goto out;
     td_log_info("tenantd listening on http://%s (admin token in %s/admin-token unless "
                 "TENANTD_ADMIN_TOKEN is set; JWT secret in %s/jwt-secret)",
                 cfg->listen, cfg->data_dir, cfg->data_dir);

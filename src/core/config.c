@@ -160,6 +160,8 @@ static const struct cfg_entry entries[] = {
     {"backup_dir", CFG_STR, OFF(backup_dir), NULL, "TENANTD_BACKUP_DIR", NULL, valid_nonempty},
     {"backup_interval", CFG_INT, OFF(backup_interval), "86400", "TENANTD_BACKUP_INTERVAL", NULL,
      valid_pos_int},
+    {"backup_incr", CFG_INT, OFF(backup_incr), "3600", "TENANTD_BACKUP_INCR_INTERVAL", NULL,
+     valid_pos_int},
     {"metrics_token", CFG_STR, OFF(metrics_token), NULL, "TENANTD_METRICS_TOKEN", NULL,
      valid_secret},
     {"login_max_per_email", CFG_INT, OFF(login_max_per_email), "10", "TENANTD_LOGIN_MAX_PER_EMAIL",

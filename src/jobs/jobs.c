@@ -40,24 +40,15 @@ struct jobs {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_int stop;
-    const struct jobs_kind_ext *_Atomic ext;
-    atomic_int n_ext;
+    const struct jobs_kind_ext *ext; /* set before the workers start, read-only after */
+    int n_ext;
 };
-
-void jobs_add_kinds(struct jobs *j, const struct jobs_kind_ext *kinds, int n)
-{
-    if (!j)
-        return;
-    atomic_store(&j->ext, kinds);
-    atomic_store(&j->n_ext, n);
-}
 
 static const struct jobs_kind_ext *ext_find(struct jobs *j, const char *name)
 {
-    const struct jobs_kind_ext *x = atomic_load(&j->ext);
-    for (int i = 0; x && i < atomic_load(&j->n_ext); i++)
-        if (strcmp(x[i].name, name) == 0)
-            return &x[i];
+    for (int i = 0; j->ext && i < j->n_ext; i++)
+        if (strcmp(j->ext[i].name, name) == 0)
+            return &j->ext[i];
     return NULL;
 }
 
@@ -399,7 +390,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int jobs_start(struct db *db, const char *migrations_dir, int n, struct jobs **out)
+int jobs_start(struct db *db, const char *migrations_dir, int n, const struct jobs_kind_ext *ext,
+               int n_ext, struct jobs **out)
 {
     *out = NULL;
     if (n <= 0)
@@ -407,6 +399,8 @@ int jobs_start(struct db *db, const char *migrations_dir, int n, struct jobs **o
     struct jobs *j = td_xcalloc(1, sizeof(*j));
     j->db = db;
     j->migrations_dir = migrations_dir;
+    j->ext = ext;
+    j->n_ext = n_ext;
     j->workers = td_xcalloc((size_t)n, sizeof(*j->workers));
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
