@@ -3,7 +3,7 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/metrics.h"
 #include "api/internal.h"
 #include "api/tx.h"

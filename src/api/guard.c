@@ -3,10 +3,11 @@
  * identification (400/404), token (401), mismatch (403), tenant status (403/402),
  * API budget (429); roles and plan limits are the handlers' part.
  */
-#include "api/app.h"
+#include "api/api.h"
+#include "app/app.h"
 #include "api/internal.h"
 #include "api/handlers.h"
-#include "api/plans.h"
+#include "tenant/plans.h"
 #include "auth/jwt.h"
 #include "auth/password.h"
 #include "http/problem.h"
@@ -122,10 +123,10 @@ static int guard_tenant(struct http_req *req, int need_token)
     if (t->expires_at && t->expires_at <= (long long)time(NULL))
         return fail(req, TD_EEXPIRED, "this tenant's subscription has expired");
     if (need_token) {
-        const struct api_plan *plan = api_plan_get(t->plan);
-        if (api_usage_hit(app->usage, t->id, plan ? plan->api_calls : -1)) {
+        const struct tnt_plan *plan = tnt_plan_get(t->plan);
+        if (tnt_usage_hit(app->usage, t->id, plan ? plan->api_calls : -1)) {
             char ra[24];
-            snprintf(ra, sizeof(ra), "%ld", api_usage_month_left());
+            snprintf(ra, sizeof(ra), "%ld", tnt_usage_month_left());
             http_set_header(req, "Retry-After", ra);
             return fail(req, TD_ERATELIMIT, "the plan's monthly API budget is spent");
         }

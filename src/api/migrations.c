@@ -6,7 +6,7 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "core/mem.h"
 #include "db/sqljson.h"
 #include "migrate/files.h"

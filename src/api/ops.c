@@ -4,7 +4,7 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/metrics.h"
 #include "api/openapi.h"
 #include "db/sqljson.h"

@@ -5,7 +5,7 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/internal.h"
 #include "api/validate.h"
 #include "auth/jwt.h"

@@ -1,7 +1,8 @@
 /*
  * routes.c - the route table, dispatch (route, guard, handler) and the access log.
  */
-#include "api/app.h"
+#include "api/api.h"
+#include "app/app.h"
 #include "api/handlers.h"
 #include "core/log.h"
 #include "http/problem.h"

@@ -2,7 +2,9 @@
  * serve.c - `tenantd serve`: open the app, listen, wait for SIGINT/SIGTERM, stop
  * gracefully (in-flight requests get up to 10 s).
  */
-#include "api/app.h"
+#include "app/app.h"
+
+#include "api/api.h"
 #include "backup/backup.h"
 #include "core/log.h"
 #include "http/server.h"
@@ -12,7 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 
-int api_serve(struct td_config *cfg)
+int td_serve(struct td_config *cfg)
 {
     struct td_app app;
     struct http_server *srv = NULL, *msrv = NULL;
@@ -26,7 +28,7 @@ int api_serve(struct td_config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (td_app_open(&app, cfg) < 0)
+    if (td_app_open(&app, cfg, TD_APP_FULL) < 0)
         goto out;
     struct http_server_opts ho = {
         .listen = cfg->listen,
