@@ -11,7 +11,6 @@
 #include "api/tx.h"
 #include "api/validate.h"
 #include "auth/jwt.h"
-#include "http/problem.h"
 #include "tenant/provision.h"
 
 #include <stdio.h>
@@ -78,8 +77,8 @@ int api_admin_tenants_create(struct http_req *req)
     if (rc == 0)
         rc = app_tenant_create(req->app, &spec, &out, &detail);
     json_decref(body);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc < 0 ? rc : http_reply_json(req, 201, out);
 }
 
@@ -99,7 +98,7 @@ int api_admin_tenants_list(struct http_req *req)
     const char *cus, *cid, *detail = NULL;
     int rc = api_paging(req, &limit, &cus, &cid, &detail);
     if (rc < 0)
-        return http_problem_send(req, rc, detail);
+        return api_fail(req, rc, detail);
     char lim[8];
     snprintf(lim, sizeof(lim), "%d", limit);
     const char *p[3] = {lim, cus, cid};
@@ -170,8 +169,8 @@ int api_admin_tenants_update(struct http_req *req)
     tnt_tenant_unref(nt);
 out:
     json_decref(body);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc;
 }
 
@@ -183,8 +182,7 @@ int api_admin_tenants_delete(struct http_req *req)
         return rc;
     const char *confirm = http_query(req, "confirm");
     if (!confirm || strcmp(confirm, t->slug) != 0)
-        return http_problem_send(req, TD_EBADREQ,
-                                 "confirm must be the tenant's slug: ?confirm=<slug>");
+        return api_fail(req, TD_EBADREQ, "confirm must be the tenant's slug: ?confirm=<slug>");
     if ((rc = app_tenant_delete(req->app, t)) < 0)
         return rc;
     return http_reply_empty(req, 204);

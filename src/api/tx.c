@@ -7,7 +7,6 @@
 #include "app/app.h"
 #include "api/internal.h"
 #include "tenant/usercheck.h"
-#include "http/problem.h"
 #include "http/router.h"
 #include "migrate/files.h"
 
@@ -106,10 +105,9 @@ int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_
      * before any tenant schema. Operator routes still reach the old storage. */
     if ((req->route_flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON)) &&
         req->tenant->isolation != TNT_ISO_POOL &&
-        req->tenant->schema_version < mig_expected_version(req->app->cfg->migrations_dir)) {
-        http_problem_send(req, TD_EUNAVAILABLE,
-                          "this tenant's storage is being migrated; retry shortly");
-        return TD_EUNAVAILABLE;
+        req->tenant->schema_version < mig_expected_get(&req->app->expected)) {
+        return api_fail(req, TD_EUNAVAILABLE,
+                        "this tenant's storage is being migrated; retry shortly");
     }
     int check = !req->has_claims || !may_skip_check(req, min_role);
     int rc = run_tx(req, min_role, stmts, n, check, out, &k);

@@ -13,7 +13,6 @@
 #include "api/validate.h"
 #include "auth/jwt.h"
 #include "auth/password.h"
-#include "http/problem.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -175,8 +174,8 @@ int api_users_create(struct http_req *req)
         rc = api_reply_row(req, 201, r);
 out:
     json_decref(body);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc;
 }
 
@@ -218,8 +217,8 @@ int api_users_update(struct http_req *req)
     rc = http_reply_json_text(req, 200, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
 out:
     json_decref(body);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc;
 }
 
@@ -235,7 +234,7 @@ int api_users_delete(struct http_req *req)
     if (rc < 0)
         return rc;
     if ((rc = rule_result(PQgetvalue(r, 0, 0), &detail)) < 0)
-        return detail ? http_problem_send(req, rc, detail) : rc;
+        return api_fail(req, rc, detail);
     /* reads remember user checks (usercheck.h): the removed user's token must stop now */
     app_tenant_notify(req->app, req->tenant->id);
     return http_reply_empty(req, 204);

@@ -142,6 +142,7 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
     memset(app, 0, sizeof(*app));
     app->cfg = cfg;
     atomic_init(&app->ready, 0);
+    mig_expected_init(&app->expected, cfg->migrations_dir);
     if (sodium_init() < 0)
         return TD_EINTERNAL;
     char app_pw[33] = "";
@@ -160,6 +161,7 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
     api_metrics_migration(rc, mig_t0);
     if (rc < 0)
         return rc;
+    app->jwt = auth_jwt_new(cfg->jwt_secret);
     app->cache = tnt_cache_new(app->db, 20000, 60000);
     app->usage = tnt_usage_new(app->db);
     app->throttle =
@@ -175,10 +177,11 @@ void td_app_close(struct td_app *app)
     tnt_usage_free(app->usage);
     auth_throttle_free(app->throttle);
     tnt_cache_free(app->cache);
-    auth_jwt_cache_clear();
+    auth_jwt_free(app->jwt);
     db_free(app->db);
     mig_set_cleanup(&app->catalog_migs);
     mig_set_cleanup(&app->tenant_migs);
+    mig_expected_cleanup(&app->expected);
     pgc_cluster_stop(app->cluster);
     memset(app, 0, sizeof(*app));
 }

@@ -17,6 +17,8 @@
 struct tnt_usage;
 struct bkp;
 struct auth_throttle;
+struct auth_jwt;
+struct tnt_usercheck;
 struct pgc_cluster;
 struct tnt_listener;
 
@@ -25,12 +27,14 @@ struct td_app {
     struct db *db;
     struct tnt_cache *cache;
     struct mig_set catalog_migs, tenant_migs;
+    struct mig_expected expected; /* the tenant schema version requests and jobs expect */
     struct tnt_usage *usage;
     atomic_int ready;
     struct pgc_cluster *cluster; /* embedded PostgreSQL, or NULL */
     struct tnt_listener *listener;
     struct bkp *backup;             /* backups and restore (serve only), or NULL */
     struct auth_throttle *throttle; /* failed logins, per process */
+    struct auth_jwt *jwt;           /* the JWT secret and the tokens verified with it */
 };
 
 /* How td_app_open() opens. */

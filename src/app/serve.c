@@ -55,7 +55,7 @@ int td_serve(struct td_config *cfg)
         goto out;
     int nk = 0;
     const struct jobs_kind_ext *kinds = bkp_job_kinds(app.backup, &nk);
-    if (jobs_start(app.db, cfg->migrations_dir, cfg->job_workers, kinds, nk, &jobs) < 0)
+    if (jobs_start(app.db, &app.expected, cfg->job_workers, kinds, nk, &jobs) < 0)
         goto out;
     td_log_info("tenantd listening on http://%s (admin token in %s/admin-token unless "
                 "TENANTD_ADMIN_TOKEN is set; JWT secret in %s/jwt-secret)",

@@ -34,7 +34,7 @@ struct worker {
 
 struct jobs {
     struct db *db;
-    const char *migrations_dir;
+    struct mig_expected *expected;
     int n;
     struct worker *workers;
     pthread_mutex_t mu;
@@ -168,7 +168,7 @@ static void tick(struct worker *w, long long *next_tick, long long *next_count)
     if (now >= *next_count) {
         *next_count = now + COUNT_MS;
         char ver[16];
-        snprintf(ver, sizeof(ver), "%d", mig_expected_version(w->jobs->migrations_dir));
+        snprintf(ver, sizeof(ver), "%d", mig_expected_get(w->jobs->expected));
         if (db_admin_exec(w->pg, "counting jobs", count_sql, 1, (const char *const[]){ver}, &r) ==
             0) {
             atomic_store(&q_queued, atoll(PQgetvalue(r, 0, 0)));
@@ -307,7 +307,7 @@ static void run_claimed(struct worker *w, PGresult *r)
     /* the rule of requests (src/api/tx.c): storage behind this version is being
      * migrated; wait for it rather than run against old tables */
     if (t && t->isolation != TNT_ISO_POOL &&
-        t->schema_version < mig_expected_version(w->jobs->migrations_dir)) {
+        t->schema_version < mig_expected_get(w->jobs->expected)) {
         rc = jobs__fail(&ctx, TD_EUNAVAILABLE, "the tenant's storage is being migrated");
         goto out;
     }
@@ -390,7 +390,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int jobs_start(struct db *db, const char *migrations_dir, int n, const struct jobs_kind_ext *ext,
+int jobs_start(struct db *db, struct mig_expected *expected, int n, const struct jobs_kind_ext *ext,
                int n_ext, struct jobs **out)
 {
     *out = NULL;
@@ -398,7 +398,7 @@ int jobs_start(struct db *db, const char *migrations_dir, int n, const struct jo
         return 0;
     struct jobs *j = td_xcalloc(1, sizeof(*j));
     j->db = db;
-    j->migrations_dir = migrations_dir;
+    j->expected = expected;
     j->ext = ext;
     j->n_ext = n_ext;
     j->workers = td_xcalloc((size_t)n, sizeof(*j->workers));
