@@ -168,6 +168,12 @@ static void restore_in_place(const char *iso)
     td_resp_free(&r);
     add_project(&a, "later", NULL, 0);
     td_add_user(&srv, slug, a.token, "late@x.io", "password1", "member", NULL, 0);
+    char late[2048];
+    assert_int_equal(td_login(&srv, slug, "late@x.io", "password1", late, sizeof(late)), 200);
+    snprintf(path, sizeof(path), "/t/%s/me", slug);
+    td_call(&srv, "GET", path, late, NULL, &r); /* its check is now remembered */
+    TD_ASSERT_STATUS(&r, 200);
+    td_resp_free(&r);
     add_project(&b, "other-later", NULL, 0);
     char *other_before = rows_of(other);
     char *changed = rows_of(slug);
@@ -182,9 +188,13 @@ static void restore_in_place(const char *iso)
     char *other_after = rows_of(other);
     assert_string_equal(other_before, other_after);
     assert_non_null(strstr(other_after, "other-later"));
+    /* tokens stay valid only for users that exist in the restored rows */
     snprintf(path, sizeof(path), "/t/%s/me", slug);
     td_call(&srv, "GET", path, a.token, NULL, &r);
     TD_ASSERT_STATUS(&r, 200);
+    td_resp_free(&r);
+    td_call(&srv, "GET", path, late, NULL, &r);
+    TD_ASSERT_PROBLEM(&r, 401, "unauthorized");
     td_resp_free(&r);
 
     /* the operator action is on record, and the replaced rows were kept as an export */
