@@ -4,6 +4,7 @@
 #include "api/api.h"
 #include "app/app.h"
 #include "api/handlers.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "http/problem.h"
 #include "http/router.h"
@@ -121,9 +122,7 @@ void api_log_request(struct http_req *req)
     api_metrics_observe(req);
     if (!td_log_enabled(TD_LOG_INFO))
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long long now = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    long long now = td_now_us();
     struct timespec rt;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &rt);
