@@ -4,6 +4,7 @@
  * API budget (429); roles and plan limits are the handlers' part.
  */
 #include "api/app.h"
+#include "api/console.h"
 #include "api/internal.h"
 #include "api/handlers.h"
 #include "api/plans.h"
@@ -51,8 +52,12 @@ int api_tenant_key(struct http_req *req, char *out, size_t cap)
 
 static int guard_admin(struct http_req *req)
 {
-    const char *tok = bearer(req);
-    if (!tok || !auth_secret_equal(tok, req->app->cfg->admin_token))
+    const char *tok = bearer(req), *detail = NULL;
+    if (!tok) { /* the console: a session cookie, and its CSRF token on writes */
+        int rc = api_console_check(req, &detail);
+        return rc < 0 ? (http_problem_send(req, rc, detail), 1) : 0;
+    }
+    if (!auth_secret_equal(tok, req->app->cfg->admin_token))
         return http_problem_send(req, TD_EUNAUTHORIZED, "the operator token is required"), 1;
     return 0;
 }
