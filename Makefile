@@ -8,10 +8,10 @@
 DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libmicrohttpd-dev libpq-dev postgresql-15 postgresql-contrib \
 	libjansson-dev libjwt-dev libsodium-dev libcmocka-dev libcurl4-openssl-dev \
-	pgbouncer pgbackrest wrk valgrind
+	pgbouncer pgbackrest wrk valgrind chromium nodejs
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps console-deps build run test test-asan memcheck clean format bench bench-migrate bench-transfer fuzz fuzz-smoke soak
+.PHONY: all deps console-deps build run test test-asan memcheck clean format bench bench-migrate bench-transfer bench-restore fuzz fuzz-smoke soak
 
 all: build
 
@@ -64,6 +64,10 @@ bench-migrate: build
 
 bench-transfer: build
 	bench/transfer.sh
+
+# restore time of one tenant beside ~1 GiB of other data, and the write-path cost of archiving
+bench-restore: build
+	BENCH_BIN=$(CURDIR)/build/tenantd python3 bench/restore.py
 
 fuzz: deps
 	tests/fuzz/run.sh 600

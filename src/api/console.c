@@ -6,10 +6,10 @@
  */
 #include "api/console.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/handlers.h"
+#include "api/internal.h"
 #include "auth/password.h"
-#include "http/problem.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -144,7 +144,7 @@ int api_console_sign_in(struct http_req *req)
     int ok = tok && auth_secret_equal(tok, req->app->cfg->admin_token);
     json_decref(body);
     if (!ok)
-        return http_problem_send(req, TD_EUNAUTHORIZED, "that is not the operator token");
+        return api_fail(req, TD_EUNAUTHORIZED, "that is not the operator token");
     unsigned char key[32], raw[PAYLOAD_LEN + MAC_LEN];
     session_key(req, key);
     long long exp = (long long)time(NULL) + API_CONSOLE_SESSION_TTL;

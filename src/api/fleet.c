@@ -6,7 +6,7 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/internal.h"
 #include "db/pool.h"
 #include "db/sqljson.h"
@@ -75,7 +75,7 @@ int api_admin_tenant_migration(struct http_req *req)
     if (rc < 0)
         return rc;
     char expected[16];
-    snprintf(expected, sizeof(expected), "%d", mig_expected_version(req->app->cfg->migrations_dir));
+    snprintf(expected, sizeof(expected), "%d", mig_expected_get(&req->app->expected));
     /* the ledger columns are not the runtime role's to read: a short superuser connection,
      * as GET /admin/migrations does */
     PGconn *pg = NULL;

@@ -6,7 +6,7 @@
  */
 #include "api/live.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "tenant/tenant.h"
 
 #include <pthread.h>

@@ -5,8 +5,8 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
-#include "api/plans.h"
+#include "app/app.h"
+#include "tenant/plans.h"
 #include "api/tx.h"
 #include "api/validate.h"
 #include "auth/jwt.h"
@@ -127,7 +127,7 @@ int api_projects_create(struct http_req *req)
         if ((rc = api_field_enum(req, body, "status", 0, project_status, &st, &detail)) < 0)
             goto out;
     }
-    const struct api_plan *plan = api_plan_get(req->tenant->plan);
+    const struct tnt_plan *plan = tnt_plan_get(req->tenant->plan);
     int limited = plan && plan->max_projects >= 0;
     char lim[24];
     snprintf(lim, sizeof(lim), "%ld", limited ? plan->max_projects : -1L);

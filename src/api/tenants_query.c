@@ -7,10 +7,10 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
+#include "api/internal.h"
 #include "api/validate.h"
 #include "db/sqljson.h"
-#include "http/problem.h"
 
 #include <sodium.h>
 #include <stdint.h>
@@ -252,7 +252,7 @@ int api_admin_tenants_list(struct http_req *req)
     if (rc == 0)
         rc = build(req, &q, limit, cus, cid, &detail);
     if (rc < 0)
-        return http_problem_send(req, rc, detail);
+        return api_fail(req, rc, detail);
     struct db_target tg = {.server = 0};
     struct db_stmt st = {q.sql, q.n, q.params, 1};
     PGresult *r = NULL;
