@@ -18,6 +18,7 @@ struct api_usage;
 struct bkp;
 struct auth_throttle;
 struct pgc_cluster;
+struct res_registry;
 struct tnt_listener;
 
 struct td_app {
@@ -31,6 +32,7 @@ struct td_app {
     struct tnt_listener *listener;
     struct bkp *backup;             /* backups and restore (serve only), or NULL */
     struct auth_throttle *throttle; /* failed logins, per process */
+    struct res_registry *resources; /* served tenant tables (serve only), or NULL */
 };
 
 /*

@@ -281,9 +281,12 @@ static void test_refused_foreign_key(void **state)
     (void)state;
     char sql[1024];
     snprintf(sql, sizeof(sql),
+             "CREATE TABLE chk_parent (tenant_id uuid NOT NULL DEFAULT NULLIF(current_setting("
+             "'app.tenant_id', true), '')::uuid, id uuid NOT NULL DEFAULT gen_random_uuid(), "
+             "PRIMARY KEY (tenant_id, id), UNIQUE (id));\n"
              "CREATE TABLE chk_child (tenant_id uuid NOT NULL DEFAULT NULLIF(current_setting("
              "'app.tenant_id', true), '')::uuid, id uuid NOT NULL DEFAULT gen_random_uuid(), "
-             "project_id uuid REFERENCES projects (id), PRIMARY KEY (tenant_id, id));\n");
+             "parent_id uuid REFERENCES chk_parent (id), PRIMARY KEY (tenant_id, id));\n");
     refused(sql, "chk_child", "foreign key");
 }
 
