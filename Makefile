@@ -11,7 +11,7 @@ DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	pgbouncer pgbackrest wrk valgrind
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test test-asan memcheck clean format bench bench-migrate fuzz fuzz-smoke soak
+.PHONY: all deps build run test test-asan memcheck clean format bench bench-migrate bench-transfer bench-restore fuzz fuzz-smoke soak
 
 all: build
 
@@ -52,6 +52,13 @@ bench: deps
 
 bench-migrate: build
 	bench/migrate.sh
+
+bench-transfer: build
+	bench/transfer.sh
+
+# restore time of one tenant beside ~1 GiB of other data, and the write-path cost of archiving
+bench-restore: build
+	BENCH_BIN=$(CURDIR)/build/tenantd python3 bench/restore.py
 
 fuzz: deps
 	tests/fuzz/run.sh 600

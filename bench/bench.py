@@ -7,7 +7,8 @@ BENCH_RUNS times, for GET /projects, GET /projects/{id} and POST /projects:
   - the ceiling: pgbench with the fastest correct SQL per isolation (ceil_*.sql),
   - tenantd's own SQL, captured from the server's statement log, through pgbench,
   - tenantd over HTTP with wrk (wrk.lua),
-and the fairness figure. Prints a table and writes bench/results/<timestamp>.json.
+and the fairness figure; then the database-tenant phase (dbtenants.py). Prints tables and
+writes bench/results/<timestamp>.json.
 Python 3 standard library only. See bench/README.md.
 """
 import base64
@@ -28,6 +29,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+
+import dbtenants
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -1134,10 +1137,12 @@ def main():
     phases = []
     for n in CFG["tenants"]:
         phases.append(run_phase(n))
+    db = dbtenants.run(sys.modules[__name__])
     result = {
         "started_at": started.isoformat(), "machine": machine(),
         "config": {k: v for k, v in CFG.items() if k not in ("results",)},
-        "phases": phases, "targets": targets(phases),
+        "phases": phases, "database_tenants": db,
+        "targets": targets(phases) + dbtenants.targets(db),
         "total_seconds": round(time.monotonic() - T0, 1),
     }
     os.makedirs(CFG["results"], exist_ok=True)

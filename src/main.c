@@ -1,10 +1,10 @@
 /*
  * main.c - argv to a subcommand: serve (default), migrate, tenants, version, --help.
  */
-#include "api/app.h"
+#include "app/app.h"
+#include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "migrate/runner.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -59,7 +59,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (tenants && (status = api_cli_tenants_check(argc - first, argv + first)) >= 0)
+    if (tenants && (status = cli_tenants_check(argc - first, argv + first)) >= 0)
         return status;
     struct td_config cfg;
     const char *err = NULL;
@@ -68,19 +68,12 @@ int main(int argc, char **argv)
         td_config_cleanup(&cfg);
         return 1;
     }
-    if (serve) {
-        status = api_serve(&cfg);
-    } else if (migrate) {
-        /* opens what it needs itself: --dry-run must not bootstrap (it would migrate) */
-        status = mig_cli_main(&cfg, argc - first, argv + first);
-    } else {
-        struct td_app app;
-        if (td_app_open(&app, &cfg) < 0)
-            status = 1;
-        else
-            status = api_cli_tenants(&app, argc - first, argv + first);
-        td_app_close(&app);
-    }
+    if (serve)
+        status = td_serve(&cfg);
+    else if (migrate)
+        status = cli_migrate(&cfg, argc - first, argv + first);
+    else
+        status = cli_tenants(&cfg, argc - first, argv + first);
     td_config_cleanup(&cfg);
     return status;
 }

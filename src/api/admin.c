@@ -3,21 +3,19 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/internal.h"
-#include "api/lifecycle.h"
-#include "api/plans.h"
+#include "app/lifecycle.h"
+#include "tenant/check.h"
+#include "tenant/plans.h"
 #include "api/tx.h"
 #include "api/validate.h"
 #include "auth/jwt.h"
-#include "http/problem.h"
 #include "tenant/provision.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *const plan_names[] = {"free", "starter", "pro", "enterprise", NULL};
 
 static void release_tenant(void *p)
 {
@@ -40,16 +38,47 @@ int api_admin_find_tenant(struct http_req *req, struct tnt_tenant **out)
     return rc;
 }
 
+static const char *const create_fields[] = {"slug",   "name",  "plan", "isolation",
+                                            "server", "owner", NULL};
+
+/* The POST /admin/tenants body {slug,name,plan?,isolation?,server?,owner?} into s: types
+ * and the request's own detail wording here, the values' rules in app_tenant_create. */
+static int create_spec(struct http_req *req, json_t *body, struct app_tenant_spec *s,
+                       struct tnt_owner *owner, const char **detail)
+{
+    int rc;
+    memset(s, 0, sizeof(*s));
+    if ((rc = api_no_unknown(req, body, create_fields, detail)) < 0 ||
+        (rc = api_field_str(req, body, "slug", 1, 40, &s->slug, detail)) < 0 ||
+        (rc = api_field_str(req, body, "name", 1, 200, &s->name, detail)) < 0 ||
+        (rc = api_field_enum(req, body, "plan", 0, tnt_plan_names, &s->plan, detail)) < 0 ||
+        (rc = api_field_enum(req, body, "isolation", 0, tnt_isolation_names, &s->isolation,
+                             detail)) < 0 ||
+        (rc = api_field_str(req, body, "server", 0, 64, &s->server, detail)) < 0)
+        return rc;
+    json_t *o = json_object_get(body, "owner");
+    if (o && !json_is_null(o)) {
+        if ((rc = api_owner_fields(req, o, owner, detail)) < 0)
+            return rc;
+        s->owner = owner;
+    }
+    return 0;
+}
+
 int api_admin_tenants_create(struct http_req *req)
 {
     json_t *body = NULL, *out = NULL;
     const char *detail = NULL;
+    struct app_tenant_spec spec;
+    struct tnt_owner owner;
     int rc = http_body_object(req, &body);
     if (rc == 0)
-        rc = api_tenant_create(req, body, &out, &detail);
+        rc = create_spec(req, body, &spec, &owner, &detail);
+    if (rc == 0)
+        rc = app_tenant_create(req->app, &spec, &out, &detail);
     json_decref(body);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc < 0 ? rc : http_reply_json(req, 201, out);
 }
 
@@ -69,7 +98,7 @@ int api_admin_tenants_list(struct http_req *req)
     const char *cus, *cid, *detail = NULL;
     int rc = api_paging(req, &limit, &cus, &cid, &detail);
     if (rc < 0)
-        return http_problem_send(req, rc, detail);
+        return api_fail(req, rc, detail);
     char lim[8];
     snprintf(lim, sizeof(lim), "%d", limit);
     const char *p[3] = {lim, cus, cid};
@@ -91,7 +120,7 @@ int api_admin_tenants_get(struct http_req *req)
     if (rc < 0)
         return rc;
     req->tenant = t;
-    if ((rc = api_tenant_usage(req->app, t, &usage)) < 0)
+    if ((rc = app_tenant_usage(req->app, t, &usage)) < 0)
         return rc;
     json_t *j = tnt_tenant_json(t);
     json_object_set_new(j, "usage", usage);
@@ -100,7 +129,6 @@ int api_admin_tenants_get(struct http_req *req)
 
 static const char *const patch_fields[] = {"name", "plan", "status", "subscription_expires_at",
                                            NULL};
-static const char *const status_names[] = {"active", "suspended", NULL};
 
 int api_admin_tenants_update(struct http_req *req)
 {
@@ -124,15 +152,15 @@ int api_admin_tenants_update(struct http_req *req)
             goto out;
         }
     if ((rc = api_field_str(req, body, "name", 0, 200, &name, &detail)) < 0 ||
-        (rc = api_field_enum(req, body, "plan", 0, plan_names, &plan, &detail)) < 0 ||
-        (rc = api_field_enum(req, body, "status", 0, status_names, &status, &detail)) < 0)
+        (rc = api_field_enum(req, body, "plan", 0, tnt_plan_names, &plan, &detail)) < 0 ||
+        (rc = api_field_enum(req, body, "status", 0, tnt_status_names, &status, &detail)) < 0)
         goto out;
     json_t *e = json_object_get(body, "subscription_expires_at");
     if (e && !json_is_null(e) &&
         (rc = api_field_str(req, body, "subscription_expires_at", 1, 64, &expires, &detail)) < 0)
         goto out;
-    struct api_tenant_patch p = {name, plan, status, e != NULL, expires};
-    rc = api_tenant_update(req->app, t->id, &p, &nt);
+    struct app_tenant_patch p = {name, plan, status, e != NULL, expires};
+    rc = app_tenant_update(req->app, t->id, &p, &nt);
     if (rc == TD_EVALIDATION && !detail)
         detail = "subscription_expires_at must be an RFC 3339 timestamp";
     if (rc < 0)
@@ -141,8 +169,8 @@ int api_admin_tenants_update(struct http_req *req)
     tnt_tenant_unref(nt);
 out:
     json_decref(body);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc;
 }
 
@@ -154,9 +182,8 @@ int api_admin_tenants_delete(struct http_req *req)
         return rc;
     const char *confirm = http_query(req, "confirm");
     if (!confirm || strcmp(confirm, t->slug) != 0)
-        return http_problem_send(req, TD_EBADREQ,
-                                 "confirm must be the tenant's slug: ?confirm=<slug>");
-    if ((rc = api_tenant_delete(req->app, t)) < 0)
+        return api_fail(req, TD_EBADREQ, "confirm must be the tenant's slug: ?confirm=<slug>");
+    if ((rc = app_tenant_delete(req->app, t)) < 0)
         return rc;
     return http_reply_empty(req, 204);
 }

@@ -3,7 +3,7 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/metrics.h"
 #include "api/internal.h"
 #include "api/tx.h"
@@ -11,7 +11,6 @@
 #include "auth/jwt.h"
 #include "auth/password.h"
 #include "auth/throttle.h"
-#include "http/problem.h"
 #include "tenant/provision.h"
 
 #include <stdio.h>
@@ -115,8 +114,8 @@ out:
     free(owner_json);
     json_decref(body);
     json_decref(out);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc;
 }
 
@@ -166,8 +165,8 @@ int api_login(struct http_req *req)
         json_decref(out);
 out:
     json_decref(body);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc;
 }
 

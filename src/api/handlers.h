@@ -1,14 +1,16 @@
 /*
  * handlers.h - the route handlers (the .c files of src/api) and the guard they run behind.
- * Each handler queues exactly one response, or returns a negative TD_E* code that
- * api_dispatch turns into a problem response.
+ * Each handler queues exactly one response, or returns a negative TD_E* code, with its
+ * reason in req->detail (api_fail, internal.h), that api_dispatch turns into the problem
+ * response: no handler writes problem+json itself.
  */
 #ifndef TD_API_HANDLERS_H
 #define TD_API_HANDLERS_H
 
 #include "http/request.h"
 
-/* guard.c: admin token, tenant identification, user token, status, API budget. */
+/* guard.c: admin token, tenant identification, user token, status, API budget. Returns 0
+ * to go on to the handler, or a TD_E* code with req->detail (nothing queued). */
 int api_guard(struct http_req *req) TD_MUSTCHECK;
 
 /* restore.c */

@@ -4,7 +4,7 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "backup/backup.h"
 
 #include <string.h>

@@ -15,6 +15,17 @@
     DB_SQL_OBJECT(a ".id, " a ".email, " a ".name, " a                                             \
                     ".role, " DB_SQL_TS(a ".created_at") " AS created_at")
 
+/* The one way a handler or the guard refuses: detail (static or in req->arena) goes on the
+ * request and err comes back, for api_dispatch to write as problem+json. A NULL detail
+ * keeps one set deeper down (api_tenant_exec), else the problem says the code's title.
+ * `return api_fail(req, TD_ECONFLICT, "this slug is taken");` */
+static inline int api_fail(struct http_req *req, int err, const char *detail)
+{
+    if (detail)
+        req->detail = detail;
+    return err;
+}
+
 /* Tie a tenant reference to the request: released when the request's arena is freed. */
 void api_hold_tenant(struct http_req *req, struct tnt_tenant *t);
 

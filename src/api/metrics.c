@@ -7,7 +7,8 @@
  */
 #include "api/metrics.h"
 
-#include "api/app.h"
+#include "api/api.h"
+#include "app/app.h"
 #include "backup/backup.h"
 #include "api/handlers.h"
 #include "core/mem.h"

@@ -6,7 +6,7 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "core/mem.h"
 #include "db/sqljson.h"
 #include "migrate/files.h"
@@ -36,7 +36,7 @@ int api_admin_migrations(struct http_req *req)
 {
     const char *dir = req->app->cfg->migrations_dir;
     char expected[16], cat_expected[16];
-    snprintf(expected, sizeof(expected), "%d", mig_expected_version(dir));
+    snprintf(expected, sizeof(expected), "%d", mig_expected_get(&req->app->expected));
     char *cat_dir = td_xasprintf("%s/catalog", dir);
     int latest = mig_dir_latest(cat_dir);
     free(cat_dir);

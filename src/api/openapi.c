@@ -5,7 +5,8 @@
  */
 #include "api/openapi.h"
 
-#include "api/app.h"
+#include "api/api.h"
+#include "app/app.h"
 #include "core/err.h"
 #include "core/mem.h"
 #include "http/router.h"

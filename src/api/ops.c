@@ -3,12 +3,12 @@
  * the access log.
  */
 #include "api/handlers.h"
+#include "api/internal.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/metrics.h"
 #include "api/openapi.h"
 #include "db/sqljson.h"
-#include "http/problem.h"
 #include "resource/resource.h"
 
 #include <pthread.h>
@@ -83,7 +83,7 @@ int api_admin_analytics(struct http_req *req)
     char *end = NULL;
     long limit = ls ? strtol(ls, &end, 10) : 100;
     if (ls && (!*ls || *end || limit < 1 || limit > 1000))
-        return http_problem_send(req, TD_EBADREQ, "limit must be an integer from 1 to 1000");
+        return api_fail(req, TD_EBADREQ, "limit must be an integer from 1 to 1000");
     char lim[16];
     snprintf(lim, sizeof(lim), "%ld", limit);
     PGconn *pg = NULL;

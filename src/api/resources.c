@@ -3,10 +3,10 @@
  * resolved against the current table description when no built-in route matches. The
  * statements come from src/resource; PostgreSQL's refusals become §7's problem codes.
  */
-#include "api/app.h"
 #include "api/handlers.h"
+#include "api/internal.h"
+#include "app/app.h"
 #include "api/tx.h"
-#include "http/problem.h"
 #include "http/router.h"
 #include "resource/resource.h"
 
@@ -78,16 +78,14 @@ static const char *higher(const char *a, const char *b)
 
 static int fail(struct http_req *req, int rc, const char *detail)
 {
-    if (detail)
-        http_problem_send(req, rc, detail);
-    return rc;
+    return rc < 0 ? api_fail(req, rc, detail) : rc;
 }
 
 /* PostgreSQL's refusal of a write, in §7's terms. */
 static int translate(struct http_req *req, const struct res_table *t, int rc,
                      const struct db_error *e, int deleting)
 {
-    if (req->responded || !e->sqlstate[0])
+    if (!e->sqlstate[0])
         return rc;
     const char *s = e->sqlstate, *detail = NULL;
     if (!strcmp(s, "23505"))

@@ -5,7 +5,7 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/internal.h"
 #include "api/validate.h"
 #include "auth/jwt.h"
@@ -223,8 +223,8 @@ static int restore_or_clone(struct http_req *req, int clone)
     if (!auth_is_uuid(key) && !api_check_slug(key))
         return TD_ETENANT_NOTFOUND;
     if (!bkp_can_restore(req->app->backup))
-        return http_problem_send(req, TD_EUNAVAILABLE,
-                                 "restore and clone need the embedded cluster with backups on");
+        return api_fail(req, TD_EUNAVAILABLE,
+                        "restore and clone need the embedded cluster with backups on");
     if ((rc = http_body_object(req, &body)) < 0)
         goto out;
     if ((rc = api_no_unknown(req, body, clone ? clone_fields : restore_fields, &detail)) < 0 ||
@@ -264,8 +264,8 @@ static int restore_or_clone(struct http_req *req, int clone)
 out:
     PQfinish(pg);
     json_decref(body);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc;
 }
 

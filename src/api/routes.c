@@ -1,7 +1,8 @@
 /*
  * routes.c - the route table, dispatch (route, guard, handler) and the access log.
  */
-#include "api/app.h"
+#include "api/api.h"
+#include "app/app.h"
 #include "api/handlers.h"
 #include "core/log.h"
 #include "http/problem.h"
@@ -93,11 +94,13 @@ int api_dispatch(struct http_req *req)
         return http_problem_send(req, TD_ENOTFOUND, "no such route");
     req->route_flags = r->flags;
     req->route_pattern = r->pattern;
-    if (api_guard(req))
-        return 0;
-    int rc = r->handler(req);
+    /* the guard and the handlers return a TD_E* code with req->detail: the problem
+     * response is written here and nowhere else in src/api */
+    int rc = api_guard(req);
+    if (rc == 0)
+        rc = r->handler(req);
     if (rc < 0 && !req->responded)
-        return http_problem_send(req, rc, NULL);
+        return http_problem_send(req, rc, req->detail);
     return 0;
 }
 

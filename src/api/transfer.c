@@ -5,12 +5,11 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/internal.h"
 #include "api/validate.h"
 #include "auth/jwt.h"
 #include "core/log.h"
-#include "http/problem.h"
 #include "tenant/export.h"
 #include "tenant/move.h"
 
@@ -61,8 +60,8 @@ int api_admin_tenants_move(struct http_req *req)
 out:
     tnt_tenant_unref(moved);
     json_decref(body);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc;
 }
 
@@ -212,7 +211,7 @@ int api_admin_tenants_import(struct http_req *req)
         rc = http_reply_json(req, 201, tnt_tenant_json(t));
     tnt_tenant_unref(t);
     tnt_import_free(im);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc;
 }

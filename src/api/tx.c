@@ -4,9 +4,9 @@
  */
 #include "api/tx.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/internal.h"
-#include "api/usercheck.h"
+#include "tenant/usercheck.h"
 #include "api/validate.h"
 #include "http/problem.h"
 #include "http/router.h"
@@ -40,11 +40,11 @@ static int tenant_moved(struct http_req *req)
     return 1;
 }
 
-/* A read whose user check may come from api_usercheck (writes always check). */
+/* A read whose user check may come from tnt_usercheck (writes always check). */
 static int may_skip_check(const struct http_req *req, const char *min_role)
 {
     return (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) &&
-           api_usercheck_ok(req->tenant, req->claims.sub, min_role, req->app->cfg->user_check_ttl);
+           tnt_usercheck_ok(req->tenant, req->claims.sub, min_role, req->app->cfg->user_check_ttl);
 }
 
 /* The target and statements of req's transaction: the user check (when there is a user
@@ -91,7 +91,7 @@ static int run_tx(struct http_req *req, const char *min_role, const struct db_st
     if (rc == 0 && *k && out[0] && PQntuples(out[0]) == 1)
         snprintf(role, sizeof(role), "%s", PQgetvalue(out[0], 0, 0));
     if (rc == 0 && role[0])
-        api_usercheck_put(req->tenant, req->claims.sub, role);
+        tnt_usercheck_put(req->tenant, req->claims.sub, role);
     return rc;
 }
 
@@ -114,10 +114,9 @@ int api_tenant_exec_err(struct http_req *req, const char *min_role, const struct
      * before any tenant schema. Operator routes still reach the old storage. */
     if ((req->route_flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON)) &&
         req->tenant->isolation != TNT_ISO_POOL &&
-        req->tenant->schema_version < mig_expected_version(req->app->cfg->migrations_dir)) {
-        http_problem_send(req, TD_EUNAVAILABLE,
-                          "this tenant's storage is being migrated; retry shortly");
-        return TD_EUNAVAILABLE;
+        req->tenant->schema_version < mig_expected_get(&req->app->expected)) {
+        return api_fail(req, TD_EUNAVAILABLE,
+                        "this tenant's storage is being migrated; retry shortly");
     }
     int check = !req->has_claims || !may_skip_check(req, min_role);
     int rc = run_tx(req, min_role, stmts, n, check, out, &k, err);
@@ -207,7 +206,7 @@ int api_list(struct http_req *req, const char *first, const char *after, const c
     const char *cus, *cid, *detail = NULL;
     int rc = api_paging(req, &limit, &cus, &cid, &detail);
     if (rc < 0)
-        return http_problem_send(req, rc, detail);
+        return api_fail(req, rc, detail);
     char lim[8];
     snprintf(lim, sizeof(lim), "%d", limit);
     const char **p = td_arena_alloc(req->arena, 3 * sizeof(char *));

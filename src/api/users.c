@@ -5,15 +5,14 @@
  */
 #include "api/handlers.h"
 
-#include "api/app.h"
+#include "app/app.h"
 #include "api/internal.h"
-#include "api/lifecycle.h"
-#include "api/plans.h"
+#include "app/lifecycle.h"
+#include "tenant/plans.h"
 #include "api/tx.h"
 #include "api/validate.h"
 #include "auth/jwt.h"
 #include "auth/password.h"
-#include "http/problem.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -153,7 +152,7 @@ int api_users_create(struct http_req *req)
         goto out;
     if ((rc = auth_password_hash(pw, hash)) < 0)
         goto out;
-    const struct api_plan *plan = api_plan_get(req->tenant->plan);
+    const struct tnt_plan *plan = tnt_plan_get(req->tenant->plan);
     char lim[24];
     snprintf(lim, sizeof(lim), "%ld", plan ? plan->max_users : -1L);
     const char *p[8] = {
@@ -175,8 +174,8 @@ int api_users_create(struct http_req *req)
         rc = api_reply_row(req, 201, r);
 out:
     json_decref(body);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc;
 }
 
@@ -214,12 +213,12 @@ int api_users_update(struct http_req *req)
         goto out;
     /* reads remember user checks (usercheck.h): a new role must be seen everywhere now */
     if (role)
-        api_tenant_notify(req->app, req->tenant->id);
+        app_tenant_notify(req->app, req->tenant->id);
     rc = http_reply_json_text(req, 200, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
 out:
     json_decref(body);
-    if (rc < 0 && detail)
-        return http_problem_send(req, rc, detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
     return rc;
 }
 
@@ -235,8 +234,8 @@ int api_users_delete(struct http_req *req)
     if (rc < 0)
         return rc;
     if ((rc = rule_result(PQgetvalue(r, 0, 0), &detail)) < 0)
-        return detail ? http_problem_send(req, rc, detail) : rc;
+        return api_fail(req, rc, detail);
     /* reads remember user checks (usercheck.h): the removed user's token must stop now */
-    api_tenant_notify(req->app, req->tenant->id);
+    app_tenant_notify(req->app, req->tenant->id);
     return http_reply_empty(req, 204);
 }

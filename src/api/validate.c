@@ -4,6 +4,7 @@
 #include "api/validate.h"
 
 #include "auth/jwt.h"
+#include "tenant/check.h"
 
 #include <ctype.h>
 #include <sodium.h>
@@ -12,19 +13,7 @@
 
 size_t api_utf8_len(const char *s)
 {
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            n++;
-    return n;
-}
-
-static int blank(const char *s)
-{
-    for (; *s; s++)
-        if (!isspace((unsigned char)*s))
-            return 0;
-    return 1;
+    return tnt_text_len(s);
 }
 
 int api_field_str(struct http_req *req, json_t *obj, const char *name, int required, size_t max,
@@ -47,7 +36,7 @@ int api_field_str(struct http_req *req, json_t *obj, const char *name, int requi
         *detail = td_arena_printf(req->arena, "%s must not contain NUL", name);
         return TD_EVALIDATION;
     }
-    if (blank(s)) {
+    if (tnt_text_blank(s)) {
         *detail = td_arena_printf(req->arena, "%s must not be empty", name);
         return TD_EVALIDATION;
     }
@@ -84,9 +73,7 @@ int api_field_enum(struct http_req *req, json_t *obj, const char *name, int requ
 
 int api_check_email(struct http_req *req, const char *email, const char **detail)
 {
-    const char *at = strchr(email, '@');
-    if (!at || strchr(at + 1, '@') || at == email || at[1] == '\0' || api_utf8_len(email) > 254 ||
-        strpbrk(email, " \t\r\n")) {
+    if (!tnt_email_ok(email)) {
         *detail = td_arena_strdup(req->arena, "email is not a valid address");
         return TD_EVALIDATION;
     }
@@ -95,8 +82,7 @@ int api_check_email(struct http_req *req, const char *email, const char **detail
 
 int api_check_password(struct http_req *req, const char *pw, const char **detail)
 {
-    size_t n = api_utf8_len(pw);
-    if (n < 8 || n > 128) {
+    if (!tnt_password_ok(pw)) {
         *detail = td_arena_strdup(req->arena, "password must have 8 to 128 characters");
         return TD_EVALIDATION;
     }
@@ -105,16 +91,7 @@ int api_check_password(struct http_req *req, const char *pw, const char **detail
 
 int api_check_slug(const char *slug)
 {
-    size_t n = strlen(slug);
-    if (n < 3 || n > 40 || !islower((unsigned char)slug[0]) || slug[n - 1] == '-')
-        return 0;
-    /* a UUID-shaped slug would read as a tenant id wherever "{id or slug}" is accepted */
-    if (auth_is_uuid(slug))
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!islower((unsigned char)slug[i]) && !isdigit((unsigned char)slug[i]) && slug[i] != '-')
-            return 0;
-    return 1;
+    return tnt_slug_ok(slug);
 }
 
 int api_no_unknown(struct http_req *req, json_t *obj, const char *const *allowed,

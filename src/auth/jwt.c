@@ -3,6 +3,8 @@
  */
 #include "auth/jwt.h"
 
+#include "core/mem.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <jwt.h>
@@ -83,10 +85,10 @@ static int well_formed(const char *token)
 
 /*
  * Tokens already verified, so that a client's every request does not decode base64, parse
- * two JSON documents and compute an HMAC again. A hit needs the same token bytes and the
- * same secret (fingerprint); exp is checked against now on every hit, so the answer is
+ * two JSON documents and compute an HMAC again. A hit needs the same token bytes (the
+ * secret is the object's own); exp is checked against now on every hit, so the answer is
  * the one a full verification would give. Direct-mapped on a keyed SipHash (random key per
- * process: a client cannot aim collisions), one lock per stripe of slots.
+ * object: a client cannot aim collisions), one lock per stripe of slots.
  */
 #define VCACHE_SLOTS 16384 /* power of two */
 #define VCACHE_STRIPES 64
@@ -94,44 +96,54 @@ static int well_formed(const char *token)
 
 struct vslot {
     uint64_t hash;
-    uint64_t secret_fp;
     char *token; /* NULL: empty */
     size_t len;
     struct auth_claims claims;
 };
 
-static struct vslot vslots[VCACHE_SLOTS];
-static pthread_mutex_t vlocks[VCACHE_STRIPES];
-static unsigned char vkey[crypto_shorthash_KEYBYTES];
-static pthread_once_t vonce = PTHREAD_ONCE_INIT;
-static int vready;
+struct auth_jwt {
+    char *secret;
+    struct vslot *slots; /* VCACHE_SLOTS */
+    pthread_mutex_t locks[VCACHE_STRIPES];
+    unsigned char key[crypto_shorthash_KEYBYTES];
+};
 
-static void vcache_init(void)
+struct auth_jwt *auth_jwt_new(const char *secret)
 {
-    if (sodium_init() < 0)
-        return;
-    randombytes_buf(vkey, sizeof(vkey));
+    if (sodium_init() < 0) /* idempotent; randombytes_buf needs it */
+        abort();
+    struct auth_jwt *j = td_xcalloc(1, sizeof(*j));
+    j->secret = td_xstrdup(secret);
+    j->slots = td_xcalloc(VCACHE_SLOTS, sizeof(*j->slots));
+    randombytes_buf(j->key, sizeof(j->key));
     for (int i = 0; i < VCACHE_STRIPES; i++)
-        pthread_mutex_init(&vlocks[i], NULL);
-    vready = 1;
+        pthread_mutex_init(&j->locks[i], NULL);
+    return j;
 }
 
-static uint64_t vhash(const char *s, size_t len)
+void auth_jwt_free(struct auth_jwt *j)
 {
-    uint64_t h;
-    crypto_shorthash((unsigned char *)&h, (const unsigned char *)s, len, vkey);
-    return h;
+    if (!j)
+        return;
+    for (size_t i = 0; i < VCACHE_SLOTS; i++)
+        free(j->slots[i].token);
+    for (int i = 0; i < VCACHE_STRIPES; i++)
+        pthread_mutex_destroy(&j->locks[i]);
+    sodium_memzero(j->secret, strlen(j->secret));
+    free(j->secret);
+    free(j->slots);
+    free(j);
 }
 
-static int vcache_get(uint64_t h, uint64_t fp, const char *token, size_t len, time_t now,
+static int vcache_get(struct auth_jwt *j, uint64_t h, const char *token, size_t len, time_t now,
                       struct auth_claims *c)
 {
-    struct vslot *v = &vslots[h & (VCACHE_SLOTS - 1)];
-    pthread_mutex_t *m = &vlocks[h % VCACHE_STRIPES];
+    struct vslot *v = &j->slots[h & (VCACHE_SLOTS - 1)];
+    pthread_mutex_t *m = &j->locks[h % VCACHE_STRIPES];
     int hit = 0;
     pthread_mutex_lock(m);
-    if (v->token && v->hash == h && v->secret_fp == fp && v->len == len &&
-        memcmp(v->token, token, len) == 0 && v->claims.exp > (long)now) {
+    if (v->token && v->hash == h && v->len == len && memcmp(v->token, token, len) == 0 &&
+        v->claims.exp > (long)now) {
         *c = v->claims;
         hit = 1;
     }
@@ -139,59 +151,39 @@ static int vcache_get(uint64_t h, uint64_t fp, const char *token, size_t len, ti
     return hit;
 }
 
-static void vcache_put(uint64_t h, uint64_t fp, const char *token, size_t len,
+static void vcache_put(struct auth_jwt *j, uint64_t h, const char *token, size_t len,
                        const struct auth_claims *c)
 {
-    struct vslot *v = &vslots[h & (VCACHE_SLOTS - 1)];
-    pthread_mutex_t *m = &vlocks[h % VCACHE_STRIPES];
-    char *copy = malloc(len);
-    if (!copy)
-        return;
+    struct vslot *v = &j->slots[h & (VCACHE_SLOTS - 1)];
+    pthread_mutex_t *m = &j->locks[h % VCACHE_STRIPES];
+    char *copy = td_xmalloc(len);
     memcpy(copy, token, len);
     pthread_mutex_lock(m);
     char *old = v->token;
     v->token = copy;
     v->len = len;
     v->hash = h;
-    v->secret_fp = fp;
     v->claims = *c;
     pthread_mutex_unlock(m);
     free(old);
 }
 
-void auth_jwt_cache_clear(void)
-{
-    if (!vready)
-        return;
-    for (size_t i = 0; i < VCACHE_SLOTS; i++) {
-        pthread_mutex_t *m = &vlocks[i % VCACHE_STRIPES];
-        pthread_mutex_lock(m);
-        free(vslots[i].token);
-        vslots[i].token = NULL;
-        pthread_mutex_unlock(m);
-    }
-}
-
-static int verify_full(const char *secret, const char *token, time_t now, struct auth_claims *c);
-
-int auth_jwt_verify(const char *secret, const char *token, time_t now, struct auth_claims *c)
+int auth_jwt_check(struct auth_jwt *j, const char *token, time_t now, struct auth_claims *c)
 {
     size_t len = token ? strlen(token) : 0;
     if (!token || len > VCACHE_MAX_TOKEN) /* rare: verified every time */
-        return verify_full(secret, token, now, c);
-    pthread_once(&vonce, vcache_init);
-    if (!vready)
-        return verify_full(secret, token, now, c);
-    uint64_t h = vhash(token, len), fp = vhash(secret, strlen(secret));
-    if (vcache_get(h, fp, token, len, now, c))
+        return auth_jwt_verify(j->secret, token, now, c);
+    uint64_t h;
+    crypto_shorthash((unsigned char *)&h, (const unsigned char *)token, len, j->key);
+    if (vcache_get(j, h, token, len, now, c))
         return 0;
-    int rc = verify_full(secret, token, now, c);
+    int rc = auth_jwt_verify(j->secret, token, now, c);
     if (rc == 0)
-        vcache_put(h, fp, token, len, c);
+        vcache_put(j, h, token, len, c);
     return rc;
 }
 
-static int verify_full(const char *secret, const char *token, time_t now, struct auth_claims *c)
+int auth_jwt_verify(const char *secret, const char *token, time_t now, struct auth_claims *c)
 {
     jwt_t *jwt = NULL;
     int rc = TD_EUNAUTHORIZED;

@@ -17,14 +17,23 @@ int auth_jwt_sign(const char *secret, const char *sub, const char *tid, const ch
 /*
  * Verify token against secret at time now: HS256 only (any other alg, "none" included,
  * fails), signature, exp > now, and claims sub/tid (UUIDs) and role present. Fills *c.
- * Returns 0 or TD_EUNAUTHORIZED. Thread-safe. A token verified before under the same
- * secret is answered from a bounded cache (exp still checked against now).
+ * Returns 0 or TD_EUNAUTHORIZED. Thread-safe; remembers nothing.
  */
 int auth_jwt_verify(const char *secret, const char *token, time_t now,
                     struct auth_claims *c) TD_MUSTCHECK;
 
-/* Forget every verified token auth_jwt_verify remembers (at exit, for leak checkers). */
-void auth_jwt_cache_clear(void);
+/* One signing secret and the tokens verified with it (one per application). */
+struct auth_jwt;
+
+/* A verifier for secret (copied). Allocation failure aborts. */
+struct auth_jwt *auth_jwt_new(const char *secret);
+/* Free j and every token it remembers. NULL is a no-op. */
+void auth_jwt_free(struct auth_jwt *j);
+/* auth_jwt_verify() with j's secret; a token verified before is answered from a bounded
+ * cache (exp still checked against now), so the answer is always a full verification's.
+ * Thread-safe. */
+int auth_jwt_check(struct auth_jwt *j, const char *token, time_t now,
+                   struct auth_claims *c) TD_MUSTCHECK;
 
 /* 1 when s is a canonical lowercase-or-uppercase UUID text (8-4-4-4-12 hex). */
 int auth_is_uuid(const char *s);

@@ -9,6 +9,7 @@
 #include "core/mem.h"
 #include "pg/cluster.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -202,7 +203,7 @@ static int stanza_create(struct bkp *b)
 static long long parse_backups(struct bkp *b, json_t *info)
 {
     json_t *list = json_object_get(json_array_get(info, 0), "backup");
-    long long last = 0, oldest = 0, n = 0;
+    long long last = 0, last_full = 0, oldest = 0, n = 0;
     size_t i;
     json_t *bk;
     json_array_foreach(list, i, bk)
@@ -213,11 +214,15 @@ static long long parse_backups(struct bkp *b, json_t *info)
             continue;
         if (stop > last)
             last = stop;
+        const char *type = json_string_value(json_object_get(bk, "type"));
+        if (type && strcmp(type, "full") == 0 && stop > last_full)
+            last_full = stop;
         if (!oldest || stop < oldest)
             oldest = stop;
         n++;
     }
     atomic_store(&b->last_backup, last);
+    atomic_store(&b->last_full, last_full);
     atomic_store(&b->oldest_backup, oldest);
     atomic_store(&b->backups, n);
     return n;
@@ -242,14 +247,18 @@ int bkp__refresh_info(struct bkp *b)
     return rc;
 }
 
-static void run_backup(struct bkp *b)
+/* type: "full", or "incr" (the files changed since the last backup: cheap to take, and it
+ * bounds the WAL a restore must replay to one incremental interval). */
+static void run_backup(struct bkp *b, const char *type)
 {
-    const char *args[] = {"--type=full", "backup", NULL};
+    char *opt = td_xasprintf("--type=%s", type);
+    const char *args[] = {opt, "backup", NULL};
     long long t0 = bkp__now_ms();
-    td_log_info("backup: taking a full base backup of the embedded cluster");
+    td_log_info("backup: taking a base backup (%s) of the embedded cluster", type);
     int st = bkp__pgbackrest(b, args, NULL);
+    free(opt);
     if (st == 0)
-        td_log_info("backup: full base backup done in %lld ms", bkp__now_ms() - t0);
+        td_log_info("backup: base backup (%s) done in %lld ms", type, bkp__now_ms() - t0);
     else
         td_log_error("backup: pgbackrest backup failed (exit status %d), see %s/log", st, b->dir);
     bkp__refresh_info(b);
@@ -293,6 +302,28 @@ static void check_servers(struct bkp *b)
     }
 }
 
+/* The exports a restore keeps of the rows it replaced serve the longest window; what a
+ * crashed job left of its own export serves nothing after a day. */
+static void expire_exports(struct bkp *b)
+{
+    char *dir = td_xasprintf("%s/exports", b->dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    time_t now = time(NULL);
+    while (d && (e = readdir(d))) {
+        struct stat st;
+        char *p = td_xasprintf("%s/%s", dir, e->d_name);
+        long keep = strncmp(e->d_name, "replaced-", 9) == 0 ? BKP_RETENTION_DAYS * 86400L : 86400L;
+        if (e->d_name[0] != '.' && stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+            now - st.st_mtime > keep && unlink(p) == 0)
+            td_log_info("backup: removed %s, older than it is kept", p);
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
 /* Seconds to sleep, 0 when stopping. */
 static int nap(struct bkp *b, int s)
 {
@@ -318,11 +349,13 @@ static void *schedule_main(void *arg)
         time_t now = time(NULL);
         if (now >= next_info) {
             bkp__refresh_info(b);
+            expire_exports(b);
             next_info = now + 60;
         }
-        long long last = atomic_load(&b->last_backup);
-        if (!last || now - last >= b->cfg->backup_interval) {
-            run_backup(b);
+        long long full = atomic_load(&b->last_full), last = atomic_load(&b->last_backup);
+        int want_full = !full || now - full >= b->cfg->backup_interval;
+        if (want_full || now - last >= b->cfg->backup_incr) {
+            run_backup(b, want_full ? "full" : "incr");
             refresh_archiver(b); /* the backup's own WAL was just archived */
             next_info = time(NULL) + 60;
         }

@@ -34,7 +34,7 @@ struct bkp {
     pthread_cond_t cv;
     int stop;
     pthread_mutex_t restore_mu; /* one scratch recovery at a time (2 cores, disk) */
-    atomic_llong last_backup, oldest_backup, backups;
+    atomic_llong last_backup, last_full, oldest_backup, backups;
     struct bkp__server servers[BKP_MAX_SERVERS];
     struct jobs_kind_ext kinds[2];
 };

@@ -144,7 +144,8 @@ static int export_to(struct job *j, struct db *db, const struct tnt_tenant *t, c
         rc = TD_EUNAVAILABLE;
     if (rc < 0)
         return fail(j, rc, "could not export the tenant to %s", path);
-    j->rows = n - 1;
+    if (!j->rows)
+        j->rows = n - 1; /* the copy's export, not the kept one of the replaced rows */
     return 0;
 }
 

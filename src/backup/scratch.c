@@ -85,8 +85,11 @@ static int start_failure(const struct bkp__scratch *s, char *err, size_t cap)
     FILE *f = fopen(path, "re");
     char line[1024];
     int rc = TD_EUNAVAILABLE;
-    snprintf(err, cap, "the recovered copy did not start (see %s)", path);
+    snprintf(err, cap, "the recovered copy did not start (see the server log)");
+    char last[1024] = "";
     while (f && fgets(line, sizeof(line), f)) {
+        if (strstr(line, "FATAL:") || strstr(line, "PANIC:"))
+            snprintf(last, sizeof(last), "%s", line);
         if (strstr(line, "before consistent recovery point") ||
             strstr(line, "recovery ended before configured recovery target")) {
             snprintf(err, cap, "no base backup and archived WAL reach that moment");
@@ -95,6 +98,9 @@ static int start_failure(const struct bkp__scratch *s, char *err, size_t cap)
     }
     if (f)
         fclose(f);
+    /* the scratch directory, log included, is removed when the job ends */
+    last[strcspn(last, "\n")] = '\0';
+    td_log_error("backup: the recovered copy in %s stopped: %s", s->dir, last[0] ? last : "?");
     free(path);
     return rc;
 }

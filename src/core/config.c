@@ -100,20 +100,19 @@ static int valid_bool(const char *v)
 }
 
 /*
- * Connections kept open per server when TENANTD_MAX_CONNECTIONS is unset: a hot tenant
- * database keeps one warm backend (docs/isolation.md: about 1.5 MiB of private memory
- * each after use, 4 MiB budgeted here with its share of the catalog cache), within an
- * eighth of physical memory, at least the admission limit, and at most 200, which
- * leaves room under the embedded cluster's max_connections (300) for administration,
- * migrations and a second tenantd instance.
+ * Connections kept open per server when TENANTD_MAX_CONNECTIONS is unset: each hot tenant
+ * database keeps one warm backend (about 2 MiB of private memory after use, measured in
+ * docs/isolation.md; 4 MiB budgeted), within an eighth of physical memory, at least the
+ * admission limit and at most 400, which leaves room under the embedded cluster's
+ * max_connections (500) for administration, migrations and the job workers.
  */
 static int default_max_connections(int pool_size)
 {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     long long mem = pages > 0 && page > 0 ? (long long)pages * page : 2LL << 30;
     long long n = mem / 8 / (4LL << 20);
-    if (n > 200)
-        n = 200;
+    if (n > 400)
+        n = 400;
     if (n < pool_size)
         n = pool_size;
     return (int)n;
@@ -160,6 +159,8 @@ static const struct cfg_entry entries[] = {
     {"backup", CFG_INT, OFF(backup), "1", "TENANTD_BACKUP", NULL, valid_bool},
     {"backup_dir", CFG_STR, OFF(backup_dir), NULL, "TENANTD_BACKUP_DIR", NULL, valid_nonempty},
     {"backup_interval", CFG_INT, OFF(backup_interval), "86400", "TENANTD_BACKUP_INTERVAL", NULL,
+     valid_pos_int},
+    {"backup_incr", CFG_INT, OFF(backup_incr), "3600", "TENANTD_BACKUP_INCR_INTERVAL", NULL,
      valid_pos_int},
     {"metrics_token", CFG_STR, OFF(metrics_token), NULL, "TENANTD_METRICS_TOKEN", NULL,
      valid_secret},

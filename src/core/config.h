@@ -39,6 +39,7 @@ struct td_config {
     int backup;              /* 1: WAL archiving and base backups of the embedded cluster */
     char *backup_dir;        /* NULL: <data_dir>/backups */
     int backup_interval;     /* seconds between full base backups */
+    int backup_incr;         /* seconds between incremental backups (shorter WAL replay) */
 };
 
 /*

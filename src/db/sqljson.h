@@ -7,8 +7,11 @@
 #ifndef TD_DB_SQLJSON_H
 #define TD_DB_SQLJSON_H
 
-/* A timestamptz expression as the API's timestamp text (NULL stays NULL). */
-#define DB_SQL_TS(x) "to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+/* A timestamptz expression as the API's timestamp text (NULL stays NULL). The colons of
+ * the format are written \x3A: statements captured from the server log are replayed by
+ * pgbench (bench/), which would take :MI and :SS for its own variables. */
+#define DB_SQL_TS(x)                                                                               \
+    "to_char((" x ") AT TIME ZONE 'UTC', E'YYYY-MM-DD\"T\"HH24\\x3AMI\\x3ASS.US\"Z\"')"
 
 /* One compact JSON object from a select list ("a.id, a.name AS name, ..."): each column a
  * key of its name, in order. The list may name the columns of the enclosing query. */

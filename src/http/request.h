@@ -54,7 +54,11 @@ struct http_req {
     /* filled by the guard on tenant routes */
     struct tnt_tenant *tenant; /* +1 ref, released with the arena */
     struct auth_claims claims;
-    int has_claims;
+    int has_claims;    /* claims belong to this tenant route's verified token */
+    int token_checked; /* the bearer token verified once: 1 valid (claims), -1 not, 0 not yet */
+    /* a refusal: the handler's or the guard's reason for the TD_E* code it returns, written
+     * by the dispatcher as the problem's detail (NULL: the code's title) */
+    const char *detail;
     /* response bookkeeping */
     int status;
     int err; /* TD_E* code of a problem response (http_problem_send), else 0 */

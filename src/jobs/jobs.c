@@ -34,30 +34,21 @@ struct worker {
 
 struct jobs {
     struct db *db;
-    const char *migrations_dir;
+    struct mig_expected *expected;
     int n;
     struct worker *workers;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_int stop;
-    const struct jobs_kind_ext *_Atomic ext;
-    atomic_int n_ext;
+    const struct jobs_kind_ext *ext; /* set before the workers start, read-only after */
+    int n_ext;
 };
-
-void jobs_add_kinds(struct jobs *j, const struct jobs_kind_ext *kinds, int n)
-{
-    if (!j)
-        return;
-    atomic_store(&j->ext, kinds);
-    atomic_store(&j->n_ext, n);
-}
 
 static const struct jobs_kind_ext *ext_find(struct jobs *j, const char *name)
 {
-    const struct jobs_kind_ext *x = atomic_load(&j->ext);
-    for (int i = 0; x && i < atomic_load(&j->n_ext); i++)
-        if (strcmp(x[i].name, name) == 0)
-            return &x[i];
+    for (int i = 0; j->ext && i < j->n_ext; i++)
+        if (strcmp(j->ext[i].name, name) == 0)
+            return &j->ext[i];
     return NULL;
 }
 
@@ -177,7 +168,7 @@ static void tick(struct worker *w, long long *next_tick, long long *next_count)
     if (now >= *next_count) {
         *next_count = now + COUNT_MS;
         char ver[16];
-        snprintf(ver, sizeof(ver), "%d", mig_expected_version(w->jobs->migrations_dir));
+        snprintf(ver, sizeof(ver), "%d", mig_expected_get(w->jobs->expected));
         if (db_admin_exec(w->pg, "counting jobs", count_sql, 1, (const char *const[]){ver}, &r) ==
             0) {
             atomic_store(&q_queued, atoll(PQgetvalue(r, 0, 0)));
@@ -316,7 +307,7 @@ static void run_claimed(struct worker *w, PGresult *r)
     /* the rule of requests (src/api/tx.c): storage behind this version is being
      * migrated; wait for it rather than run against old tables */
     if (t && t->isolation != TNT_ISO_POOL &&
-        t->schema_version < mig_expected_version(w->jobs->migrations_dir)) {
+        t->schema_version < mig_expected_get(w->jobs->expected)) {
         rc = jobs__fail(&ctx, TD_EUNAVAILABLE, "the tenant's storage is being migrated");
         goto out;
     }
@@ -399,14 +390,17 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int jobs_start(struct db *db, const char *migrations_dir, int n, struct jobs **out)
+int jobs_start(struct db *db, struct mig_expected *expected, int n, const struct jobs_kind_ext *ext,
+               int n_ext, struct jobs **out)
 {
     *out = NULL;
     if (n <= 0)
         return 0;
     struct jobs *j = td_xcalloc(1, sizeof(*j));
     j->db = db;
-    j->migrations_dir = migrations_dir;
+    j->expected = expected;
+    j->ext = ext;
+    j->n_ext = n_ext;
     j->workers = td_xcalloc((size_t)n, sizeof(*j->workers));
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);

@@ -23,16 +23,7 @@
 #define JOBS_DEFAULT_MAX_ATTEMPTS 5
 
 struct jobs;
-
-/*
- * Start n worker threads (n == 0: none, *out is NULL). Each opens its own superuser
- * connection to the catalog for the queue; tenant work goes through db_exec() with the
- * tenant's target. Worker 0 also enqueues due scheduled jobs and counts the queue and the
- * tenants whose storage is behind the tenant migrations in migrations_dir (a tenant job
- * waits, retrying, while its storage is behind, as requests do). db and migrations_dir
- * must outlive jobs_stop(). Returns 0; connection failures are retried, not fatal.
- */
-int jobs_start(struct db *db, const char *migrations_dir, int n, struct jobs **out) TD_MUSTCHECK;
+struct mig_expected;
 
 /*
  * A platform job kind defined outside src/jobs (restore and clone, src/backup). run gets
@@ -46,9 +37,18 @@ struct jobs_kind_ext {
                size_t cap);
     void *arg;
 };
-/* Add kinds (n of them; the array must outlive j) before the workers claim any job of
- * theirs; call right after jobs_start(). j NULL: no-op. */
-void jobs_add_kinds(struct jobs *j, const struct jobs_kind_ext *kinds, int n);
+
+/*
+ * Start n worker threads (n == 0: none, *out is NULL). Each opens its own superuser
+ * connection to the catalog for the queue; tenant work goes through db_exec() with the
+ * tenant's target. Worker 0 also enqueues due scheduled jobs and counts the queue and the
+ * tenants whose storage is behind the version expected says (a tenant job
+ * waits, retrying, while its storage is behind, as requests do). db and expected
+ * must outlive jobs_stop(), as must ext (n_ext kinds defined outside src/jobs, may be
+ * NULL). Returns 0; connection failures are retried, not fatal.
+ */
+int jobs_start(struct db *db, struct mig_expected *expected, int n, const struct jobs_kind_ext *ext,
+               int n_ext, struct jobs **out) TD_MUSTCHECK;
 
 /* Ask the workers to stop, wait for the jobs they run to finish, free. NULL is a no-op. */
 void jobs_stop(struct jobs *j);

@@ -210,36 +210,47 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The expected version is read by every tenant request: an atomic load, and a directory
- * scan (names only) by one thread at most every EXPECTED_REFRESH_MS. */
-static atomic_int expected_version = -1;
-static atomic_llong expected_at;
-static pthread_mutex_t expected_mu = PTHREAD_MUTEX_INITIALIZER;
-
-int mig_expected_version(const char *migrations_dir)
+void mig_expected_init(struct mig_expected *e, const char *migrations_dir)
 {
-    int v = atomic_load(&expected_version);
+    e->dir = td_xasprintf("%s/tenant", migrations_dir);
+    atomic_init(&e->version, -1);
+    atomic_init(&e->at_ms, 0);
+    pthread_mutex_init(&e->mu, NULL);
+}
+
+void mig_expected_cleanup(struct mig_expected *e)
+{
+    if (!e->dir)
+        return;
+    free(e->dir);
+    e->dir = NULL;
+    pthread_mutex_destroy(&e->mu);
+}
+
+/* Read by every tenant request: an atomic load, and a directory scan (names only) by one
+ * thread at most every EXPECTED_REFRESH_MS. */
+int mig_expected_get(struct mig_expected *e)
+{
+    int v = atomic_load(&e->version);
     long long now = now_ms();
-    if (v >= 0 && now - atomic_load(&expected_at) < EXPECTED_REFRESH_MS)
+    if (v >= 0 && now - atomic_load(&e->at_ms) < EXPECTED_REFRESH_MS)
         return v;
     /* the first caller must wait for a value; later ones keep the old one meanwhile */
-    if (v >= 0 ? pthread_mutex_trylock(&expected_mu) != 0 : pthread_mutex_lock(&expected_mu) != 0)
+    if (v >= 0 ? pthread_mutex_trylock(&e->mu) != 0 : pthread_mutex_lock(&e->mu) != 0)
         return v;
-    v = atomic_load(&expected_version);
-    if (v < 0 || now - atomic_load(&expected_at) >= EXPECTED_REFRESH_MS) {
-        char *dir = td_xasprintf("%s/tenant", migrations_dir);
-        int latest = mig_dir_latest(dir);
-        free(dir);
+    v = atomic_load(&e->version);
+    if (v < 0 || now - atomic_load(&e->at_ms) >= EXPECTED_REFRESH_MS) {
+        int latest = mig_dir_latest(e->dir);
         if (latest < 0) {
             if (v < 0)
-                td_log_warn("could not read %s/tenant: expecting version 0", migrations_dir);
+                td_log_warn("could not read %s: expecting version 0", e->dir);
             latest = v < 0 ? 0 : v;
         }
-        atomic_store(&expected_version, latest);
-        atomic_store(&expected_at, now);
+        atomic_store(&e->version, latest);
+        atomic_store(&e->at_ms, now);
         v = latest;
     }
-    pthread_mutex_unlock(&expected_mu);
+    pthread_mutex_unlock(&e->mu);
     return v;
 }
 

@@ -10,6 +10,9 @@
 
 #include "core/err.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include <libpq-fe.h>
 
 struct mig_file {
@@ -46,13 +49,23 @@ int mig_latest(const struct mig_set *s);
  * TD_EINTERNAL when dir cannot be opened. Thread-safe. */
 int mig_dir_latest(const char *dir);
 
+/* The tenant schema version an application expects (one per struct td_app). */
+struct mig_expected {
+    char *dir; /* <migrations_dir>/tenant */
+    atomic_int version;
+    atomic_llong at_ms; /* when version was read (monotonic) */
+    pthread_mutex_t mu; /* one re-reader at a time */
+};
+
+/* Storage the caller owns; mig_expected_cleanup() frees what init made (safe twice). */
+void mig_expected_init(struct mig_expected *e, const char *migrations_dir);
+void mig_expected_cleanup(struct mig_expected *e);
 /*
- * The tenant schema version this process expects: the highest version in
- * <migrations_dir>/tenant, re-read at most every 2 s so that files added while the server
- * runs are noticed without a restart. Process-wide cache (one migrations_dir per process);
- * thread-safe and cheap (an atomic load) between refreshes. 0 when the directory is gone.
+ * The highest version in <migrations_dir>/tenant, re-read at most every 2 s so that files
+ * added while the server runs are noticed without a restart. Thread-safe and cheap (an
+ * atomic load) between refreshes. 0 when the directory is gone.
  */
-int mig_expected_version(const char *migrations_dir);
+int mig_expected_get(struct mig_expected *e);
 
 /* Apply pending catalog files on pg (a superuser connection), each in its own
  * transaction, under the catalog advisory lock. Returns 0 or TD_EINTERNAL (logged). */

@@ -6,16 +6,13 @@
  */
 #include "migrate/runner.h"
 
-#include "api/app.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "migrate/internal.h"
-#include "pg/cluster.h"
 #include "tenant/names.h"
 
 #include <jansson.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +20,6 @@
 #include <unistd.h>
 
 #define MAX_PASSES 3
-
-struct opts {
-    int dry, wait, jobs;
-    const char **only; /* --tenant slugs */
-    int nonly;
-};
 
 static double now_s(void)
 {
@@ -62,8 +53,7 @@ static int opt_value(int argc, char **argv, int *a, const char *name, const char
     return 1;
 }
 
-/* Returns 0, -1 after --help, or an exit status (2: usage). */
-static int parse(int argc, char **argv, int pool_size, struct opts *o)
+int mig_cli_parse(int argc, char **argv, int pool_size, struct mig_cli_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->jobs = 4;
@@ -105,85 +95,6 @@ static int parse(int argc, char **argv, int pool_size, struct opts *o)
         o->jobs = pool_size;
     }
     return 0;
-}
-
-/* ---- opening ---------------------------------------------------------------- */
-
-struct opened {
-    struct td_app app; /* real run */
-    int app_open;
-    struct pgc_cluster *cluster; /* dry run */
-    struct db *db;
-    struct mig_set cat, ten;
-    const struct mig_set *catp, *tenp;
-};
-
-/* A dry run reads only: no bootstrap (which would apply catalog and pool migrations). */
-static int open_readonly(struct td_config *cfg, struct opened *o)
-{
-    const char *conninfo = cfg->database_url;
-    if (sodium_init() < 0)
-        return TD_EINTERNAL;
-    if (!conninfo) {
-        int rc = pgc_cluster_start(cfg->data_dir, "tenantd", NULL, &o->cluster);
-        if (rc < 0)
-            return rc;
-        conninfo = pgc_cluster_conninfo(o->cluster);
-    }
-    char *cat_dir = td_xasprintf("%s/catalog", cfg->migrations_dir);
-    char *ten_dir = td_xasprintf("%s/tenant", cfg->migrations_dir);
-    int rc = mig_load(cat_dir, &o->cat);
-    if (rc == 0)
-        rc = mig_load(ten_dir, &o->ten);
-    free(cat_dir);
-    free(ten_dir);
-    if (rc < 0)
-        return rc;
-    struct db_config dc = {
-        .main_conninfo = conninfo,
-        .servers = cfg->db_servers,
-        .app_password = "unused", /* only superuser connections are opened */
-        .pool_size = cfg->pool_size,
-        .tenant_pools = cfg->tenant_pools,
-        .acquire_timeout_ms = cfg->acquire_timeout_ms,
-        .tenant_share = cfg->tenant_share,
-        .conn_max_tenants = cfg->conn_max_tenants,
-    };
-    if ((rc = db_new(&dc, &o->db)) < 0) {
-        td_log_error("invalid value for TENANTD_DB_SERVERS");
-        return rc;
-    }
-    o->catp = &o->cat;
-    o->tenp = &o->ten;
-    return 0;
-}
-
-/* Whatever happens, close_all(o) afterwards releases what was opened. */
-static int open_all(struct td_config *cfg, int dry, struct opened *o)
-{
-    memset(o, 0, sizeof(*o));
-    if (dry)
-        return open_readonly(cfg, o);
-    int rc = td_app_open(&o->app, cfg);
-    o->app_open = 1;
-    if (rc < 0)
-        return rc;
-    o->db = o->app.db;
-    o->catp = &o->app.catalog_migs;
-    o->tenp = &o->app.tenant_migs;
-    return 0;
-}
-
-static void close_all(struct opened *o)
-{
-    if (o->app_open) {
-        td_app_close(&o->app);
-        return;
-    }
-    db_free(o->db);
-    mig_set_cleanup(&o->cat);
-    mig_set_cleanup(&o->ten);
-    pgc_cluster_stop(o->cluster);
 }
 
 /* ---- the runner lock -------------------------------------------------------- */
@@ -236,7 +147,7 @@ static const char list_sql[] =
     "migration_error IS NULL)) ORDER BY created_at, id";
 
 /* "{a,b}" for text[] (slugs match ^[a-z0-9-]+$, so no quoting is needed; others fail). */
-static char *slug_array(const struct opts *o)
+static char *slug_array(const struct mig_cli_opts *o)
 {
     if (!o->nonly)
         return NULL;
@@ -258,7 +169,7 @@ static char *slug_array(const struct opts *o)
 
 /* Add every tenant (of o's filter; with below, only non-pool tenants behind it that did
  * not fail) as a target; *pools[s] set when a listed pool tenant lives on server s. */
-static int list_tenants(struct mig__run *run, PGconn *cat, const struct opts *o, int below,
+static int list_tenants(struct mig__run *run, PGconn *cat, const struct mig_cli_opts *o, int below,
                         int *pools, int *nfound)
 {
     PGresult *r = NULL;
@@ -483,7 +394,7 @@ static char *catalog_pending(PGconn *cat, const struct mig_set *s, int *edited)
 /* ---- the command ------------------------------------------------------------ */
 
 /* Pools (of every server, or of listed pool tenants' servers) first, then tenants. */
-static int build_targets(struct mig__run *run, PGconn *cat, const struct opts *o)
+static int build_targets(struct mig__run *run, PGconn *cat, const struct mig_cli_opts *o)
 {
     int ns = db_server_count(run->db), nfound = 0;
     int *pools = td_xcalloc((size_t)ns, sizeof(int));
@@ -534,7 +445,7 @@ static void pool_rows(struct mig__run *run, PGconn *cat, int npools)
     }
 }
 
-static void run_all(struct mig__run *run, PGconn *cat, const struct opts *o, int npools)
+static void run_all(struct mig__run *run, PGconn *cat, const struct mig_cli_opts *o, int npools)
 {
     int show = !o->dry && isatty(2);
     double t0 = now_s();
@@ -562,52 +473,46 @@ static void run_all(struct mig__run *run, PGconn *cat, const struct opts *o, int
     free(w);
 }
 
-int mig_cli_main(struct td_config *cfg, int argc, char **argv)
+void mig_cli_opts_cleanup(struct mig_cli_opts *o)
 {
-    struct opts o;
-    struct opened op = {0};
+    free(o->only);
+    o->only = NULL;
+}
+
+int mig_cli_run(const struct mig_cli_opts *o, struct db *db, const struct mig_set *catalog_migs,
+                const struct mig_set *tenant_migs)
+{
     struct mig__run run = {0};
     PGconn *cat = NULL, *lock = NULL;
-    int status = parse(argc, argv, cfg->pool_size, &o), edited = 0;
+    int status = 0, edited = 0;
     char *cpending = NULL;
-    if (status != 0) {
-        free(o.only);
-        return status < 0 ? 0 : status;
-    }
-    if (open_all(cfg, o.dry, &op) < 0) {
-        fprintf(stderr, "tenantd migrate: could not start (see the log above)\n");
+    run.db = db;
+    run.tenant_migs = tenant_migs;
+    run.dry = o->dry;
+    if (db_admin_connect(db, 0, NULL, &cat) < 0) {
         status = 1;
         goto out;
     }
-    run.db = op.db;
-    run.tenant_migs = op.tenp;
-    run.dry = o.dry;
-    if (db_admin_connect(op.db, 0, NULL, &cat) < 0) {
-        status = 1;
+    if (!o->dry && (status = take_lock(db, o->wait, &lock)) != 0)
         goto out;
-    }
-    if (!o.dry && (status = take_lock(op.db, o.wait, &lock)) != 0)
-        goto out;
-    cpending = catalog_pending(cat, op.catp, &edited);
-    if ((status = build_targets(&run, cat, &o)) != 0)
+    cpending = catalog_pending(cat, catalog_migs, &edited);
+    if ((status = build_targets(&run, cat, o)) != 0)
         goto out;
     int npools = 0;
     while (npools < run.ntargets && !run.targets[npools].slug)
         npools++;
     double t0 = now_s();
-    run_all(&run, cat, &o, npools);
+    run_all(&run, cat, o, npools);
     double seconds = now_s() - t0;
-    if (o.dry)
+    if (o->dry)
         print_dry(&run, cpending, !isatty(1));
     else
-        print_summary(&run, mig_latest(op.tenp), seconds, !isatty(1) || !isatty(2), isatty(2));
+        print_summary(&run, mig_latest(tenant_migs), seconds, !isatty(1) || !isatty(2), isatty(2));
     status = atomic_load(&run.failed) > 0 || edited ? 1 : 0;
 out:
     free(cpending);
     mig__targets_free(&run);
     PQfinish(lock);
     PQfinish(cat);
-    close_all(&op);
-    free(o.only);
     return status;
 }

@@ -508,7 +508,7 @@ static int ensure_conf(const struct pgc_cluster *c)
                       "\n%s"
                       "listen_addresses = ''\n"
                       "unix_socket_directories = '\"%s\"'\n"
-                      "max_connections = 300\n"
+                      "max_connections = 500\n"
                       "shared_buffers = 128MB\n"
                       "timezone = 'UTC'\n"
                       "log_timezone = 'UTC'\n"
@@ -584,6 +584,56 @@ out:
     free(old);
     free(path);
     free(conf);
+    return rc;
+}
+
+/* Write text to path unless it holds it already (*changed then set). */
+static int write_file(const char *path, const char *text, int *changed)
+{
+    char *old = read_file(path);
+    int same = old && strcmp(old, text) == 0;
+    free(old);
+    if (same)
+        return TD_OK;
+    *changed = 1;
+    /* truncating keeps the owner and mode initdb gave the file */
+    FILE *f = fopen(path, "we");
+    int ok = f && fputs(text, f) >= 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok)
+        td_log_error("cannot start embedded postgresql: cannot write %s: %s", path,
+                     strerror(errno));
+    return ok ? TD_OK : TD_EUNAVAILABLE;
+}
+
+/*
+ * Authentication: peer, on the socket only (listen_addresses is empty). PostgreSQL
+ * recommends it for local connections: the kernel names the connecting OS user, and
+ * pg_ident.conf lets only this process's user and the user the server runs as log in,
+ * as the superuser or as tenantd_app. It replaces initdb's trust, which let any local
+ * user who could reach the socket be any role, and costs no more than trust: no password
+ * exchange (SCRAM's key derivation and extra round trips, docs/isolation.md).
+ */
+static int ensure_auth(const struct pgc_cluster *c, int *changed)
+{
+    struct passwd *pw = getpwuid(geteuid());
+    const char *me = pw ? pw->pw_name : c->user;
+    char *ident = td_xasprintf("# written by tenantd at every start\n"
+                               "tenantd %s %s\ntenantd %s tenantd_app\n"
+                               "tenantd %s %s\ntenantd %s tenantd_app\n",
+                               me, c->user, me, c->user, c->user, c->user);
+    char *hba_path = td_xasprintf("%s/pg_hba.conf", c->pg_dir);
+    char *ident_path = td_xasprintf("%s/pg_ident.conf", c->pg_dir);
+    int rc = write_file(hba_path,
+                        "# written by tenantd at every start: the socket only, peer\n"
+                        "local all all peer map=tenantd\n",
+                        changed);
+    if (rc == TD_OK)
+        rc = write_file(ident_path, ident, changed);
+    free(ident);
+    free(hba_path);
+    free(ident_path);
     return rc;
 }
 
@@ -739,7 +789,7 @@ out:
 int pgc_cluster_start(const char *data_dir, const char *dbname, const char *extra_conf,
                       struct pgc_cluster **out)
 {
-    int changed = 0;
+    int changed = 0, auth_changed = 0;
     struct pgc_cluster *c = td_xcalloc(1, sizeof(*c));
     int rc = TD_EUNAVAILABLE;
     *out = NULL;
@@ -757,9 +807,10 @@ int pgc_cluster_start(const char *data_dir, const char *dbname, const char *extr
         goto out;
     if (!has_cluster(c) && (rc = run_initdb(c)) < 0)
         goto out;
-    if ((rc = ensure_conf(c)) < 0 ||
+    if ((rc = ensure_conf(c)) < 0 || (rc = ensure_auth(c, &auth_changed)) < 0 ||
         (extra_conf && (rc = ensure_extra_conf(c, extra_conf, &changed)) < 0) ||
-        (rc = start_or_reuse(c, changed)) < 0 || (rc = ensure_database(c, dbname)) < 0)
+        (rc = start_or_reuse(c, changed || auth_changed)) < 0 ||
+        (rc = ensure_database(c, dbname)) < 0)
         goto out;
     c->conninfo = make_conninfo(c, dbname);
     *out = c;

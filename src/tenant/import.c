@@ -396,8 +396,10 @@ int tnt_import_finish(struct tnt_import *im, struct tnt_tenant **out)
     }
     if (im->rc == 0 && !im->seen_header)
         fail(im, TD_EVALIDATION, "the body is empty: expected an export (NDJSON)");
-    if (im->rc == 0 && flush(im) == 0 &&
-        db_admin_exec(im->pg, "committing the import", "COMMIT", 0, NULL, NULL) < 0)
+    const char *schema = im->t && im->t->isolation != TNT_ISO_POOL ? im->t->ident : "pool";
+    if (im->rc == 0 && flush(im) == 0 && tnt__sync_sequences(im->pg, schema, &im->tables) < 0)
+        fail(im, TD_EINTERNAL, "the sequences of the new storage could not be set");
+    if (im->rc == 0 && db_admin_exec(im->pg, "committing the import", "COMMIT", 0, NULL, NULL) < 0)
         fail(im, TD_EUNAVAILABLE, "the import could not be committed");
     if (im->rc < 0)
         return im->rc;

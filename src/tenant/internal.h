@@ -38,6 +38,11 @@ char *tnt__qualified(PGconn *pg, const char *schema, const char *table);
  * error (logged). */
 int tnt__pool_delete(PGconn *pg, const char *tenant_id) TD_MUSTCHECK;
 
+/* After rows were copied in with their own ids: move the sequence of each identity or serial
+ * column of every table of tb (in schema) past the highest value now stored, never back, so
+ * the next row's default does not collide. Returns 0 or the mapped error (logged). */
+int tnt__sync_sequences(PGconn *pg, const char *schema, const struct tnt__tables *tb) TD_MUSTCHECK;
+
 /* DROP SCHEMA IF EXISTS schema CASCADE. */
 int tnt__drop_schema(PGconn *pg, const char *schema) TD_MUSTCHECK;
 /* DROP OWNED BY + DROP ROLE role when it exists (on pg's database). */

@@ -322,6 +322,8 @@ static int copy_rows(struct move *m)
             rc = TD_EINTERNAL;
         }
     }
+    if (rc == 0)
+        rc = tnt__sync_sequences(m->tgt, ts, &m->tables);
     return rc;
 }
 

@@ -80,6 +80,41 @@ int tnt__pool_delete(PGconn *pg, const char *tenant_id)
     return rc;
 }
 
+static int sync_table(PGconn *pg, const char *qualified)
+{
+    PGresult *r = NULL;
+    int rc = db_admin_exec(pg, "finding a table's sequences",
+                           "SELECT a.attname, s FROM pg_attribute a, LATERAL "
+                           "pg_get_serial_sequence($1, a.attname) s WHERE a.attrelid = "
+                           "$1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND s IS NOT NULL",
+                           1, (const char *const[]){qualified}, &r);
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        const char *col = PQgetvalue(r, i, 0);
+        char *qc = PQescapeIdentifier(pg, col, strlen(col));
+        char *sql = td_xasprintf("SELECT setval($1::regclass, x.m) FROM (SELECT max(%s) AS m FROM "
+                                 "%s) x WHERE x.m > coalesce(pg_sequence_last_value($1::regclass), "
+                                 "0)",
+                                 qc, qualified);
+        rc = db_admin_exec(pg, "moving a sequence past the copied rows", sql, 1,
+                           (const char *const[]){PQgetvalue(r, i, 1)}, NULL);
+        free(sql);
+        PQfreemem(qc);
+    }
+    PQclear(r);
+    return rc;
+}
+
+int tnt__sync_sequences(PGconn *pg, const char *schema, const struct tnt__tables *tb)
+{
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < tb->n; i++) {
+        char *q = tnt__qualified(pg, schema, tb->names[i]);
+        rc = q ? sync_table(pg, q) : TD_EINTERNAL;
+        free(q);
+    }
+    return rc;
+}
+
 int tnt__drop_schema(PGconn *pg, const char *schema)
 {
     char *q = tnt_name_quote(pg, schema);

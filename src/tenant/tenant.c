@@ -262,7 +262,7 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
     PQclear(r);
     pthread_mutex_lock(&c->mu);
     /* an entry that only expired (no change was announced) hands its generation on: what
-     * was learnt about the tenant's users stays valid (src/api/usercheck.h) */
+     * was learnt about the tenant's users stays valid (src/tenant/usercheck.h) */
     struct cache_entry *old = find_locked(c, t->id);
     if (old)
         t->gen = old->t->gen;

@@ -29,7 +29,7 @@ struct tnt_tenant {
     long long loaded_us;
     int schema_version;     /* tenant migration version of its storage (catalog summary) */
     unsigned long long gen; /* changes when a change to the tenant is announced, never 0
-                             * (src/api/usercheck.h); kept when an entry only expired */
+                             * (src/tenant/usercheck.h); kept when an entry only expired */
 };
 
 struct tnt_cache;

@@ -5,7 +5,8 @@
  * be missing). Besides sanitizer reports, each result is checked against the contract in
  * router.h / resolver.h and against a POSIX regex for slugs and UUIDs.
  */
-#include "api/app.h"
+#include "api/api.h"
+#include "app/app.h"
 #include "api/validate.h"
 #include "auth/jwt.h"
 #include "core/mem.h"

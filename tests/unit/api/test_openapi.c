@@ -3,7 +3,8 @@
  * described, every described operation is a route, references resolve, path parameters
  * are declared, and tenant routes appear without the /t/{slug} prefix.
  */
-#include "api/app.h"
+#include "api/api.h"
+#include "app/app.h"
 #include "api/openapi.h"
 #include "http/router.h"
 

@@ -369,42 +369,44 @@ static void test_verified_cache(void **state)
 {
     (void)state;
     struct auth_claims c;
+    struct auth_jwt *j = auth_jwt_new(SECRET), *other = auth_jwt_new(OTHER_SECRET);
     char *tok = sign(SECRET, SUB, TID, "member", NOW, 100);
-    assert_int_equal(auth_jwt_verify(SECRET, tok, NOW, &c), 0);
-    /* the same bytes under another secret: not the cached answer */
-    assert_int_equal(auth_jwt_verify(OTHER_SECRET, tok, NOW, &c), TD_EUNAUTHORIZED);
-    assert_int_equal(auth_jwt_verify(SECRET, tok, NOW + 1, &c), 0);
+    assert_int_equal(auth_jwt_check(j, tok, NOW, &c), 0);
+    /* the same bytes under another secret (another application): not the cached answer */
+    assert_int_equal(auth_jwt_check(other, tok, NOW, &c), TD_EUNAUTHORIZED);
+    assert_int_equal(auth_jwt_check(j, tok, NOW + 1, &c), 0);
     assert_string_equal(c.sub, SUB);
     assert_string_equal(c.role, "member");
     /* expiry is checked on every hit */
-    assert_int_equal(auth_jwt_verify(SECRET, tok, NOW + 100, &c), TD_EUNAUTHORIZED);
+    assert_int_equal(auth_jwt_check(j, tok, NOW + 100, &c), TD_EUNAUTHORIZED);
     assert_string_equal(c.sub, "");
-    assert_int_equal(auth_jwt_verify(SECRET, tok, NOW + 99, &c), 0);
+    assert_int_equal(auth_jwt_check(j, tok, NOW + 99, &c), 0);
     /* one byte changed anywhere: verified in full, and refused */
     size_t len = strlen(tok);
     for (size_t i = 0; i < len; i += 7) {
         char *bad = strdup(tok);
         bad[i] = bad[i] == 'A' ? 'B' : 'A';
-        if (auth_jwt_verify(SECRET, bad, NOW, &c) != TD_EUNAUTHORIZED)
+        if (auth_jwt_check(j, bad, NOW, &c) != TD_EUNAUTHORIZED)
             fail_msg("accepted a token changed at byte %zu", i);
         free(bad);
     }
     /* a prefix of a cached token */
     tok[len - 1] = '\0';
-    assert_int_equal(auth_jwt_verify(SECRET, tok, NOW, &c), TD_EUNAUTHORIZED);
+    assert_int_equal(auth_jwt_check(j, tok, NOW, &c), TD_EUNAUTHORIZED);
     free(tok);
     /* many tokens (more than the cache holds): each one still answers right */
     for (int i = 0; i < 20000; i++) {
         char sub[40];
         snprintf(sub, sizeof(sub), "0b7e9a52-2d8e-4c4a-9d0f-%012d", i);
         tok = sign(SECRET, sub, TID, "owner", NOW, 60);
-        assert_int_equal(auth_jwt_verify(SECRET, tok, NOW, &c), 0);
+        assert_int_equal(auth_jwt_check(j, tok, NOW, &c), 0);
         assert_string_equal(c.sub, sub);
-        assert_int_equal(auth_jwt_verify(SECRET, tok, NOW, &c), 0);
+        assert_int_equal(auth_jwt_check(j, tok, NOW, &c), 0);
         assert_string_equal(c.sub, sub);
         free(tok);
     }
-    auth_jwt_cache_clear();
+    auth_jwt_free(j);
+    auth_jwt_free(other);
 }
 
 int main(void)

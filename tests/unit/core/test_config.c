@@ -68,9 +68,9 @@ static void test_defaults(void **state)
     assert_null(cfg.db_servers);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     assert_int_equal(cfg.pool_size, 2 * cores);
-    /* connections open: by memory, at least the admission limit, at most 200; one
+    /* connections open: by memory, at least the admission limit, at most 400; one
      * per-database pool per connection */
-    assert_true(cfg.max_connections >= cfg.pool_size && cfg.max_connections <= 200);
+    assert_true(cfg.max_connections >= cfg.pool_size && cfg.max_connections <= 400);
     assert_int_equal(cfg.tenant_pools, cfg.max_connections);
     assert_null(cfg.default_isolation);
     assert_true(cfg.tenant_share >= 1 && cfg.tenant_share <= 100);

@@ -48,7 +48,7 @@ static int teardown(void **state)
 static void clear_dir(void)
 {
     char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -f '%s'/*", dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'/*", dir);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -160,12 +160,39 @@ static void test_expected_version_follows_directory(void **state)
     snprintf(sub, sizeof(sub), "%s/tenant", dir);
     assert_int_equal(mkdir(sub, 0755), 0);
     put("tenant/0004_x.sql", "SELECT 1;");
-    assert_int_equal(mig_expected_version(dir), 4);
+    struct mig_expected e;
+    mig_expected_init(&e, dir);
+    assert_int_equal(mig_expected_get(&e), 4);
     put("tenant/0005_y.sql", "SELECT 1;");
     /* re-read at most every 2 s: the old value until then, the new one after */
-    assert_int_equal(mig_expected_version(dir), 4);
+    assert_int_equal(mig_expected_get(&e), 4);
     sleep(3);
-    assert_int_equal(mig_expected_version(dir), 5);
+    assert_int_equal(mig_expected_get(&e), 5);
+    mig_expected_cleanup(&e);
+}
+
+/* Each application reads its own directory: a second one in the same process does not get
+ * the first one's answer (the getter once kept the first directory's version for all). */
+static void test_expected_version_per_directory(void **state)
+{
+    char sub[96], other[96];
+    (void)state;
+    clear_dir();
+    snprintf(sub, sizeof(sub), "%s/tenant", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    put("tenant/0004_x.sql", "SELECT 1;");
+    snprintf(other, sizeof(other), "%s/other", dir);
+    snprintf(sub, sizeof(sub), "%s/other/tenant", dir);
+    assert_int_equal(mkdir(other, 0755), 0);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    put("other/tenant/0009_z.sql", "SELECT 1;");
+    struct mig_expected a, b;
+    mig_expected_init(&a, dir);
+    mig_expected_init(&b, other);
+    assert_int_equal(mig_expected_get(&a), 4);
+    assert_int_equal(mig_expected_get(&b), 9);
+    mig_expected_cleanup(&a);
+    mig_expected_cleanup(&b);
 }
 
 int main(void)
@@ -176,6 +203,7 @@ int main(void)
         cmocka_unit_test(test_baseline),
         cmocka_unit_test(test_pending_and_edited),
         cmocka_unit_test(test_expected_version_follows_directory),
+        cmocka_unit_test(test_expected_version_per_directory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,14 +1,14 @@
 /*
- * cli.c - `tenantd tenants ...`: the operator's tenant lifecycle from a shell. Every
+ * tenants.c - `tenantd tenants ...`: the operator's tenant lifecycle from a shell. Every
  * command goes through the code the admin API uses (lifecycle.c, tnt_provision, tnt_drop,
  * tnt_move, tnt_export/tnt_import), prints JSON on stdout (export: NDJSON) and tells
  * running servers about the change (NOTIFY).
  * Exit status: 0 done, 1 failed (not found, conflict, database), 2 bad usage.
  */
-#include "api/app.h"
+#include "cli/cli.h"
 
-#include "api/lifecycle.h"
-#include "api/validate.h"
+#include "app/lifecycle.h"
+#include "tenant/check.h"
 #include "auth/jwt.h"
 #include "core/mem.h"
 #include "tenant/export.h"
@@ -159,12 +159,12 @@ static int parse(int argc, char **argv, struct cli_args *a)
     const char *iso = opt(a, "isolation");
     if (iso && tnt_isolation_parse(iso) < 0)
         return usage_error("unknown isolation \"%s\"", iso);
-    if (opt(a, "slug") && !api_check_slug(opt(a, "slug")))
+    if (opt(a, "slug") && !tnt_slug_ok(opt(a, "slug")))
         return usage_error("%s", "a slug must match ^[a-z][a-z0-9-]{1,38}[a-z0-9]$");
     return -1;
 }
 
-int api_cli_tenants_check(int argc, char **argv)
+int cli_tenants_check(int argc, char **argv)
 {
     struct cli_args a;
     return parse(argc, argv, &a);
@@ -195,8 +195,8 @@ static int fail(const char *what, int rc, const char *detail)
 static int find(struct td_app *app, const char *what, const char *key, struct tnt_tenant **out)
 {
     *out = NULL;
-    int rc = auth_is_uuid(key) || api_check_slug(key) ? tnt_cache_get(app->cache, key, out)
-                                                      : TD_ETENANT_NOTFOUND;
+    int rc = auth_is_uuid(key) || tnt_slug_ok(key) ? tnt_cache_get(app->cache, key, out)
+                                                   : TD_ETENANT_NOTFOUND;
     if (rc == TD_ETENANT_NOTFOUND) {
         fprintf(stderr, "tenantd tenants %s: no tenant \"%s\"\n", what, key);
         return 1;
@@ -204,38 +204,21 @@ static int find(struct td_app *app, const char *what, const char *key, struct tn
     return rc < 0 ? fail(what, rc, NULL) : 0;
 }
 
-static void set_str(json_t *obj, const char *key, const char *v)
-{
-    if (v)
-        json_object_set_new(obj, key, json_string(v));
-}
-
 static int cmd_create(struct td_app *app, const struct cli_args *a)
 {
-    struct http_req req = {.app = app, .arena = td_arena_new()};
-    json_t *body = json_object(), *out = NULL;
+    json_t *out = NULL;
     const char *detail = NULL;
-    const char *email = opt(a, "owner-email"), *pw = opt(a, "owner-password"),
-               *oname = opt(a, "owner-name");
-    set_str(body, "slug", opt(a, "slug"));
-    set_str(body, "name", opt(a, "name"));
-    set_str(body, "plan", opt(a, "plan"));
-    set_str(body, "isolation", opt(a, "isolation"));
-    set_str(body, "server", opt(a, "server"));
-    if (email)
-        json_object_set_new(
-            body, "owner",
-            json_pack("{s:s, s:s, s:s}", "email", email, "password", pw, "name", oname));
-    int status, rc = api_tenant_create(&req, body, &out, &detail);
+    struct tnt_owner owner = {opt(a, "owner-email"), opt(a, "owner-password"),
+                              opt(a, "owner-name")};
+    struct app_tenant_spec spec = {opt(a, "slug"),   opt(a, "name"),
+                                   opt(a, "plan"),   opt(a, "isolation"),
+                                   opt(a, "server"), owner.email ? &owner : NULL};
+    int rc = app_tenant_create(app, &spec, &out, &detail);
     if (rc == TD_EVALIDATION)
-        status = usage_error("%s", detail ? detail : "invalid value");
-    else if (rc < 0)
-        status = fail("create", rc, detail);
-    else
-        status = print_json(out);
-    json_decref(body);
-    td_arena_free(req.arena);
-    return status;
+        return usage_error("%s", detail ? detail : "invalid value");
+    if (rc < 0)
+        return fail("create", rc, detail);
+    return print_json(out);
 }
 
 static int cmd_list(struct td_app *app)
@@ -266,7 +249,7 @@ static int cmd_show(struct td_app *app, const struct cli_args *a)
     int status = find(app, "show", a->pos, &t);
     if (status)
         return status;
-    int rc = api_tenant_usage(app, t, &usage);
+    int rc = app_tenant_usage(app, t, &usage);
     if (rc < 0) {
         tnt_tenant_unref(t);
         return fail("show", rc, NULL);
@@ -277,42 +260,30 @@ static int cmd_show(struct td_app *app, const struct cli_args *a)
     return print_json(j);
 }
 
-/* update, suspend and resume: one catalog change through api_tenant_update. */
+/* update, suspend and resume: one catalog change through app_tenant_update. */
 static int cmd_update(struct td_app *app, const struct cli_args *a)
 {
-    static const char *const plans[] = {"free", "starter", "pro", "enterprise", NULL};
-    struct http_req req = {.app = app, .arena = td_arena_new()};
-    json_t *body = json_object();
     struct tnt_tenant *t = NULL, *nt = NULL;
-    const char *what = a->cmd->name, *expires = opt(a, "expires"), *detail = NULL;
-    struct api_tenant_patch p = {NULL, NULL, NULL, expires != NULL, expires};
+    const char *what = a->cmd->name, *expires = opt(a, "expires"), *bad;
+    struct app_tenant_patch p = {opt(a, "name"), opt(a, "plan"), NULL, expires != NULL, expires};
     int status = 0, rc;
     if (!strcmp(what, "suspend") || !strcmp(what, "resume"))
         p.status = !strcmp(what, "suspend") ? "suspended" : "active";
     if (expires && !strcmp(expires, "never"))
         p.expires = NULL;
-    /* the checks of PATCH /admin/tenants/{id} */
-    set_str(body, "name", opt(a, "name"));
-    set_str(body, "plan", opt(a, "plan"));
-    if ((rc = api_field_str(&req, body, "name", 0, 200, &p.name, &detail)) < 0 ||
-        (rc = api_field_enum(&req, body, "plan", 0, plans, &p.plan, &detail)) < 0) {
-        status = usage_error("%s", detail);
-        goto out;
-    }
+    if ((bad = app_tenant_patch_check(&p)) != NULL)
+        return usage_error("%s", bad);
     if ((status = find(app, what, a->pos, &t)) != 0)
-        goto out;
-    rc = api_tenant_update(app, t->id, &p, &nt);
+        return status;
+    rc = app_tenant_update(app, t->id, &p, &nt);
     if (rc == TD_EVALIDATION)
         status = usage_error("%s", "--expires must be an RFC 3339 timestamp or \"never\"");
     else if (rc < 0)
         status = fail(what, rc, NULL);
     else
         status = print_json(tnt_tenant_json(nt));
-out:
     tnt_tenant_unref(nt);
     tnt_tenant_unref(t);
-    json_decref(body);
-    td_arena_free(req.arena);
     return status;
 }
 
@@ -326,7 +297,7 @@ static int cmd_delete(struct td_app *app, const struct cli_args *a)
         tnt_tenant_unref(t);
         return usage_error("%s", "--confirm must be the tenant's slug; nothing was deleted");
     }
-    int rc = api_tenant_delete(app, t);
+    int rc = app_tenant_delete(app, t);
     json_t *j =
         rc < 0 ? NULL : json_pack("{s:s, s:s, s:b}", "id", t->id, "slug", t->slug, "deleted", 1);
     tnt_tenant_unref(t);
@@ -412,49 +383,69 @@ out:
     return status;
 }
 
+/* What the import's header check needs besides the exported tenant. */
 struct import_cli {
     struct td_app *app;
     const struct cli_args *a;
-    struct http_req req; /* for the field checks shared with the HTTP route */
-    int usage;           /* a refusal that is a usage error (exit 2) */
+    int usage; /* a refusal that is a usage error (exit 2) */
 };
 
-/* The exported tenant, checked as POST /admin/tenants/import checks it. */
-static int import_header(void *ctx, json_t *tenant, struct tnt_new *n, const char **st,
-                         const char **expires, const char **detail)
+/* Member key of the exported tenant: *out is its text, NULL when absent or null. Returns
+ * 0, or TD_EVALIDATION with *detail when it is there but not a string. */
+static int export_str(json_t *tenant, const char *key, const char **out, const char **detail)
 {
-    static const char *const plans[] = {"free", "starter", "pro", "enterprise", NULL};
-    static const char *const statuses[] = {"active", "suspended", NULL};
-    struct import_cli *c = ctx;
-    const char *iso = opt(c->a, "isolation");
-    json_t *e = json_object_get(tenant, "subscription_expires_at");
-    int rc;
-    if ((rc = api_field_str(&c->req, tenant, "slug", 1, 40, &n->slug, detail)) < 0 ||
-        (rc = api_field_str(&c->req, tenant, "name", 1, 200, &n->name, detail)) < 0 ||
-        (rc = api_field_enum(&c->req, tenant, "plan", 0, plans, &n->plan, detail)) < 0 ||
-        (rc = api_field_enum(&c->req, tenant, "status", 0, statuses, st, detail)) < 0 ||
-        (e && !json_is_null(e) &&
-         (rc = api_field_str(&c->req, tenant, "subscription_expires_at", 1, 64, expires, detail)) <
-             0))
-        return rc;
-    if (!iso && json_is_string(json_object_get(tenant, "isolation")))
-        iso = json_string_value(json_object_get(tenant, "isolation"));
-    n->slug = opt(c->a, "slug") ? opt(c->a, "slug") : n->slug;
-    n->server = opt(c->a, "server");
-    n->plan = n->plan ? n->plan : "free";
-    n->isolation = iso ? tnt_isolation_parse(iso) : -1;
-    if (!api_check_slug(n->slug) || (n->server && db_server_find(c->app->db, n->server) < 0)) {
-        c->usage = 1;
-        *detail = n->server ? "--server is not a configured database server"
-                            : "the export's slug is not valid; give --slug";
+    json_t *v = json_object_get(tenant, key);
+    *out = json_is_string(v) ? json_string_value(v) : NULL;
+    if (v && !json_is_null(v) && !json_is_string(v)) {
+        *detail = "the export's tenant has a member of the wrong type";
         return TD_EVALIDATION;
     }
     return 0;
 }
 
+/* The exported tenant's fields into n, *st and *expires, with the command's overrides,
+ * checked by the value rules POST /admin/tenants/import applies (tenant/check.h). */
+static int import_header(void *ctx, json_t *tenant, struct tnt_new *n, const char **st,
+                         const char **expires, const char **detail)
+{
+    struct import_cli *c = ctx;
+    const char *iso = opt(c->a, "isolation"), *eiso = NULL;
+    int rc;
+    if ((rc = export_str(tenant, "slug", &n->slug, detail)) < 0 ||
+        (rc = export_str(tenant, "name", &n->name, detail)) < 0 ||
+        (rc = export_str(tenant, "plan", &n->plan, detail)) < 0 ||
+        (rc = export_str(tenant, "status", st, detail)) < 0 ||
+        (rc = export_str(tenant, "isolation", &eiso, detail)) < 0 ||
+        (rc = export_str(tenant, "subscription_expires_at", expires, detail)) < 0)
+        return rc;
+    n->slug = opt(c->a, "slug") ? opt(c->a, "slug") : n->slug;
+    n->server = opt(c->a, "server");
+    n->plan = n->plan ? n->plan : "free";
+    iso = iso ? iso : eiso;
+    n->isolation = iso ? tnt_isolation_parse(iso) : -1;
+    /* bad usage (exit 2): the operator can fix these with --slug and --server */
+    c->usage = 1;
+    if (!n->slug || !tnt_slug_ok(n->slug)) {
+        *detail = "the export's slug is not valid; give --slug";
+        return TD_EVALIDATION;
+    }
+    if (n->server && db_server_find(c->app->db, n->server) < 0) {
+        *detail = "--server is not a configured database server";
+        return TD_EVALIDATION;
+    }
+    c->usage = 0;
+    if (!tnt_text_ok(n->name, 200))
+        *detail = "the export's tenant name is empty or longer than 200 characters";
+    else if (!tnt_one_of(n->plan, tnt_plan_names) || (*st && !tnt_one_of(*st, tnt_status_names)))
+        *detail = "the export's tenant has an unknown plan or status";
+    else
+        return 0;
+    return TD_EVALIDATION;
+}
+
 static int cmd_import(struct td_app *app, const struct cli_args *a)
 {
-    struct import_cli c = {.app = app, .a = a, .req = {.app = app, .arena = td_arena_new()}};
+    struct import_cli c = {.app = app, .a = a, .usage = 0};
     struct tnt_import *im = NULL;
     struct tnt_tenant *t = NULL;
     const char *path = opt(a, "input");
@@ -489,11 +480,10 @@ out:
     tnt_import_free(im);
     if (f && f != stdin)
         fclose(f);
-    td_arena_free(c.req.arena);
     return status;
 }
 
-int api_cli_tenants(struct td_app *app, int argc, char **argv)
+int cli_tenants_run(struct td_app *app, int argc, char **argv)
 {
     struct cli_args a;
     int status = parse(argc, argv, &a);

@@ -3,7 +3,7 @@
  * (tenant object generation, user id) with a keyed hash (random key per process: a
  * client cannot aim collisions), one lock per stripe of slots. A collision only evicts.
  */
-#include "api/usercheck.h"
+#include "tenant/usercheck.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -60,7 +60,7 @@ static uint64_t slot_of(unsigned long long gen, const char *user, size_t len)
     return h;
 }
 
-int api_usercheck_ok(const struct tnt_tenant *t, const char *user, const char *min, int ttl_s)
+int tnt_usercheck_ok(const struct tnt_tenant *t, const char *user, const char *min, int ttl_s)
 {
     size_t len = strlen(user);
     if (ttl_s <= 0 || len != 36 || !t->gen)
@@ -77,7 +77,7 @@ int api_usercheck_ok(const struct tnt_tenant *t, const char *user, const char *m
     return ok;
 }
 
-void api_usercheck_put(const struct tnt_tenant *t, const char *user, const char *role)
+void tnt_usercheck_put(const struct tnt_tenant *t, const char *user, const char *role)
 {
     size_t len = strlen(user);
     int rank = rank_of(role);

@@ -2,7 +2,9 @@
  * serve.c - `tenantd serve`: open the app, listen, wait for SIGINT/SIGTERM, stop
  * gracefully (in-flight requests get up to 10 s).
  */
-#include "api/app.h"
+#include "app/app.h"
+
+#include "api/api.h"
 #include "backup/backup.h"
 #include "core/log.h"
 #include "http/server.h"
@@ -13,7 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 
-int api_serve(struct td_config *cfg)
+int td_serve(struct td_config *cfg)
 {
     struct td_app app;
     struct http_server *srv = NULL, *msrv = NULL;
@@ -27,7 +29,7 @@ int api_serve(struct td_config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (td_app_open(&app, cfg) < 0)
+    if (td_app_open(&app, cfg, TD_APP_FULL) < 0)
         goto out;
     struct http_server_opts ho = {
         .listen = cfg->listen,
@@ -54,11 +56,10 @@ int api_serve(struct td_config *cfg)
         .listen = cfg->metrics_listen, .threads = 1, .dispatch = api_dispatch_metrics};
     if (cfg->metrics_listen && http_server_start(&mo, &app, &msrv) < 0)
         goto out;
-    if (jobs_start(app.db, cfg->migrations_dir, cfg->job_workers, &jobs) < 0)
-        goto out;
     int nk = 0;
     const struct jobs_kind_ext *kinds = bkp_job_kinds(app.backup, &nk);
-    jobs_add_kinds(jobs, kinds, nk);
+    if (jobs_start(app.db, &app.expected, cfg->job_workers, kinds, nk, &jobs) < 0)
+        goto out;
     td_log_info("tenantd listening on http://%s (admin token in %s/admin-token unless "
                 "TENANTD_ADMIN_TOKEN is set; JWT secret in %s/jwt-secret)",
                 cfg->listen, cfg->data_dir, cfg->data_dir);

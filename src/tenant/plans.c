@@ -1,7 +1,7 @@
 /*
  * plans.c - plan table and batched monthly API-call counting.
  */
-#include "api/plans.h"
+#include "tenant/plans.h"
 
 #include "core/log.h"
 #include "core/mem.h"
@@ -12,14 +12,14 @@
 #include <string.h>
 #include <time.h>
 
-static const struct api_plan plans[] = {
+static const struct tnt_plan plans[] = {
     {"free", 5, 3, 10000},
     {"starter", 20, 10, 100000},
     {"pro", 100, 50, 1000000},
     {"enterprise", -1, -1, -1},
 };
 
-const struct api_plan *api_plan_get(const char *name)
+const struct tnt_plan *tnt_plan_get(const char *name)
 {
     for (size_t i = 0; i < sizeof(plans) / sizeof(plans[0]); i++)
         if (name && strcmp(plans[i].name, name) == 0)
@@ -38,7 +38,7 @@ struct usage_entry {
     struct usage_entry *next;
 };
 
-struct api_usage {
+struct tnt_usage {
     struct db *db;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -55,7 +55,7 @@ static int month_now(void)
     return (tm.tm_year + 1900) * 12 + tm.tm_mon;
 }
 
-long api_usage_month_left(void)
+long tnt_usage_month_left(void)
 {
     time_t now = time(NULL);
     struct tm tm;
@@ -75,7 +75,7 @@ static unsigned bucket(const char *id)
     return h % USAGE_BUCKETS;
 }
 
-static struct usage_entry *entry_get(struct api_usage *u, const char *id)
+static struct usage_entry *entry_get(struct tnt_usage *u, const char *id)
 {
     unsigned b = bucket(id);
     int m = month_now();
@@ -107,7 +107,7 @@ static const char load_sql[] = "SELECT api_calls FROM tenantd.usage WHERE tenant
  * counted (and flushed) before base is known. A failed read counts from zero and the
  * next flush corrects the total.
  */
-static struct usage_entry *entry_loaded(struct api_usage *u, const char *id)
+static struct usage_entry *entry_loaded(struct tnt_usage *u, const char *id)
 {
     struct usage_entry *e = entry_get(u, id);
     if (e->loaded)
@@ -130,7 +130,7 @@ static struct usage_entry *entry_loaded(struct api_usage *u, const char *id)
     return e;
 }
 
-int api_usage_hit(struct api_usage *u, const char *tenant_id, long limit)
+int tnt_usage_hit(struct tnt_usage *u, const char *tenant_id, long limit)
 {
     pthread_mutex_lock(&u->mu);
     struct usage_entry *e = entry_loaded(u, tenant_id);
@@ -141,7 +141,7 @@ int api_usage_hit(struct api_usage *u, const char *tenant_id, long limit)
     return over;
 }
 
-long long api_usage_month(struct api_usage *u, const char *tenant_id)
+long long tnt_usage_month(struct tnt_usage *u, const char *tenant_id)
 {
     pthread_mutex_lock(&u->mu);
     struct usage_entry *e = entry_loaded(u, tenant_id);
@@ -170,7 +170,7 @@ static void append(char **buf, size_t *len, size_t *cap, const char *s)
     *len += n;
 }
 
-void api_usage_flush(struct api_usage *u)
+void tnt_usage_flush(struct tnt_usage *u)
 {
     size_t il = 0, ic = 64, nl = 0, nc = 64;
     char *ids = td_xmalloc(ic), *ns = td_xmalloc(nc);
@@ -217,7 +217,7 @@ void api_usage_flush(struct api_usage *u)
 
 static void *flusher(void *arg)
 {
-    struct api_usage *u = arg;
+    struct tnt_usage *u = arg;
     pthread_mutex_lock(&u->mu);
     while (!u->stop) {
         struct timespec ts;
@@ -225,16 +225,16 @@ static void *flusher(void *arg)
         ts.tv_sec += 1;
         pthread_cond_timedwait(&u->cv, &u->mu, &ts);
         pthread_mutex_unlock(&u->mu);
-        api_usage_flush(u);
+        tnt_usage_flush(u);
         pthread_mutex_lock(&u->mu);
     }
     pthread_mutex_unlock(&u->mu);
     return NULL;
 }
 
-struct api_usage *api_usage_new(struct db *db)
+struct tnt_usage *tnt_usage_new(struct db *db)
 {
-    struct api_usage *u = td_xcalloc(1, sizeof(*u));
+    struct tnt_usage *u = td_xcalloc(1, sizeof(*u));
     u->db = db;
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->cv, NULL);
@@ -242,7 +242,7 @@ struct api_usage *api_usage_new(struct db *db)
     return u;
 }
 
-void api_usage_free(struct api_usage *u)
+void tnt_usage_free(struct tnt_usage *u)
 {
     if (!u)
         return;
@@ -251,7 +251,7 @@ void api_usage_free(struct api_usage *u)
     pthread_cond_signal(&u->cv);
     pthread_mutex_unlock(&u->mu);
     pthread_join(u->thread, NULL);
-    api_usage_flush(u);
+    tnt_usage_flush(u);
     for (int b = 0; b < USAGE_BUCKETS; b++) {
         struct usage_entry *e = u->buckets[b];
         while (e) {

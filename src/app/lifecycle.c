@@ -2,11 +2,10 @@
  * lifecycle.c - tenant changes an operator makes, through the admin API or the CLI: one
  * implementation, so both tell the other instances (NOTIFY) the same way.
  */
-#include "api/lifecycle.h"
+#include "app/lifecycle.h"
 #include "api/metrics.h"
-
-#include "api/plans.h"
-#include "api/validate.h"
+#include "tenant/check.h"
+#include "tenant/plans.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "resource/resource.h"
@@ -17,53 +16,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* auth.c: {email,password,name} of an owner, checked as on signup. */
-int api_owner_fields(struct http_req *req, json_t *obj, struct tnt_owner *owner,
-                     const char **detail);
-
-static const char *const create_fields[] = {"slug",   "name",  "plan", "isolation",
-                                            "server", "owner", NULL};
-static const char *const plan_names[] = {"free", "starter", "pro", "enterprise", NULL};
-static const char *const iso_names[] = {"pool", "schema", "database", NULL};
-
-int api_tenant_create(struct http_req *req, json_t *body, json_t **out, const char **detail)
+/* The plain checks of a new tenant; *detail says what is wrong. */
+static int check_spec(struct td_app *app, const struct app_tenant_spec *s, const char **detail)
 {
-    const char *slug, *name, *plan, *iso, *server;
-    char *owner_json = NULL;
-    struct tnt_owner owner;
-    struct tnt_tenant *t = NULL;
-    int rc;
-    *out = NULL;
-    if ((rc = api_no_unknown(req, body, create_fields, detail)) < 0 ||
-        (rc = api_field_str(req, body, "slug", 1, 40, &slug, detail)) < 0 ||
-        (rc = api_field_str(req, body, "name", 1, 200, &name, detail)) < 0 ||
-        (rc = api_field_enum(req, body, "plan", 0, plan_names, &plan, detail)) < 0 ||
-        (rc = api_field_enum(req, body, "isolation", 0, iso_names, &iso, detail)) < 0 ||
-        (rc = api_field_str(req, body, "server", 0, 64, &server, detail)) < 0)
-        return rc;
-    if (!api_check_slug(slug)) {
+    const struct tnt_owner *o = s->owner;
+    if (!s->slug || !tnt_slug_ok(s->slug))
         *detail = "slug must match ^[a-z][a-z0-9-]{1,38}[a-z0-9]$";
-        return TD_EVALIDATION;
-    }
-    json_t *o = json_object_get(body, "owner");
-    if (o && json_is_null(o))
-        o = NULL;
-    if (o && (rc = api_owner_fields(req, o, &owner, detail)) < 0)
-        return rc;
-    if (server && db_server_find(req->app->db, server) < 0) {
+    else if (!tnt_text_ok(s->name, 200))
+        *detail = "name must not be empty and have at most 200 characters";
+    else if (s->plan && !tnt_one_of(s->plan, tnt_plan_names))
+        *detail = "plan has an unknown value";
+    else if (s->isolation && !tnt_one_of(s->isolation, tnt_isolation_names))
+        *detail = "isolation has an unknown value";
+    else if (s->server && db_server_find(app->db, s->server) < 0)
         *detail = "server is not a configured database server";
-        return TD_EVALIDATION;
-    }
-    if (!iso)
-        iso = req->app->cfg->default_isolation;
-    struct tnt_new n = {slug,
-                        name,
-                        plan ? plan : "free",
-                        iso ? tnt_isolation_parse(iso) : -1,
-                        server,
-                        o ? &owner : NULL};
+    else if (o && (!o->email || !tnt_email_ok(o->email)))
+        *detail = "email is not a valid address";
+    else if (o && (!o->password || !tnt_password_ok(o->password)))
+        *detail = "password must have 8 to 128 characters";
+    else if (o && !tnt_text_ok(o->name, 200))
+        *detail = "name of the owner must not be empty and have at most 200 characters";
+    else
+        return 0;
+    return TD_EVALIDATION;
+}
+
+int app_tenant_create(struct td_app *app, const struct app_tenant_spec *s, json_t **out,
+                      const char **detail)
+{
+    char *owner_json = NULL;
+    struct tnt_tenant *t = NULL;
+    *out = NULL;
+    int rc = check_spec(app, s, detail);
+    if (rc < 0)
+        return rc;
+    const char *iso = s->isolation ? s->isolation : app->cfg->default_isolation;
+    struct tnt_new n = {
+        s->slug,   s->name, s->plan ? s->plan : "free", iso ? tnt_isolation_parse(iso) : -1,
+        s->server, s->owner};
     long long t0 = api_metrics_now_us();
-    rc = tnt_provision(req->app->db, &req->app->tenant_migs, &n, &t, &owner_json);
+    rc = tnt_provision(app->db, &app->tenant_migs, &n, &t, &owner_json);
     api_metrics_provision(rc, t0);
     if (rc == TD_ECONFLICT)
         *detail = "this slug is taken";
@@ -77,7 +69,7 @@ int api_tenant_create(struct http_req *req, json_t *body, json_t **out, const ch
     return 0;
 }
 
-void api_tenant_notify(struct td_app *app, const char *id)
+void app_tenant_notify(struct td_app *app, const char *id)
 {
     PGconn *pg = NULL;
     /* the local cache first: this instance must not serve the old row even when the
@@ -124,13 +116,24 @@ static int rfc3339_ok(const char *s)
            two_digits(s + 4, 0, 59) >= 0 && s[6] == '\0';
 }
 
-int api_tenant_update(struct td_app *app, const char *id, const struct api_tenant_patch *p,
+const char *app_tenant_patch_check(const struct app_tenant_patch *p)
+{
+    if (p->name && !tnt_text_ok(p->name, 200))
+        return "name must not be empty and have at most 200 characters";
+    if (p->plan && !tnt_one_of(p->plan, tnt_plan_names))
+        return "plan has an unknown value";
+    if (p->status && !tnt_one_of(p->status, tnt_status_names))
+        return "status has an unknown value";
+    return NULL;
+}
+
+int app_tenant_update(struct td_app *app, const char *id, const struct app_tenant_patch *p,
                       struct tnt_tenant **out)
 {
     PGconn *pg = NULL;
     PGresult *r = NULL;
     *out = NULL;
-    if (p->set_expires && p->expires && !rfc3339_ok(p->expires))
+    if (app_tenant_patch_check(p) || (p->set_expires && p->expires && !rfc3339_ok(p->expires)))
         return TD_EVALIDATION;
     int rc = db_admin_connect(app->db, 0, NULL, &pg);
     if (rc < 0)
@@ -161,18 +164,18 @@ int api_tenant_update(struct td_app *app, const char *id, const struct api_tenan
     *out = tnt_tenant_from_row(app->db, r, 0);
     PQfinish(pg);
     pg = NULL;
-    api_tenant_notify(app, (*out)->id);
+    app_tenant_notify(app, (*out)->id);
 out:
     PQclear(r);
     PQfinish(pg);
     return rc;
 }
 
-int api_tenant_delete(struct td_app *app, const struct tnt_tenant *t)
+int app_tenant_delete(struct td_app *app, const struct tnt_tenant *t)
 {
     int rc = tnt_drop(app->db, t);
     if (rc == 0)
-        api_tenant_notify(app, t->id);
+        app_tenant_notify(app, t->id);
     return rc;
 }
 
@@ -193,7 +196,7 @@ static char *rows_sql(const struct res_desc *d)
     return sql;
 }
 
-int api_tenant_usage(struct td_app *app, const struct tnt_tenant *t, json_t **out)
+int app_tenant_usage(struct td_app *app, const struct tnt_tenant *t, json_t **out)
 {
     struct db_target tg;
     struct res_desc *d = app->resources ? res_registry_get(app->resources) : NULL;
@@ -206,7 +209,7 @@ int api_tenant_usage(struct td_app *app, const struct tnt_tenant *t, json_t **ou
     if (rc == 0)
         *out = json_pack("{s:I, s:I, s:I}", "users", (json_int_t)atoll(PQgetvalue(r[0], 0, 0)),
                          "projects", (json_int_t)atoll(PQgetvalue(r[0], 0, 1)), "api_calls_month",
-                         (json_int_t)api_usage_month(app->usage, t->id));
+                         (json_int_t)tnt_usage_month(app->usage, t->id));
     if (rc == 0 && rsql) {
         json_t *rows = json_object();
         for (int i = 0; i < d->ntables; i++)

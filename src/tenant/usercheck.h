@@ -11,14 +11,14 @@
  * (which notifies every instance), publishes a new object and so forgets every fact
  * about that tenant's users. Thread-safe.
  */
-#ifndef TD_API_USERCHECK_H
-#define TD_API_USERCHECK_H
+#ifndef TD_TENANT_USERCHECK_H
+#define TD_TENANT_USERCHECK_H
 
 #include "tenant/tenant.h"
 
 /* 1 when user held at least role min (NULL: any role) in t less than ttl_s ago. */
-int api_usercheck_ok(const struct tnt_tenant *t, const char *user, const char *min, int ttl_s);
+int tnt_usercheck_ok(const struct tnt_tenant *t, const char *user, const char *min, int ttl_s);
 /* Remember that user holds role in t (as the database said just now). */
-void api_usercheck_put(const struct tnt_tenant *t, const char *user, const char *role);
+void tnt_usercheck_put(const struct tnt_tenant *t, const char *user, const char *role);
 
 #endif
