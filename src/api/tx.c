@@ -44,7 +44,8 @@ static int tenant_moved(struct http_req *req)
 static int may_skip_check(const struct http_req *req, const char *min_role)
 {
     return (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) &&
-           tnt_usercheck_ok(req->tenant, req->claims.sub, min_role, req->app->cfg->user_check_ttl);
+           tnt_usercheck_ok(req->app->usercheck, req->tenant, req->claims.sub, min_role,
+                            req->app->cfg->user_check_ttl);
 }
 
 /* The target and statements of req's transaction: the user check (when there is a user
@@ -91,7 +92,7 @@ static int run_tx(struct http_req *req, const char *min_role, const struct db_st
     if (rc == 0 && *k && out[0] && PQntuples(out[0]) == 1)
         snprintf(role, sizeof(role), "%s", PQgetvalue(out[0], 0, 0));
     if (rc == 0 && role[0])
-        tnt_usercheck_put(req->tenant, req->claims.sub, role);
+        tnt_usercheck_put(req->app->usercheck, req->tenant, req->claims.sub, role);
     return rc;
 }
 

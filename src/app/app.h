@@ -33,10 +33,11 @@ struct td_app {
     atomic_int ready;
     struct pgc_cluster *cluster; /* embedded PostgreSQL, or NULL */
     struct tnt_listener *listener;
-    struct bkp *backup;             /* backups and restore (serve only), or NULL */
-    struct auth_throttle *throttle; /* failed logins, per process */
-    struct auth_jwt *jwt;           /* the JWT secret and the tokens verified with it */
-    struct res_registry *resources; /* served tenant tables (serve only), or NULL */
+    struct bkp *backup;              /* backups and restore (serve only), or NULL */
+    struct auth_throttle *throttle;  /* failed logins, per process */
+    struct auth_jwt *jwt;            /* the JWT secret and the tokens verified with it */
+    struct tnt_usercheck *usercheck; /* user checks remembered for reads */
+    struct res_registry *resources;  /* served tenant tables (serve only), or NULL */
 };
 
 /* How td_app_open() opens. */

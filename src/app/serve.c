@@ -42,6 +42,7 @@ int td_serve(struct td_config *cfg)
         .tenant_key = api_tenant_key,
         .tenant_share = cfg->tenant_share,
         .cors_origins = cfg->cors_origins,
+        .trusted_proxies = cfg->trusted_proxies,
     };
     /* before the HTTP server: handlers read app.resources and app.backup */
     if (res_registry_new(app.db, &app.resources) < 0)

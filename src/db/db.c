@@ -10,6 +10,7 @@
 #include "db/pool.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,11 +52,17 @@ struct db_server {
     struct db_pool *pool;
 };
 
+/* Idle superuser connections to the catalog kept for db_admin_borrow(). */
+#define DB_IDLE_ADMIN 4
+
 struct db {
     struct db_config cfg;
     char *app_password;
     struct db_server servers[DB_MAX_SERVERS];
     int nservers;
+    pthread_mutex_t idle_mu;
+    PGconn *idle_admin[DB_IDLE_ADMIN];
+    int nidle_admin;
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -253,6 +260,7 @@ int db_new(const struct db_config *cfg, struct db **out)
     struct db *db = td_xcalloc(1, sizeof(*db));
     db->cfg = *cfg;
     db->app_password = td_xstrdup(cfg->app_password);
+    pthread_mutex_init(&db->idle_mu, NULL);
     add_server(db, "main", 4, cfg->main_conninfo, strlen(cfg->main_conninfo));
     const char *p = cfg->servers;
     while (p && *p) {
@@ -290,6 +298,9 @@ void db_free(struct db *db)
         free(db->servers[i].conninfo);
         free(db->servers[i].app_conninfo);
     }
+    while (db->nidle_admin > 0)
+        PQfinish(db->idle_admin[--db->nidle_admin]);
+    pthread_mutex_destroy(&db->idle_mu);
     free(db->app_password);
     free(db);
 }
@@ -523,6 +534,38 @@ int db_admin_connect(struct db *db, int server, const char *database, PGconn **o
     PGresult *r = PQexec(*out, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
     PQclear(r);
     return 0;
+}
+
+int db_admin_borrow(struct db *db, PGconn **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&db->idle_mu);
+    if (db->nidle_admin > 0)
+        *out = db->idle_admin[--db->nidle_admin];
+    pthread_mutex_unlock(&db->idle_mu);
+    /* a kept connection may have died meanwhile (server restart): one cheap probe */
+    if (*out && PQstatus(*out) == CONNECTION_OK) {
+        PGresult *r = PQexec(*out, "");
+        int ok = PQresultStatus(r) == PGRES_EMPTY_QUERY;
+        PQclear(r);
+        if (ok)
+            return 0;
+    }
+    PQfinish(*out);
+    return db_admin_connect(db, 0, NULL, out);
+}
+
+void db_admin_return(struct db *db, PGconn *pg)
+{
+    if (pg && PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) == PQTRANS_IDLE) {
+        pthread_mutex_lock(&db->idle_mu);
+        if (db->nidle_admin < DB_IDLE_ADMIN) {
+            db->idle_admin[db->nidle_admin++] = pg;
+            pg = NULL;
+        }
+        pthread_mutex_unlock(&db->idle_mu);
+    }
+    PQfinish(pg);
 }
 
 int db_admin_exec(PGconn *pg, const char *what, const char *sql, int nparams,

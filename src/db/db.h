@@ -117,6 +117,14 @@ int db_map_error(const PGresult *res);
  * Returns 0 or TD_EUNAVAILABLE (also for a server index that is not configured). */
 int db_admin_connect(struct db *db, int server, const char *database, PGconn **out) TD_MUSTCHECK;
 
+/* A superuser connection to the catalog (server 0), from a few kept idle (or a new one):
+ * work that runs often (provisioning, every signup) would otherwise start a PostgreSQL
+ * backend each time. Give it back with db_admin_return(), which keeps it only when it is
+ * healthy and idle (no transaction open), else closes it. 0 or TD_EUNAVAILABLE.
+ * Thread-safe. */
+int db_admin_borrow(struct db *db, PGconn **out) TD_MUSTCHECK;
+void db_admin_return(struct db *db, PGconn *pg);
+
 /* Run sql on an admin connection; 0 or the mapped error (logged with what). */
 int db_admin_exec(PGconn *pg, const char *what, const char *sql, int nparams,
                   const char *const *params, PGresult **res) TD_MUSTCHECK;

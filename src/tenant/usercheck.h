@@ -16,9 +16,17 @@
 
 #include "tenant/tenant.h"
 
+struct tnt_usercheck;
+
+/* A table of remembered checks (one per application: 4 MiB). Allocation failure aborts. */
+struct tnt_usercheck *tnt_usercheck_new(void);
+/* NULL is a no-op. */
+void tnt_usercheck_free(struct tnt_usercheck *u);
 /* 1 when user held at least role min (NULL: any role) in t less than ttl_s ago. */
-int tnt_usercheck_ok(const struct tnt_tenant *t, const char *user, const char *min, int ttl_s);
+int tnt_usercheck_ok(struct tnt_usercheck *u, const struct tnt_tenant *t, const char *user,
+                     const char *min, int ttl_s);
 /* Remember that user holds role in t (as the database said just now). */
-void tnt_usercheck_put(const struct tnt_tenant *t, const char *user, const char *role);
+void tnt_usercheck_put(struct tnt_usercheck *u, const struct tnt_tenant *t, const char *user,
+                       const char *role);
 
 #endif
