@@ -40,6 +40,9 @@ static int tenant_moved(struct http_req *req)
     return 1;
 }
 
+/* Pool storage: the user check in the context statement, after the tenant settings. */
+static const char pool_ctx_check_sql[] = DB_POOL_CTX_SQL(TNT_USER_CHECK_SQL("pool.", "$3", "$4"));
+
 /* A read whose user check may come from tnt_usercheck (writes always check). */
 static int may_skip_check(const struct http_req *req, const char *min_role)
 {
@@ -59,9 +62,11 @@ static int build_tx(struct http_req *req, const char *min_role, const struct db_
     if (!req->has_claims || !check) {
         /* no user, or a remembered check */
     } else if (req->tenant->isolation == TNT_ISO_POOL) {
-        tg->guard_user = req->claims.sub; /* checked in the context statement */
-        tg->guard_min = min_role;
-        tg->guard_role = role;
+        tg->ctx_sql = pool_ctx_check_sql; /* checked in the context statement */
+        tg->ctx_params[0] = req->claims.sub;
+        tg->ctx_params[1] = min_role;
+        tg->ctx_value = role;
+        tg->ctx_value_cap = TNT_ROLE_MAX;
     } else {
         const char **gp = td_arena_alloc(req->arena, 2 * sizeof(char *));
         gp[0] = req->claims.sub;
@@ -70,7 +75,7 @@ static int build_tx(struct http_req *req, const char *min_role, const struct db_
          * tenant's tables, the guard sees the users the move deleted (and fails) instead
          * of an older snapshot that would let this transaction write into the old storage
          * after the move released it. */
-        all[k++] = (struct db_stmt){"SELECT " DB_GUARD_SQL("", "$1", "$2"), 2, gp, 0};
+        all[k++] = (struct db_stmt){"SELECT " TNT_USER_CHECK_SQL("", "$1", "$2"), 2, gp, 0};
     }
     memcpy(&all[k], stmts, sizeof(*stmts) * (size_t)n);
     return k;
@@ -82,7 +87,7 @@ static int run_tx(struct http_req *req, const char *min_role, const struct db_st
 {
     struct db_target tg;
     struct db_stmt all[MAX_STMTS + 1];
-    char role[DB_ROLE_MAX];
+    char role[TNT_ROLE_MAX];
     *k = build_tx(req, min_role, stmts, n, check, role, &tg, all);
     tg.error = err;
     int rc = db_exec(req->app->db, &tg, all, *k + n, out);

@@ -358,11 +358,6 @@ int db_map_error(const PGresult *res)
 
 static const char ctx_pool_sql[] =
     "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true)";
-/* set_config runs before the guard, left to right (the guard's subquery is an initplan,
- * run when the CASE first needs it). */
-static const char ctx_pool_guard_sql[] =
-    "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, "
-    "true), " DB_GUARD_SQL("pool.", "$3", "$4");
 static const char ctx_role_sql[] =
     "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), "
     "set_config('role', $3, true)";
@@ -420,6 +415,22 @@ static void error_fields(struct db_error *e, const PGresult *r)
     snprintf(e->column, sizeof(e->column), "%s", col ? col : "");
 }
 
+/* Queue t's context statement: the role's, the plain pool one, or the caller's pool one. */
+static int send_ctx(struct db_conn *c, int prepare, const struct db_target *t, struct sent *sent,
+                    int *ns)
+{
+    if (t->role) {
+        const char *p[3] = {t->tenant_id, t->search_path, t->role};
+        return send_stmt(c, prepare, NULL, ctx_role_sql, 3, p, 0, sent, ns, 3, -1);
+    }
+    if (t->ctx_sql) {
+        const char *p[4] = {t->tenant_id, t->search_path, t->ctx_params[0], t->ctx_params[1]};
+        return send_stmt(c, prepare, NULL, t->ctx_sql, 4, p, 0, sent, ns, 3, -1);
+    }
+    const char *p[2] = {t->tenant_id, t->search_path};
+    return send_stmt(c, prepare, NULL, ctx_pool_sql, 2, p, 0, sent, ns, 3, -1);
+}
+
 /* Send everything, then read every result. Returns 0, a mapped error, or
  * TD_EUNAVAILABLE with *broken set when the connection failed. */
 static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *t,
@@ -433,14 +444,8 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
     *got_any = 0;
     if (n > DB_MAX_PIPELINE || !PQenterPipelineMode(pg))
         goto fail;
-    if (t->tenant_id) {
-        int guard = !t->role && t->guard_user;
-        const char *cp[4] = {t->tenant_id, t->search_path, guard ? t->guard_user : t->role,
-                             t->guard_min};
-        const char *sql = t->role ? ctx_role_sql : guard ? ctx_pool_guard_sql : ctx_pool_sql;
-        if (!send_stmt(c, prepare, NULL, sql, t->role ? 3 : guard ? 4 : 2, cp, 0, sent, &ns, 3, -1))
-            goto fail;
-    }
+    if (t->tenant_id && !send_ctx(c, prepare, t, sent, &ns))
+        goto fail;
     for (int i = 0; i < n; i++)
         if (!send_stmt(c, prepare, t->search_path, stmts[i].sql, stmts[i].nparams, stmts[i].params,
                        stmts[i].binary, sent, &ns, 0, i))
@@ -461,9 +466,9 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
         }
         if (sent[q].kind == 1 && ok)
             sent[q].st->ready = 1;
-        if (sent[q].kind == 3 && ok && t->guard_role && !t->role && t->guard_user &&
+        if (sent[q].kind == 3 && ok && t->ctx_value && !t->role && t->ctx_sql &&
             PQntuples(r) == 1 && PQnfields(r) == 3)
-            snprintf(t->guard_role, DB_ROLE_MAX, "%s", PQgetvalue(r, 0, 2));
+            snprintf(t->ctx_value, t->ctx_value_cap, "%s", PQgetvalue(r, 0, 2));
         if (sent[q].kind == 0 && ok)
             res[sent[q].index] = r;
         else

@@ -52,7 +52,7 @@ void tnt_usercheck_free(struct tnt_usercheck *u)
     free(u);
 }
 
-/* member 1 < admin 2 < owner 3 (the order of DB_GUARD_SQL); 0 for anything else */
+/* member 1 < admin 2 < owner 3 (the order of TNT_USER_CHECK_SQL); 0 for anything else */
 static int rank_of(const char *role)
 {
     static const char *const ranks[] = {"member", "admin", "owner"};
