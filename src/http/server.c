@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -183,8 +184,12 @@ static int queue(struct http_req *req, int status, const char *content_type,
 {
     struct req_state *st = (struct req_state *)req;
     /* an answer to a request that proves who it is (a token or a session cookie) is that
-     * client's alone; handlers that hand out a token set it themselves */
-    if (http_header(req, "Authorization") || http_header(req, "Cookie"))
+     * client's alone, and so is one that hands out a session cookie; handlers that hand
+     * out a token in the body set it themselves */
+    int private = http_header(req, "Authorization") || http_header(req, "Cookie");
+    for (int i = 0; i < st->nhdrs && !private; i++)
+    private = strcasecmp(st->hdr_names[i], "Set-Cookie") == 0;
+    if (private)
         http_default_header(req, "Cache-Control", "no-store");
     if (content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
