@@ -7,6 +7,7 @@
 #include "api/handlers.h"
 #include "api/live.h"
 #include "api/metrics.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "http/problem.h"
 #include "http/router.h"
@@ -132,12 +133,10 @@ int api_dispatch_metrics(struct http_req *req)
 void api_log_request(struct http_req *req)
 {
     api_metrics_observe(req);
-    api_live_observe(req, api_metrics_now_us() - req->started_us);
+    long long now = td_now_us();
+    api_live_observe(req, now - req->started_us);
     if (!td_log_enabled(TD_LOG_INFO))
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long long now = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     struct timespec rt;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &rt);

@@ -6,6 +6,7 @@
 #include "api/metrics.h"
 #include "tenant/check.h"
 #include "tenant/plans.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "resource/resource.h"
@@ -54,7 +55,7 @@ int app_tenant_create(struct td_app *app, const struct app_tenant_spec *s, json_
     struct tnt_new n = {
         s->slug,   s->name, s->plan ? s->plan : "free", iso ? tnt_isolation_parse(iso) : -1,
         s->server, s->owner};
-    long long t0 = api_metrics_now_us();
+    long long t0 = td_now_us();
     rc = tnt_provision(app->db, &app->tenant_migs, &n, &t, &owner_json);
     api_metrics_provision(rc, t0);
     if (rc == TD_ECONFLICT)

@@ -4,6 +4,7 @@
  */
 #include "db/db.h"
 
+#include "core/hash.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -160,13 +161,8 @@ static void app_close(void *ctx, void *conn)
 
 static unsigned long long stmt_key(const char *sql, const char *search_path)
 {
-    unsigned long long h = 1469598103934665603ULL;
-    for (const char *p = sql; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;
-    for (const char *p = search_path ? search_path : ""; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h;
+    uint64_t h = td_hash64_byte(td_hash64_str(TD_HASH64_INIT, sql), 0xff);
+    return td_hash64_str(h, search_path ? search_path : "");
 }
 
 /* Drop the least recently used statement (name copied to evicted) to make room. */
