@@ -3,6 +3,7 @@
  */
 #include "tenant/plans.h"
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -69,10 +70,7 @@ long tnt_usage_month_left(void)
 
 static unsigned bucket(const char *id)
 {
-    unsigned h = 2166136261u;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h % USAGE_BUCKETS;
+    return td_hash_str(id) % USAGE_BUCKETS;
 }
 
 static struct usage_entry *entry_get(struct tnt_usage *u, const char *id)
@@ -150,11 +148,15 @@ long long tnt_usage_month(struct tnt_usage *u, const char *tenant_id)
     return n;
 }
 
+/* the day's figure too, for the console's chart (tenantd.usage_daily) */
 static const char flush_sql[] =
+    "WITH x AS (SELECT t, n FROM unnest($1::uuid[], $2::bigint[]) AS x(t, n) "
+    "WHERE t IN (SELECT id FROM tenantd.tenants)), "
+    "d AS (INSERT INTO tenantd.usage_daily AS d (tenant_id, day, api_calls) "
+    "SELECT x.t, (now() AT TIME ZONE 'UTC')::date, x.n FROM x "
+    "ON CONFLICT (tenant_id, day) DO UPDATE SET api_calls = d.api_calls + EXCLUDED.api_calls) "
     "INSERT INTO tenantd.usage AS u (tenant_id, month, api_calls) "
-    "SELECT x.t, (date_trunc('month', now() AT TIME ZONE 'UTC'))::date, x.n "
-    "FROM unnest($1::uuid[], $2::bigint[]) AS x(t, n) "
-    "WHERE x.t IN (SELECT id FROM tenantd.tenants) "
+    "SELECT x.t, (date_trunc('month', now() AT TIME ZONE 'UTC'))::date, x.n FROM x "
     "ON CONFLICT (tenant_id, month) DO UPDATE SET api_calls = u.api_calls + EXCLUDED.api_calls "
     "RETURNING tenant_id, api_calls";
 

@@ -68,7 +68,8 @@ static int bootstrap_server(struct db *db, int server, const struct mig_set *cat
         rc = exec(pg, "granting catalog reads",
                   "GRANT USAGE ON SCHEMA tenantd TO tenantd_app; "
                   "GRANT SELECT ON tenantd.tenants TO tenantd_app; "
-                  "GRANT SELECT, INSERT, UPDATE ON tenantd.usage TO tenantd_app");
+                  "GRANT SELECT, INSERT, UPDATE ON tenantd.usage TO tenantd_app; "
+                  "GRANT SELECT, INSERT, UPDATE ON tenantd.usage_daily TO tenantd_app");
     if (rc == 0)
         rc = exec(pg, "migrating the pool schema", "BEGIN");
     int applied = 0;
