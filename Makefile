@@ -8,10 +8,10 @@
 DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libmicrohttpd-dev libpq-dev postgresql-15 postgresql-contrib \
 	libjansson-dev libjwt-dev libsodium-dev libcmocka-dev libcurl4-openssl-dev \
-	pgbouncer pgbackrest wrk valgrind
+	pgbouncer pgbackrest wrk valgrind chromium nodejs
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test test-asan memcheck clean format bench bench-migrate bench-transfer bench-restore fuzz fuzz-smoke soak
+.PHONY: all deps console-deps build run test test-asan memcheck clean format bench bench-migrate bench-transfer bench-restore fuzz fuzz-smoke soak
 
 all: build
 
@@ -27,8 +27,17 @@ deps:
 build/CMakeCache.txt: | deps
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
-build: deps build/CMakeCache.txt
+build: deps build/CMakeCache.txt console-deps
 	cmake --build build -j $(JOBS)
+
+# playwright-core for the console's browser test (Chromium itself is Debian's, in DEPS);
+# Debian's nodejs comes without npm, NodeSource's with it.
+console-deps: tests/console/node_modules/.package-lock.json
+
+tests/console/node_modules/.package-lock.json: tests/console/package-lock.json | deps
+	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends npm; }
+	cd tests/console && npm ci --no-audit --no-fund --loglevel=error
 
 run: build
 	./build/tenantd serve

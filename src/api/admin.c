@@ -82,36 +82,6 @@ int api_admin_tenants_create(struct http_req *req)
     return rc < 0 ? rc : http_reply_json(req, 201, out);
 }
 
-#define TENANT_JSON(a)                                                                             \
-    DB_SQL_OBJECT(a ".id, " a ".slug, " a ".name, " a ".plan, " a ".isolation, " a ".status, " a   \
-                    ".server, " DB_SQL_TS(                                                         \
-                        a ".subscription_expires_at") " AS "                                       \
-                                                      "subscription_expires_at, " DB_SQL_TS(       \
-                                                          a ".created_at") " AS created_at")
-
-static const char list_sql[] = LIST_SQL("tenantd.tenants", TENANT_JSON("x"));
-static const char list_after_sql[] = LIST_SQL_AFTER("tenantd.tenants", TENANT_JSON("x"));
-
-int api_admin_tenants_list(struct http_req *req)
-{
-    int limit;
-    const char *cus, *cid, *detail = NULL;
-    int rc = api_paging(req, &limit, &cus, &cid, &detail);
-    if (rc < 0)
-        return api_fail(req, rc, detail);
-    char lim[8];
-    snprintf(lim, sizeof(lim), "%d", limit);
-    const char *p[3] = {lim, cus, cid};
-    struct db_target tg = {.server = 0};
-    struct db_stmt st = {cus ? list_after_sql : list_sql, cus ? 3 : 1, p, 1};
-    PGresult *r = NULL;
-    rc = db_exec(req->app->db, &tg, &st, 1, &r);
-    if (rc == 0)
-        rc = api_reply_page(req, r, limit);
-    PQclear(r);
-    return rc;
-}
-
 int api_admin_tenants_get(struct http_req *req)
 {
     struct tnt_tenant *t;

@@ -5,6 +5,7 @@
  */
 #include "api/api.h"
 #include "app/app.h"
+#include "api/console.h"
 #include "api/internal.h"
 #include "api/handlers.h"
 #include "tenant/plans.h"
@@ -62,8 +63,12 @@ int api_tenant_key(struct http_req *req, char *out, size_t cap)
 
 static int guard_admin(struct http_req *req)
 {
-    const char *tok = bearer(req);
-    if (!tok || !auth_secret_equal(tok, req->app->cfg->admin_token))
+    const char *tok = bearer(req), *detail = NULL;
+    if (!tok) { /* the console: a session cookie, and its CSRF token on writes */
+        int rc = api_console_check(req, &detail);
+        return rc < 0 ? api_fail(req, rc, detail) : 0;
+    }
+    if (!auth_secret_equal(tok, req->app->cfg->admin_token))
         return api_fail(req, TD_EUNAUTHORIZED, "the operator token is required");
     return 0;
 }

@@ -64,4 +64,11 @@ int api_admin_analytics(struct http_req *req);
 /* Record one finished request in the metrics (called from the access log hook). */
 void api_metrics_observe(struct http_req *req);
 
+/* fleet.c: one tenant's users, audit log, API calls per day and migration state; pools */
+int api_admin_tenant_users(struct http_req *req);
+int api_admin_tenant_audit(struct http_req *req);
+int api_admin_tenant_usage(struct http_req *req);
+int api_admin_tenant_migration(struct http_req *req);
+int api_admin_servers(struct http_req *req);
+
 #endif

@@ -302,8 +302,8 @@ static const struct op_desc ops[] = {
      "TenantCreated", "conflict", NULL},
     {"POST", "/admin/tenants/import", "admin", "Import an export as a new tenant", "ndjson", 201,
      "Tenant", "bad_request conflict", "slug"},
-    {"GET", "/admin/tenants", "admin", "List tenants", NULL, 200, "TenantList", "bad_request",
-     "limit cursor"},
+    {"GET", "/admin/tenants", "admin", "List tenants: search, filter, sort", NULL, 200,
+     "TenantList", "bad_request", "limit cursor q plan status isolation server sort"},
     {"GET", "/admin/tenants/{id}", "admin", "One tenant with its usage", NULL, 200,
      "TenantWithUsage", "tenant_not_found", NULL},
     {"PATCH", "/admin/tenants/{id}", "admin", "Change name, plan, status or subscription",
@@ -325,6 +325,26 @@ static const struct op_desc ops[] = {
      "Migrations", "", NULL},
     {"GET", "/admin/analytics", "admin", "Cross-tenant figures from the catalog", NULL, 200,
      "Analytics", "bad_request", "limit"},
+    {"GET", "/admin/tenants/{id}/users", "admin", "A tenant's users", NULL, 200, "UserList",
+     "bad_request tenant_not_found", "limit cursor"},
+    {"GET", "/admin/tenants/{id}/audit-logs", "admin", "A tenant's audit log", NULL, 200,
+     "AuditEntryList", "bad_request tenant_not_found", "limit cursor"},
+    {"GET", "/admin/tenants/{id}/usage", "admin", "A tenant's API calls per day this month", NULL,
+     200, "object", "tenant_not_found", NULL},
+    {"GET", "/admin/tenants/{id}/migration", "admin", "A tenant's schema version and last error",
+     NULL, 200, "object", "tenant_not_found", NULL},
+    {"GET", "/admin/servers", "admin", "Each server's pool against the budget", NULL, 200, "object",
+     "", NULL},
+    {"GET", "/admin/live", "admin", "Requests per second, p99 and errors, fleet and top tenants",
+     NULL, 200, "object", "", "seconds"},
+    {"POST", "/console/session", "console", "Sign in: the operator token for a session cookie",
+     "object", 201, "object", "unauthorized invalid_json validation_failed", NULL},
+    {"GET", "/console/session", "console", "The session's CSRF token (204 without a session)", NULL,
+     200, "object", "", NULL},
+    {"DELETE", "/console/session", "console", "Sign out", NULL, 204, NULL, "", NULL},
+    {"GET", "/console", "console", "The operator console", NULL, 200, "html", "", NULL},
+    {"GET", "/console/{file}", "console", "The console's scripts and styles", NULL, 200, "html",
+     "not_found", NULL},
 };
 
 #define NOPS (sizeof(ops) / sizeof(ops[0]))
@@ -356,6 +376,8 @@ static json_t *content(const char *what)
         return json_pack("{s:{s:{s:s}}}", "text/plain; version=0.0.4", "schema", "type", "string");
     if (!strcmp(what, "object"))
         return json_pack("{s:{s:{s:s}}}", "application/json", "schema", "type", "object");
+    if (!strcmp(what, "html"))
+        return json_pack("{s:{s:{s:s}}}", "text/html", "schema", "type", "string");
     return json_pack("{s:{s:o}}", "application/json", "schema", ref(what));
 }
 
@@ -427,10 +449,23 @@ static json_t *parameters(const struct http_route *r, const struct op_desc *d)
         json_t *s = !strcmp(q, "limit") ? json_pack("{s:s, s:i, s:i, s:i}", "type", "integer",
                                                     "minimum", 1, "maximum", 100, "default", 20)
                                         : json_pack("{s:s}", "type", "string");
-        const char *desc = !strcmp(q, "limit")     ? "page size"
-                           : !strcmp(q, "cursor")  ? "next_cursor of the previous page"
-                           : !strcmp(q, "confirm") ? "the tenant's slug, to confirm"
-                                                   : "slug of the new tenant (default: exported)";
+        static const char *const descs[][2] = {
+            {"limit", "page size"},
+            {"cursor", "next_cursor of the previous page"},
+            {"confirm", "the tenant's slug, to confirm"},
+            {"slug", "slug of the new tenant (default: exported)"},
+            {"q", "part of the slug or the name, any case"},
+            {"plan", "only this plan"},
+            {"status", "only active or only suspended"},
+            {"isolation", "only this isolation"},
+            {"server", "only tenants on this server"},
+            {"sort", "created (newest first, the default) or api_calls (this month, most first)"},
+            {"seconds", "the window, 10-299 seconds (default 300)"},
+        };
+        const char *desc = "";
+        for (size_t k = 0; k < sizeof(descs) / sizeof(descs[0]); k++)
+            if (!strcmp(q, descs[k][0]))
+                desc = descs[k][1];
         json_array_append_new(ps, json_pack("{s:s, s:s, s:b, s:s, s:o}", "name", q, "in", "query",
                                             "required", !strcmp(q, "confirm"), "description", desc,
                                             "schema", s));

@@ -3,7 +3,10 @@
  */
 #include "api/api.h"
 #include "app/app.h"
+#include "api/console.h"
 #include "api/handlers.h"
+#include "api/live.h"
+#include "api/metrics.h"
 #include "core/log.h"
 #include "http/problem.h"
 #include "http/router.h"
@@ -51,6 +54,17 @@ static const struct http_route routes[] = {
     {"GET", "/admin/jobs/{id}", A | S, api_admin_jobs_get},
     {"GET", "/admin/migrations", A | S, api_admin_migrations},
     {"GET", "/admin/analytics", A | S, api_admin_analytics},
+    {"GET", "/admin/tenants/{id}/users", A, api_admin_tenant_users},
+    {"GET", "/admin/tenants/{id}/audit-logs", A, api_admin_tenant_audit},
+    {"GET", "/admin/tenants/{id}/usage", A, api_admin_tenant_usage},
+    {"GET", "/admin/tenants/{id}/migration", A | S, api_admin_tenant_migration},
+    {"GET", "/admin/servers", A, api_admin_servers},
+    {"GET", "/admin/live", A, api_admin_live},
+    {"GET", "/console", P, api_console_asset},
+    {"POST", "/console/session", P, api_console_sign_in},
+    {"GET", "/console/session", P, api_console_session},
+    {"DELETE", "/console/session", P, api_console_sign_out},
+    {"GET", "/console/{file}", P, api_console_asset},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -119,6 +133,7 @@ int api_dispatch_metrics(struct http_req *req)
 void api_log_request(struct http_req *req)
 {
     api_metrics_observe(req);
+    api_live_observe(req, api_metrics_now_us() - req->started_us);
     if (!td_log_enabled(TD_LOG_INFO))
         return;
     struct timespec ts;

@@ -38,11 +38,15 @@ static int tenant_moved(struct http_req *req)
     return 1;
 }
 
+/* Pool storage: the user check in the context statement, after the tenant settings. */
+static const char pool_ctx_check_sql[] = DB_POOL_CTX_SQL(TNT_USER_CHECK_SQL("pool.", "$3", "$4"));
+
 /* A read whose user check may come from tnt_usercheck (writes always check). */
 static int may_skip_check(const struct http_req *req, const char *min_role)
 {
     return (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) &&
-           tnt_usercheck_ok(req->tenant, req->claims.sub, min_role, req->app->cfg->user_check_ttl);
+           tnt_usercheck_ok(req->app->usercheck, req->tenant, req->claims.sub, min_role,
+                            req->app->cfg->user_check_ttl);
 }
 
 /* The target and statements of req's transaction: the user check (when there is a user
@@ -56,9 +60,11 @@ static int build_tx(struct http_req *req, const char *min_role, const struct db_
     if (!req->has_claims || !check) {
         /* no user, or a remembered check */
     } else if (req->tenant->isolation == TNT_ISO_POOL) {
-        tg->guard_user = req->claims.sub; /* checked in the context statement */
-        tg->guard_min = min_role;
-        tg->guard_role = role;
+        tg->ctx_sql = pool_ctx_check_sql; /* checked in the context statement */
+        tg->ctx_params[0] = req->claims.sub;
+        tg->ctx_params[1] = min_role;
+        tg->ctx_value = role;
+        tg->ctx_value_cap = TNT_ROLE_MAX;
     } else {
         const char **gp = td_arena_alloc(req->arena, 2 * sizeof(char *));
         gp[0] = req->claims.sub;
@@ -67,7 +73,7 @@ static int build_tx(struct http_req *req, const char *min_role, const struct db_
          * tenant's tables, the guard sees the users the move deleted (and fails) instead
          * of an older snapshot that would let this transaction write into the old storage
          * after the move released it. */
-        all[k++] = (struct db_stmt){"SELECT " DB_GUARD_SQL("", "$1", "$2"), 2, gp, 0};
+        all[k++] = (struct db_stmt){"SELECT " TNT_USER_CHECK_SQL("", "$1", "$2"), 2, gp, 0};
     }
     memcpy(&all[k], stmts, sizeof(*stmts) * (size_t)n);
     return k;
@@ -79,7 +85,7 @@ static int run_tx(struct http_req *req, const char *min_role, const struct db_st
 {
     struct db_target tg;
     struct db_stmt all[MAX_STMTS + 1];
-    char role[DB_ROLE_MAX];
+    char role[TNT_ROLE_MAX];
     *k = build_tx(req, min_role, stmts, n, check, role, &tg, all);
     int rc = db_exec(req->app->db, &tg, all, *k + n, out);
     for (int i = 0; i < *k + n; i++)
@@ -88,7 +94,7 @@ static int run_tx(struct http_req *req, const char *min_role, const struct db_st
     if (rc == 0 && *k && out[0] && PQntuples(out[0]) == 1)
         snprintf(role, sizeof(role), "%s", PQgetvalue(out[0], 0, 0));
     if (rc == 0 && role[0])
-        tnt_usercheck_put(req->tenant, req->claims.sub, role);
+        tnt_usercheck_put(req->app->usercheck, req->tenant, req->claims.sub, role);
     return rc;
 }
 

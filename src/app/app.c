@@ -13,6 +13,7 @@
 #include "pg/cluster.h"
 #include "tenant/notify.h"
 #include "tenant/provision.h"
+#include "tenant/usercheck.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -162,6 +163,7 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
     if (rc < 0)
         return rc;
     app->jwt = auth_jwt_new(cfg->jwt_secret);
+    app->usercheck = tnt_usercheck_new();
     app->cache = tnt_cache_new(app->db, 20000, 60000);
     app->usage = tnt_usage_new(app->db);
     app->throttle =
@@ -178,6 +180,7 @@ void td_app_close(struct td_app *app)
     auth_throttle_free(app->throttle);
     tnt_cache_free(app->cache);
     auth_jwt_free(app->jwt);
+    tnt_usercheck_free(app->usercheck);
     db_free(app->db);
     mig_set_cleanup(&app->catalog_migs);
     mig_set_cleanup(&app->tenant_migs);

@@ -32,9 +32,10 @@ struct td_app {
     atomic_int ready;
     struct pgc_cluster *cluster; /* embedded PostgreSQL, or NULL */
     struct tnt_listener *listener;
-    struct bkp *backup;             /* backups and restore (serve only), or NULL */
-    struct auth_throttle *throttle; /* failed logins, per process */
-    struct auth_jwt *jwt;           /* the JWT secret and the tokens verified with it */
+    struct bkp *backup;              /* backups and restore (serve only), or NULL */
+    struct auth_throttle *throttle;  /* failed logins, per process */
+    struct auth_jwt *jwt;            /* the JWT secret and the tokens verified with it */
+    struct tnt_usercheck *usercheck; /* user checks remembered for reads */
 };
 
 /* How td_app_open() opens. */

@@ -41,6 +41,7 @@ int td_serve(struct td_config *cfg)
         .tenant_key = api_tenant_key,
         .tenant_share = cfg->tenant_share,
         .cors_origins = cfg->cors_origins,
+        .trusted_proxies = cfg->trusted_proxies,
     };
     /* before the HTTP server: handlers read app.backup */
     if (bkp_open(cfg, app.cluster, app.db, &app.tenant_migs, &app.backup) < 0)

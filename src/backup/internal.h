@@ -57,6 +57,7 @@ struct bkp__scratch {
     char *conninfo; /* superuser on the tenantd database */
     int port;
     int running;
+    int partial; /* only some databases were copied (the others are zeroed files) */
     long long restore_ms, replay_ms; /* time spent copying the backup, and replaying WAL */
     void (*tick)(void *arg);         /* set by the caller: called every 10 s of replay */
     void *tick_arg;

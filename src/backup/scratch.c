@@ -36,6 +36,8 @@ static int free_port(void)
     return port > 0 ? port : 55432;
 }
 
+static void stop_server(struct bkp *b, struct bkp__scratch *s);
+
 static int make_dir(struct bkp *b, const char *path)
 {
     if (mkdir(path, 0700) < 0 && errno != EEXIST) {
@@ -59,6 +61,7 @@ static int restore_files(struct bkp *b, struct bkp__scratch *s, const char *at,
     args[n++] = "restore";
     args[n] = NULL;
     st = bkp__pgbackrest(b, args, NULL);
+    s->partial = st == 0 && dbs;
     if (st != 0 && dbs) {
         /* a database created after the backup is not in it: restore them all */
         td_log_info("backup: restore of only the needed databases failed (exit status %d); "
@@ -110,12 +113,15 @@ static int start_server(struct bkp *b, struct bkp__scratch *s, char *err, size_t
     char *pgctl = td_xasprintf("%s/pg_ctl", pgc_cluster_bin_dir(b->cluster));
     char *logf = td_xasprintf("%s/pg.log", s->dir);
     /* command-line settings beat the copied postgresql.conf: no TCP, our own socket, and
-     * no archiving (the copy must never push WAL of its new timeline into the repository) */
+     * no archiving (the copy must never push WAL of its new timeline into the repository).
+     * The databases left out of a partial restore are zeroed files: WAL that touches them
+     * refers to pages recovery cannot find, which is harmless as nothing reads them, so
+     * ignore_invalid_pages lets recovery go on instead of stopping. */
     char *opts = td_xasprintf("-p %d -c listen_addresses='' -c unix_socket_directories='%s' "
                               "-c archive_mode=off -c hot_standby=off -c logging_collector=off "
                               "-c shared_buffers=64MB -c max_connections=20 "
-                              "-c max_wal_senders=0 -c max_replication_slots=0",
-                              s->port, s->dir);
+                              "-c max_wal_senders=0 -c max_replication_slots=0%s",
+                              s->port, s->dir, s->partial ? " -c ignore_invalid_pages=on" : "");
     const char *args[] = {"start", "-w", "-t", "3600", "-D", s->pgdata,
                           "-l",    logf, "-o", opts,   NULL};
     int st = pgc_cluster_run(b->cluster, pgctl, args, b->log), rc = 0;
@@ -198,20 +204,39 @@ int bkp__scratch_start(struct bkp *b, const char *job_id, const char *at, const 
     int rc = start_server(b, s, err, cap);
     if (rc == 0)
         rc = wait_promoted(s, err, cap);
+    if (rc == TD_EUNAVAILABLE && s->partial) {
+        /* the copy of only some databases did not come up: copy them all, once */
+        td_log_warn("backup: the partial copy did not start; restoring every database");
+        stop_server(b, s);
+        bkp__remove_tree(s->pgdata);
+        t0 = bkp__now_ms();
+        if ((st = make_dir(b, s->pgdata)) == 0)
+            st = restore_files(b, s, at, NULL);
+        s->restore_ms += bkp__now_ms() - t0;
+        t0 = bkp__now_ms();
+        rc = st == 0 ? start_server(b, s, err, cap) : TD_EUNAVAILABLE;
+        if (rc == 0)
+            rc = wait_promoted(s, err, cap);
+    }
     s->replay_ms = bkp__now_ms() - t0;
     return rc;
 }
 
+static void stop_server(struct bkp *b, struct bkp__scratch *s)
+{
+    if (!s->running)
+        return;
+    char *pgctl = td_xasprintf("%s/pg_ctl", pgc_cluster_bin_dir(b->cluster));
+    const char *args[] = {"stop", "-w", "-m", "immediate", "-D", s->pgdata, NULL};
+    if (pgc_cluster_run(b->cluster, pgctl, args, b->log) != 0)
+        td_log_error("backup: could not stop the scratch server in %s", s->pgdata);
+    free(pgctl);
+    s->running = 0;
+}
+
 void bkp__scratch_stop(struct bkp *b, struct bkp__scratch *s)
 {
-    if (s->running) {
-        char *pgctl = td_xasprintf("%s/pg_ctl", pgc_cluster_bin_dir(b->cluster));
-        const char *args[] = {"stop", "-w", "-m", "immediate", "-D", s->pgdata, NULL};
-        if (pgc_cluster_run(b->cluster, pgctl, args, b->log) != 0)
-            td_log_error("backup: could not stop the scratch server in %s", s->pgdata);
-        free(pgctl);
-        s->running = 0;
-    }
+    stop_server(b, s);
     if (s->dir && bkp__remove_tree(s->dir) < 0)
         td_log_warn("backup: could not remove %s: %s", s->dir, strerror(errno));
     free(s->dir);

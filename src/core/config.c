@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,32 @@ static int valid_origins(const char *v)
     return v[0] != '\0';
 }
 
+/* Addresses or networks, comma-separated: "10.0.0.0/8,127.0.0.1,::1,fd00::/8". */
+static int valid_proxies(const char *v)
+{
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ",");
+        char buf[64], *slash, *end;
+        unsigned char a[16];
+        if (n == 0 || n >= sizeof(buf))
+            return 0;
+        memcpy(buf, p, n);
+        buf[n] = '\0';
+        if ((slash = strchr(buf, '/')))
+            *slash = '\0';
+        int v4 = inet_pton(AF_INET, buf, a) == 1;
+        if (!v4 && inet_pton(AF_INET6, buf, a) != 1)
+            return 0;
+        long bits = slash ? strtol(slash + 1, &end, 10) : 0;
+        if (slash && (!slash[1] || *end || bits < 0 || bits > (v4 ? 32 : 128)))
+            return 0;
+        p += n;
+        if (*p == ',' && !*++p)
+            return 0;
+    }
+    return v[0] != '\0';
+}
+
 static int valid_bool(const char *v)
 {
     return !strcmp(v, "0") || !strcmp(v, "1");
@@ -168,6 +195,8 @@ static const struct cfg_entry entries[] = {
      NULL, valid_pos_int},
     {"login_max_per_addr", CFG_INT, OFF(login_max_per_addr), "100", "TENANTD_LOGIN_MAX_PER_ADDR",
      NULL, valid_pos_int},
+    {"trusted_proxies", CFG_STR, OFF(trusted_proxies), NULL, "TENANTD_TRUSTED_PROXIES", NULL,
+     valid_proxies},
     {"cors_origins", CFG_STR, OFF(cors_origins), NULL, "TENANTD_CORS_ORIGINS", NULL, valid_origins},
     {"metrics_listen", CFG_STR, OFF(metrics_listen), NULL, "TENANTD_METRICS_LISTEN",
      "--metrics-listen", valid_port_addr},

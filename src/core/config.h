@@ -33,6 +33,7 @@ struct td_config {
     int job_workers;         /* background job threads of serve; 0: none */
     int login_max_per_email; /* failed logins of one email of a tenant per 5 minutes */
     int login_max_per_addr;  /* failed logins from one client address per 5 minutes */
+    char *trusted_proxies;   /* "10.0.0.0/8,::1": peers whose X-Forwarded-For names the client */
     char *cors_origins;      /* "https://app.example.com,..."; NULL: no CORS headers */
     char *metrics_token;     /* NULL: only the operator token reads /metrics on the API address */
     char *metrics_listen;    /* host:port serving /metrics alone, without a token; NULL: none */

@@ -10,6 +10,7 @@
 #include "db/pool.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,11 +52,17 @@ struct db_server {
     struct db_pool *pool;
 };
 
+/* Idle superuser connections to the catalog kept for db_admin_borrow(). */
+#define DB_IDLE_ADMIN 4
+
 struct db {
     struct db_config cfg;
     char *app_password;
     struct db_server servers[DB_MAX_SERVERS];
     int nservers;
+    pthread_mutex_t idle_mu;
+    PGconn *idle_admin[DB_IDLE_ADMIN];
+    int nidle_admin;
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -253,6 +260,7 @@ int db_new(const struct db_config *cfg, struct db **out)
     struct db *db = td_xcalloc(1, sizeof(*db));
     db->cfg = *cfg;
     db->app_password = td_xstrdup(cfg->app_password);
+    pthread_mutex_init(&db->idle_mu, NULL);
     add_server(db, "main", 4, cfg->main_conninfo, strlen(cfg->main_conninfo));
     const char *p = cfg->servers;
     while (p && *p) {
@@ -290,6 +298,9 @@ void db_free(struct db *db)
         free(db->servers[i].conninfo);
         free(db->servers[i].app_conninfo);
     }
+    while (db->nidle_admin > 0)
+        PQfinish(db->idle_admin[--db->nidle_admin]);
+    pthread_mutex_destroy(&db->idle_mu);
     free(db->app_password);
     free(db);
 }
@@ -346,11 +357,6 @@ int db_map_error(const PGresult *res)
 
 static const char ctx_pool_sql[] =
     "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true)";
-/* set_config runs before the guard, left to right (the guard's subquery is an initplan,
- * run when the CASE first needs it). */
-static const char ctx_pool_guard_sql[] =
-    "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, "
-    "true), " DB_GUARD_SQL("pool.", "$3", "$4");
 static const char ctx_role_sql[] =
     "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), "
     "set_config('role', $3, true)";
@@ -398,6 +404,22 @@ static int send_stmt(struct db_conn *c, int prepare, const char *search_path, co
     return 1;
 }
 
+/* Queue t's context statement: the role's, the plain pool one, or the caller's pool one. */
+static int send_ctx(struct db_conn *c, int prepare, const struct db_target *t, struct sent *sent,
+                    int *ns)
+{
+    if (t->role) {
+        const char *p[3] = {t->tenant_id, t->search_path, t->role};
+        return send_stmt(c, prepare, NULL, ctx_role_sql, 3, p, 0, sent, ns, 3, -1);
+    }
+    if (t->ctx_sql) {
+        const char *p[4] = {t->tenant_id, t->search_path, t->ctx_params[0], t->ctx_params[1]};
+        return send_stmt(c, prepare, NULL, t->ctx_sql, 4, p, 0, sent, ns, 3, -1);
+    }
+    const char *p[2] = {t->tenant_id, t->search_path};
+    return send_stmt(c, prepare, NULL, ctx_pool_sql, 2, p, 0, sent, ns, 3, -1);
+}
+
 /* Send everything, then read every result. Returns 0, a mapped error, or
  * TD_EUNAVAILABLE with *broken set when the connection failed. */
 static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *t,
@@ -411,14 +433,8 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
     *got_any = 0;
     if (n > DB_MAX_PIPELINE || !PQenterPipelineMode(pg))
         goto fail;
-    if (t->tenant_id) {
-        int guard = !t->role && t->guard_user;
-        const char *cp[4] = {t->tenant_id, t->search_path, guard ? t->guard_user : t->role,
-                             t->guard_min};
-        const char *sql = t->role ? ctx_role_sql : guard ? ctx_pool_guard_sql : ctx_pool_sql;
-        if (!send_stmt(c, prepare, NULL, sql, t->role ? 3 : guard ? 4 : 2, cp, 0, sent, &ns, 3, -1))
-            goto fail;
-    }
+    if (t->tenant_id && !send_ctx(c, prepare, t, sent, &ns))
+        goto fail;
     for (int i = 0; i < n; i++)
         if (!send_stmt(c, prepare, t->search_path, stmts[i].sql, stmts[i].nparams, stmts[i].params,
                        stmts[i].binary, sent, &ns, 0, i))
@@ -436,9 +452,9 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
             rc = db_map_error(r);
         if (sent[q].kind == 1 && ok)
             sent[q].st->ready = 1;
-        if (sent[q].kind == 3 && ok && t->guard_role && !t->role && t->guard_user &&
+        if (sent[q].kind == 3 && ok && t->ctx_value && !t->role && t->ctx_sql &&
             PQntuples(r) == 1 && PQnfields(r) == 3)
-            snprintf(t->guard_role, DB_ROLE_MAX, "%s", PQgetvalue(r, 0, 2));
+            snprintf(t->ctx_value, t->ctx_value_cap, "%s", PQgetvalue(r, 0, 2));
         if (sent[q].kind == 0 && ok)
             res[sent[q].index] = r;
         else
@@ -509,6 +525,38 @@ int db_admin_connect(struct db *db, int server, const char *database, PGconn **o
     PGresult *r = PQexec(*out, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
     PQclear(r);
     return 0;
+}
+
+int db_admin_borrow(struct db *db, PGconn **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&db->idle_mu);
+    if (db->nidle_admin > 0)
+        *out = db->idle_admin[--db->nidle_admin];
+    pthread_mutex_unlock(&db->idle_mu);
+    /* a kept connection may have died meanwhile (server restart): one cheap probe */
+    if (*out && PQstatus(*out) == CONNECTION_OK) {
+        PGresult *r = PQexec(*out, "");
+        int ok = PQresultStatus(r) == PGRES_EMPTY_QUERY;
+        PQclear(r);
+        if (ok)
+            return 0;
+    }
+    PQfinish(*out);
+    return db_admin_connect(db, 0, NULL, out);
+}
+
+void db_admin_return(struct db *db, PGconn *pg)
+{
+    if (pg && PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) == PQTRANS_IDLE) {
+        pthread_mutex_lock(&db->idle_mu);
+        if (db->nidle_admin < DB_IDLE_ADMIN) {
+            db->idle_admin[db->nidle_admin++] = pg;
+            pg = NULL;
+        }
+        pthread_mutex_unlock(&db->idle_mu);
+    }
+    PQfinish(pg);
 }
 
 int db_admin_exec(PGconn *pg, const char *what, const char *sql, int nparams,

@@ -25,31 +25,22 @@ struct db_target {
     const char *tenant_id; /* app.tenant_id; NULL for no tenant context */
     const char *search_path;
     const char *role; /* NULL: stay the runtime role (pool isolation) */
-    /* pool isolation only: check this user (and guard_min role, may be NULL) in the
-     * context statement itself (DB_GUARD_SQL), one statement fewer */
-    const char *guard_user;
-    const char *guard_min;
-    char *guard_role; /* out, may be NULL: the user's role when the check passed */
+    /* Pool isolation only, optional: the caller's own context statement instead of the
+     * plain one, built with DB_POOL_CTX_SQL(item) so that item (say, a check) runs in the
+     * same statement as the tenant settings, one statement fewer. item refers to
+     * ctx_params as $3 and $4. db/ runs it and knows nothing of what it checks; a failure
+     * fails the transaction like any statement's. */
+    const char *ctx_sql;
+    const char *ctx_params[2];
+    char *ctx_value; /* out, may be NULL: item's value (text) when the statement ran */
+    size_t ctx_value_cap;
 };
 
-/*
- * The user check of an authenticated transaction: the token's user must still exist in
- * the tenant's storage (else SQLSTATE TD401) and hold at least role `min` (else TD403);
- * its value is the user's role. Inline SQL, so that the common case runs no function:
- * ranks member < admin < owner by array_position; only a failing check calls the
- * storage's plpgsql tenant_guard (migrations/tenant/0001_tenant.sql), which raises the
- * error. Naming the users table in the statement also locks it before the statement's
- * snapshot is taken (src/api/tx.c).
- * schema: "" or "pool." (with the dot); user, min: parameter references such as "$1".
- */
-#define DB_GUARD_SQL(schema, user, min)                                                            \
-    "coalesce((SELECT CASE WHEN array_position('{member,admin,owner}'::text[], u.role) >= "        \
-    "array_position('{member,admin,owner}'::text[], coalesce(" min ", 'member')) THEN u.role "     \
-    "ELSE " schema "tenant_guard(" user "::uuid, " min ") END FROM " schema "users u WHERE "       \
-    "u.id = " user "::uuid), " schema "tenant_guard(" user "::uuid, " min "))"
-
-/* Room for a user's role as DB_GUARD_SQL returns it ("member", "admin", "owner"). */
-#define DB_ROLE_MAX 8
+/* The context statement of a pool-isolation transaction with one more SELECT-list item
+ * (a string literal), evaluated after the tenant settings: set_config runs left to right,
+ * and a subquery in item is an initplan, run when item is first evaluated. */
+#define DB_POOL_CTX_SQL(item)                                                                      \
+    "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), " item
 
 struct db_stmt {
     const char *sql;
@@ -107,6 +98,14 @@ int db_map_error(const PGresult *res);
 /* Open a superuser connection to server (database NULL: its default). Caller PQfinish()es.
  * Returns 0 or TD_EUNAVAILABLE (also for a server index that is not configured). */
 int db_admin_connect(struct db *db, int server, const char *database, PGconn **out) TD_MUSTCHECK;
+
+/* A superuser connection to the catalog (server 0), from a few kept idle (or a new one):
+ * work that runs often (provisioning, every signup) would otherwise start a PostgreSQL
+ * backend each time. Give it back with db_admin_return(), which keeps it only when it is
+ * healthy and idle (no transaction open), else closes it. 0 or TD_EUNAVAILABLE.
+ * Thread-safe. */
+int db_admin_borrow(struct db *db, PGconn **out) TD_MUSTCHECK;
+void db_admin_return(struct db *db, PGconn *pg);
 
 /* Run sql on an admin connection; 0 or the mapped error (logged with what). */
 int db_admin_exec(PGconn *pg, const char *what, const char *sql, int nparams,

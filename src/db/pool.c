@@ -19,6 +19,7 @@
 #include <time.h>
 
 #define TENANT_BUCKETS 2048
+#define SUB_BUCKETS 1024    /* per-database pools by name: found in O(1) on every acquire */
 #define TENANT_RECORDS 1024 /* idle tenants whose last service is remembered */
 
 struct db_subpool {
@@ -28,6 +29,7 @@ struct db_subpool {
     unsigned long long last_used;
     unsigned long long hold_us; /* average time one use of a connection lasts here */
     struct db_subpool *next;
+    struct db_subpool *hnext; /* chain in sub_hash */
 };
 
 struct tenant_use {
@@ -56,6 +58,7 @@ struct db_pool {
     int open, active, max_open, cap_per_tenant, ndbs;
     struct db_subpool main;
     struct db_subpool *dbs;                     /* per-database pools */
+    struct db_subpool *sub_hash[SUB_BUCKETS];   /* the same, by name */
     struct tenant_use *tenants[TENANT_BUCKETS]; /* hash table of tenant records */
     struct td_list idle;                        /* idle records, oldest first */
     int ntenants;
@@ -146,10 +149,27 @@ static struct db_subpool *find_sub(struct db_pool *p, const char *database)
 {
     if (!database)
         return &p->main;
-    for (struct db_subpool *d = p->dbs; d; d = d->next)
+    for (struct db_subpool *d = p->sub_hash[td_hash_str(database) % SUB_BUCKETS]; d; d = d->hnext)
         if (strcmp(d->database, database) == 0)
             return d;
     return NULL;
+}
+
+/* Take d off the list and the hash (the caller frees it). */
+static void sub_unlink(struct db_pool *p, struct db_subpool *d)
+{
+    for (struct db_subpool **pp = &p->dbs; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    for (struct db_subpool **pp = &p->sub_hash[td_hash_str(d->database) % SUB_BUCKETS]; *pp;
+         pp = &(*pp)->hnext)
+        if (*pp == d) {
+            *pp = d->hnext;
+            break;
+        }
+    p->ndbs--;
 }
 
 /* The record of tenant key, created when missing; taken off the idle list (the caller is
@@ -316,23 +336,21 @@ static struct db_slot *take(struct db_pool *p, const char *database, struct db_s
     if (!sub) {
         if (p->ndbs >= p->cfg.max_dbs) {
             struct db_subpool *old = evictable_sub(p, NULL);
-            for (struct db_subpool **pp = &p->dbs; *pp; pp = &(*pp)->next)
-                if (*pp == old) {
-                    *pp = old->next;
-                    break;
-                }
+            sub_unlink(p, old);
             p->open -= old->open;
             p->evictions += old->open;
             *victims = old->idle;
             free(old->database);
             free(old);
-            p->ndbs--;
         }
         sub = td_xcalloc(1, sizeof(*sub));
         sub->database = td_xstrdup(database);
         sub->hold_us = p->hold_us;
         sub->next = p->dbs;
         p->dbs = sub;
+        struct db_subpool **head = &p->sub_hash[td_hash_str(database) % SUB_BUCKETS];
+        sub->hnext = *head;
+        *head = sub;
         p->ndbs++;
     }
     if (p->open >= p->max_open) {
@@ -494,21 +512,17 @@ void db_pool_forget(struct db_pool *p, const char *database)
 {
     struct db_slot *victims = NULL;
     pthread_mutex_lock(&p->mu);
-    for (struct db_subpool **pp = &p->dbs; *pp; pp = &(*pp)->next) {
-        struct db_subpool *d = *pp;
-        if (strcmp(d->database, database) != 0)
-            continue;
+    struct db_subpool *d = database ? find_sub(p, database) : NULL;
+    if (d) {
         victims = d->idle;
         d->idle = NULL;
         p->open -= d->open - d->in_use;
         d->open = d->in_use;
         if (d->in_use == 0) {
-            *pp = d->next;
+            sub_unlink(p, d);
             free(d->database);
             free(d);
-            p->ndbs--;
         }
-        break;
     }
     wake_next(p);
     pthread_mutex_unlock(&p->mu);

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "http/cors.h"
 #include "http/problem.h"
+#include "http/proxy.h"
 #include "http/router.h"
 
 #include <arpa/inet.h>
@@ -20,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,7 +66,8 @@ struct http_server {
     int gate_max;
     pthread_mutex_t gate_lock;
     struct gate *gates[GATE_BUCKETS];
-    struct http_cors *cors; /* NULL: no CORS */
+    struct http_cors *cors;       /* NULL: no CORS */
+    struct http_proxies *proxies; /* NULL: the TCP peer is the client */
 };
 
 /* Per-connection state (MHD's socket context). */
@@ -149,8 +152,12 @@ static int queue(struct http_req *req, int status, const char *content_type,
 {
     struct req_state *st = (struct req_state *)req;
     /* an answer to a request that proves who it is (a token or a session cookie) is that
-     * client's alone; handlers that hand out a token set it themselves */
-    if (http_header(req, "Authorization") || http_header(req, "Cookie"))
+     * client's alone, and so is one that hands out a session cookie; handlers that hand
+     * out a token in the body set it themselves */
+    int private = http_header(req, "Authorization") || http_header(req, "Cookie");
+    for (int i = 0; i < st->nhdrs && !private; i++)
+    private = strcasecmp(st->hdr_names[i], "Set-Cookie") == 0;
+    if (private)
         http_default_header(req, "Cache-Control", "no-store");
     if (content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
@@ -287,7 +294,7 @@ static void set_request_id(struct http_req *req)
     sodium_bin2hex(req->request_id, sizeof(req->request_id), (const unsigned char *)id, sizeof(id));
 }
 
-static void set_client_ip(struct http_req *req)
+static void set_client_ip(struct http_server *srv, struct http_req *req)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -301,6 +308,12 @@ static void set_client_ip(struct http_req *req)
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
                   req->client_ip, sizeof(req->client_ip));
+    if (srv->proxies && req->client_ip[0]) {
+        char peer[sizeof(req->client_ip)];
+        memcpy(peer, req->client_ip, sizeof(peer));
+        http_proxies_client(srv->proxies, peer, http_header(req, "X-Forwarded-For"), req->client_ip,
+                            sizeof(req->client_ip));
+    }
 }
 
 static struct req_state *req_new(struct http_server *srv, struct MHD_Connection *conn,
@@ -317,7 +330,7 @@ static struct req_state *req_new(struct http_server *srv, struct MHD_Connection 
     req->started_us = now_us();
     http_router_split_tenant(req->url, req->arena, &req->path_slug, &req->path);
     set_request_id(req);
-    set_client_ip(req);
+    set_client_ip(srv, req);
     atomic_fetch_add(&srv->active, 1);
     return st;
 }
@@ -725,6 +738,7 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
     s->done = o->done;
     s->tenant_key = o->tenant_key;
     s->cors = http_cors_new(o->cors_origins);
+    s->proxies = http_proxies_new(o->trusted_proxies);
     s->gate_max = o->tenant_share > 0 && o->tenant_share < 100
                       ? (o->threads * o->tenant_share + 99) / 100
                       : 0;
@@ -751,6 +765,7 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
         td_log_error("could not listen on %s", o->listen);
         stop_workers(s);
         http_cors_free(s->cors);
+        http_proxies_free(s->proxies);
         free(s);
         return TD_EUNAVAILABLE;
     }
@@ -780,5 +795,6 @@ void http_server_stop(struct http_server *s, int grace_s)
     stop_workers(s);
     MHD_stop_daemon(s->daemon);
     http_cors_free(s->cors);
+    http_proxies_free(s->proxies);
     free(s);
 }

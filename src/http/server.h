@@ -31,6 +31,8 @@ struct http_server_opts {
     int tenant_share;
     /* exact origins allowed by CORS, comma-separated; NULL: no CORS headers */
     const char *cors_origins;
+    /* reverse proxies whose X-Forwarded-For names the client (http/proxy.h); NULL: none */
+    const char *trusted_proxies;
 };
 
 /*

@@ -150,11 +150,15 @@ long long tnt_usage_month(struct tnt_usage *u, const char *tenant_id)
     return n;
 }
 
+/* the day's figure too, for the console's chart (tenantd.usage_daily) */
 static const char flush_sql[] =
+    "WITH x AS (SELECT t, n FROM unnest($1::uuid[], $2::bigint[]) AS x(t, n) "
+    "WHERE t IN (SELECT id FROM tenantd.tenants)), "
+    "d AS (INSERT INTO tenantd.usage_daily AS d (tenant_id, day, api_calls) "
+    "SELECT x.t, (now() AT TIME ZONE 'UTC')::date, x.n FROM x "
+    "ON CONFLICT (tenant_id, day) DO UPDATE SET api_calls = d.api_calls + EXCLUDED.api_calls) "
     "INSERT INTO tenantd.usage AS u (tenant_id, month, api_calls) "
-    "SELECT x.t, (date_trunc('month', now() AT TIME ZONE 'UTC'))::date, x.n "
-    "FROM unnest($1::uuid[], $2::bigint[]) AS x(t, n) "
-    "WHERE x.t IN (SELECT id FROM tenantd.tenants) "
+    "SELECT x.t, (date_trunc('month', now() AT TIME ZONE 'UTC'))::date, x.n FROM x "
     "ON CONFLICT (tenant_id, month) DO UPDATE SET api_calls = u.api_calls + EXCLUDED.api_calls "
     "RETURNING tenant_id, api_calls";
 

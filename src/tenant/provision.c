@@ -14,7 +14,6 @@
 #include "db/sqljson.h"
 #include "tenant/internal.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +68,8 @@ static int bootstrap_server(struct db *db, int server, const struct mig_set *cat
         rc = exec(pg, "granting catalog reads",
                   "GRANT USAGE ON SCHEMA tenantd TO tenantd_app; "
                   "GRANT SELECT ON tenantd.tenants TO tenantd_app; "
-                  "GRANT SELECT, INSERT, UPDATE ON tenantd.usage TO tenantd_app");
+                  "GRANT SELECT, INSERT, UPDATE ON tenantd.usage TO tenantd_app; "
+                  "GRANT SELECT, INSERT, UPDATE ON tenantd.usage_daily TO tenantd_app");
     if (rc == 0)
         rc = exec(pg, "migrating the pool schema", "BEGIN");
     int applied = 0;
@@ -142,56 +142,6 @@ static const char owner_sql[] =
                                           "new_values) SELECT $1, j.id, 'create', 'user', j.id, "
                                           "j.v::jsonb FROM j) "
                                           "SELECT v FROM j";
-
-/* Provisioning (every signup) would otherwise start a PostgreSQL backend each time, which
- * costs more than a pool tenant's whole transaction: a few idle superuser connections to
- * the catalog are kept. Only healthy connections that went back idle are kept. */
-#define IDLE_CATALOG_CONNS 4
-
-static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
-static PGconn *idle_conns[IDLE_CATALOG_CONNS];
-static char *idle_conninfo; /* the catalog they lead to */
-static int idle_n;
-
-static int catalog_connect(struct db *db, PGconn **out)
-{
-    const char *info = db_server_admin_conninfo(db, 0);
-    *out = NULL;
-    pthread_mutex_lock(&idle_mu);
-    if (idle_n > 0 && idle_conninfo && !strcmp(idle_conninfo, info))
-        *out = idle_conns[--idle_n];
-    pthread_mutex_unlock(&idle_mu);
-    /* a kept connection may have died meanwhile (server restart): one cheap probe */
-    if (*out && PQstatus(*out) == CONNECTION_OK) {
-        PGresult *r = PQexec(*out, "");
-        int ok = PQresultStatus(r) == PGRES_EMPTY_QUERY;
-        PQclear(r);
-        if (ok)
-            return 0;
-    }
-    PQfinish(*out);
-    return db_admin_connect(db, 0, NULL, out);
-}
-
-static void catalog_release(struct db *db, PGconn *pg)
-{
-    const char *info = db_server_admin_conninfo(db, 0);
-    if (pg && PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) == PQTRANS_IDLE) {
-        pthread_mutex_lock(&idle_mu);
-        if (!idle_conninfo || strcmp(idle_conninfo, info) != 0) {
-            while (idle_n > 0)
-                PQfinish(idle_conns[--idle_n]);
-            free(idle_conninfo);
-            idle_conninfo = td_xstrdup(info);
-        }
-        if (idle_n < IDLE_CATALOG_CONNS) {
-            idle_conns[idle_n++] = pg;
-            pg = NULL;
-        }
-        pthread_mutex_unlock(&idle_mu);
-    }
-    PQfinish(pg);
-}
 
 /* Storage of t inside the open transaction on pg (already in the right database). */
 static int make_storage(PGconn *pg, const struct tnt_tenant *t, const struct mig_set *migs,
@@ -312,7 +262,7 @@ int tnt_provision(struct db *db, const struct mig_set *migs, const struct tnt_ne
 
     if (n->owner && auth_password_hash(n->owner->password, hash) < 0)
         return TD_EINTERNAL;
-    int rc = catalog_connect(db, &cat);
+    int rc = db_admin_borrow(db, &cat);
     if (rc < 0)
         goto out;
     if (n->server) {
@@ -388,7 +338,7 @@ out:
         *out = t;
     }
     PQfinish(srv);
-    catalog_release(db, cat);
+    db_admin_return(db, cat);
     sodium_memzero(hash, sizeof(hash));
     return rc;
 }

@@ -108,7 +108,10 @@ void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out)
 {
     out->server = t->server_idx; /* -1 (unknown server): db_exec refuses it */
     out->tenant_id = t->id;
-    out->guard_user = out->guard_min = NULL;
+    out->ctx_sql = NULL;
+    out->ctx_params[0] = out->ctx_params[1] = NULL;
+    out->ctx_value = NULL;
+    out->ctx_value_cap = 0;
     switch (t->isolation) {
     case TNT_ISO_POOL:
         out->database = NULL;

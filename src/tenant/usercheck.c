@@ -5,9 +5,12 @@
  */
 #include "tenant/usercheck.h"
 
+#include "core/mem.h"
+
 #include <pthread.h>
 #include <sodium.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,19 +24,35 @@ struct uslot {
     long long at_us;
 };
 
-static struct uslot slots[UC_SLOTS];
-static pthread_mutex_t locks[UC_STRIPES];
-static unsigned char key[crypto_shorthash_KEYBYTES];
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+struct tnt_usercheck {
+    struct uslot *slots; /* UC_SLOTS */
+    pthread_mutex_t locks[UC_STRIPES];
+    unsigned char key[crypto_shorthash_KEYBYTES];
+};
 
-static void init(void)
+struct tnt_usercheck *tnt_usercheck_new(void)
 {
-    randombytes_buf(key, sizeof(key));
+    if (sodium_init() < 0) /* idempotent; randombytes_buf needs it */
+        abort();
+    struct tnt_usercheck *u = td_xcalloc(1, sizeof(*u));
+    u->slots = td_xcalloc(UC_SLOTS, sizeof(*u->slots));
+    randombytes_buf(u->key, sizeof(u->key));
     for (int i = 0; i < UC_STRIPES; i++)
-        pthread_mutex_init(&locks[i], NULL);
+        pthread_mutex_init(&u->locks[i], NULL);
+    return u;
 }
 
-/* member 1 < admin 2 < owner 3 (the order of DB_GUARD_SQL); 0 for anything else */
+void tnt_usercheck_free(struct tnt_usercheck *u)
+{
+    if (!u)
+        return;
+    for (int i = 0; i < UC_STRIPES; i++)
+        pthread_mutex_destroy(&u->locks[i]);
+    free(u->slots);
+    free(u);
+}
+
+/* member 1 < admin 2 < owner 3 (the order of TNT_USER_CHECK_SQL); 0 for anything else */
 static int rank_of(const char *role)
 {
     static const char *const ranks[] = {"member", "admin", "owner"};
@@ -50,25 +69,26 @@ static long long now_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static uint64_t slot_of(unsigned long long gen, const char *user, size_t len)
+static uint64_t slot_of(const struct tnt_usercheck *u, unsigned long long gen, const char *user,
+                        size_t len)
 {
     unsigned char in[sizeof(gen) + 36];
     uint64_t h;
     memcpy(in, &gen, sizeof(gen));
     memcpy(in + sizeof(gen), user, len);
-    crypto_shorthash((unsigned char *)&h, in, sizeof(gen) + len, key);
+    crypto_shorthash((unsigned char *)&h, in, sizeof(gen) + len, u->key);
     return h;
 }
 
-int tnt_usercheck_ok(const struct tnt_tenant *t, const char *user, const char *min, int ttl_s)
+int tnt_usercheck_ok(struct tnt_usercheck *u, const struct tnt_tenant *t, const char *user,
+                     const char *min, int ttl_s)
 {
     size_t len = strlen(user);
     if (ttl_s <= 0 || len != 36 || !t->gen)
         return 0;
-    pthread_once(&once, init);
-    uint64_t h = slot_of(t->gen, user, len);
-    struct uslot *s = &slots[h & (UC_SLOTS - 1)];
-    pthread_mutex_t *m = &locks[h % UC_STRIPES];
+    uint64_t h = slot_of(u, t->gen, user, len);
+    struct uslot *s = &u->slots[h & (UC_SLOTS - 1)];
+    pthread_mutex_t *m = &u->locks[h % UC_STRIPES];
     int need = min ? rank_of(min) : 1;
     pthread_mutex_lock(m);
     int ok = s->gen == t->gen && memcmp(s->user, user, 36) == 0 && s->rank >= need && need > 0 &&
@@ -77,16 +97,16 @@ int tnt_usercheck_ok(const struct tnt_tenant *t, const char *user, const char *m
     return ok;
 }
 
-void tnt_usercheck_put(const struct tnt_tenant *t, const char *user, const char *role)
+void tnt_usercheck_put(struct tnt_usercheck *u, const struct tnt_tenant *t, const char *user,
+                       const char *role)
 {
     size_t len = strlen(user);
     int rank = rank_of(role);
     if (len != 36 || !t->gen || !rank)
         return;
-    pthread_once(&once, init);
-    uint64_t h = slot_of(t->gen, user, len);
-    struct uslot *s = &slots[h & (UC_SLOTS - 1)];
-    pthread_mutex_t *m = &locks[h % UC_STRIPES];
+    uint64_t h = slot_of(u, t->gen, user, len);
+    struct uslot *s = &u->slots[h & (UC_SLOTS - 1)];
+    pthread_mutex_t *m = &u->locks[h % UC_STRIPES];
     long long at = now_us();
     pthread_mutex_lock(m);
     s->gen = t->gen;

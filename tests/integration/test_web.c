@@ -20,7 +20,9 @@ static regex_t ts_re;
 
 static int setup(void **state)
 {
-    static const char *const env[] = {"TENANTD_CORS_ORIGINS=" APP_ORIGIN "," DEV_ORIGIN, NULL};
+    /* the test client plays a reverse proxy: its X-Forwarded-For names the client */
+    static const char *const env[] = {"TENANTD_CORS_ORIGINS=" APP_ORIGIN "," DEV_ORIGIN,
+                                      "TENANTD_TRUSTED_PROXIES=127.0.0.1", NULL};
     (void)state;
     if (regcomp(&ts_re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z$",
                 REG_EXTENDED | REG_NOSUB) != 0)
@@ -360,6 +362,48 @@ static void test_login_throttling(void **state)
     free(unknown429);
 }
 
+/* POST /t/{slug}/auth/login as if forwarded by a proxy for client address addr. */
+static long login_from(const char *addr, const char *slug, const char *email, const char *password,
+                       struct td_resp *r)
+{
+    char path[128], body[256], xff[96];
+    const char *hdrs[] = {xff, NULL};
+    snprintf(path, sizeof(path), "/t/%s/auth/login", slug);
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+    /* what the client claimed comes first; the trusted proxy appended what it saw */
+    snprintf(xff, sizeof(xff), "X-Forwarded-For: 192.0.2.1, %s", addr);
+    return td_http(&srv, "POST", path, hdrs, body, r);
+}
+
+/* 100 failures from one client address, spread over emails of two tenants, stop that
+ * address (a correct password included) and no other; behind a trusted proxy the address
+ * is the one the proxy saw, not the proxy's. */
+static void test_login_throttling_per_address(void **state)
+{
+    struct td_resp r;
+    char email[64];
+    (void)state;
+    for (int i = 0; i < 100; i++) {
+        snprintf(email, sizeof(email), "guess%d@thr.test", i);
+        login_from("203.0.113.5", i % 2 ? "web-throttle" : "web-pool", email, "wrong-password", &r);
+        TD_ASSERT_PROBLEM(&r, 401, "unauthorized");
+        td_resp_free(&r);
+    }
+    login_from("203.0.113.5", "web-throttle", "bob@thr.test", "bob-password", &r);
+    TD_ASSERT_PROBLEM(&r, 429, "rate_limited");
+    assert_true(atol(r.retry_after) >= 1 && atol(r.retry_after) <= 300);
+    td_resp_free(&r);
+    login_from("203.0.113.5", "web-pool", "owner@web.test", "owner-password-1", &r);
+    TD_ASSERT_PROBLEM(&r, 429, "rate_limited");
+    td_resp_free(&r);
+    /* another client behind the same proxy, and the proxy's own address, go on */
+    assert_int_equal(login_from("203.0.113.6", "web-throttle", "bob@thr.test", "bob-password", &r),
+                     200);
+    td_resp_free(&r);
+    assert_int_equal(login("web-throttle", "bob@thr.test", "bob-password", &r), 200);
+    td_resp_free(&r);
+}
+
 /* ---- header limit ---------------------------------------------------------------------- */
 
 /* GET /health with one header padding the block to about total bytes. */
@@ -408,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_cors_on_answers),
         cmocka_unit_test(test_no_store),
         cmocka_unit_test(test_login_throttling),
+        cmocka_unit_test(test_login_throttling_per_address),
         cmocka_unit_test(test_header_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
