@@ -11,6 +11,8 @@
 #include "app/app.h"
 #include "backup/backup.h"
 #include "api/handlers.h"
+#include "core/hash.h"
+#include "core/clock.h"
 #include "core/mem.h"
 #include "db/pool.h"
 #include "http/router.h"
@@ -85,13 +87,6 @@ static atomic_ullong denied_mismatch, denied_rls_write, rate_limited;
 static struct slow_series provisions;
 static struct slow_series migrations;
 
-long long api_metrics_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void add(atomic_ullong *a, unsigned long long v)
 {
     atomic_fetch_add_explicit(a, v, memory_order_relaxed);
@@ -123,14 +118,6 @@ static size_t slot_of(const struct http_req *req)
     return M_MAX_ROUTES + method_index(req->method);
 }
 
-static unsigned hash_id(const char *id)
-{
-    unsigned h = 2166136261u;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h;
-}
-
 static struct tenant_count *chain_find(struct tenant_count *e, const char *id)
 {
     for (; e; e = atomic_load_explicit(&e->next, memory_order_acquire))
@@ -141,7 +128,7 @@ static struct tenant_count *chain_find(struct tenant_count *e, const char *id)
 
 static void count_tenant(const struct tnt_tenant *t)
 {
-    unsigned b = hash_id(t->id) % T_BUCKETS;
+    unsigned b = td_hash_str(t->id) % T_BUCKETS;
     struct tenant_count *e =
         chain_find(atomic_load_explicit(&tenant_buckets[b], memory_order_acquire), t->id);
     if (!e) {
@@ -180,7 +167,7 @@ void api_metrics_request(const struct http_req *req)
         return;
     struct slot *sl = &slots[slot_of(req)];
     add(&sl->by_status[req->status - M_STATUS_MIN], 1);
-    long long us = api_metrics_now_us() - req->started_us;
+    long long us = td_now_us() - req->started_us;
     if (us < 0)
         us = 0;
     observe(sl->latency.le, M_NREQ_BOUNDS, req_bounds, &sl->latency.sum_us, us);
@@ -202,7 +189,7 @@ void api_metrics_request(const struct http_req *req)
 
 static void slow_observe(struct slow_series *s, int rc, long long started_us)
 {
-    long long us = api_metrics_now_us() - started_us;
+    long long us = td_now_us() - started_us;
     add(rc < 0 ? &s->failed : &s->ok, 1);
     observe(s->le, M_NSLOW_BOUNDS, slow_bounds, &s->sum_us, us < 0 ? 0 : us);
 }

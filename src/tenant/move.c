@@ -10,6 +10,7 @@
  */
 #include "tenant/move.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "tenant/internal.h"
@@ -54,11 +55,10 @@ static int exec(PGconn *pg, const char *what, const char *sql)
     return db_admin_exec(pg, what, sql, 0, NULL, NULL);
 }
 
+/* Milliseconds, with the fraction, for the move's timings. */
 static double now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+    return (double)td_now_us() / 1000.0;
 }
 
 static int lock_catalog(struct move *m, const char *id)
