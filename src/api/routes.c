@@ -36,11 +36,6 @@ static const struct http_route routes[] = {
     {"GET", "/users/{id}", T, api_users_get},
     {"PATCH", "/users/{id}", T | S, api_users_update},
     {"DELETE", "/users/{id}", T, api_users_delete},
-    {"GET", "/projects", T, api_projects_list},
-    {"POST", "/projects", T, api_projects_create},
-    {"GET", "/projects/{id}", T, api_projects_get},
-    {"PATCH", "/projects/{id}", T, api_projects_update},
-    {"DELETE", "/projects/{id}", T, api_projects_delete},
     {"GET", "/audit-logs", T, api_audit_list},
     {"POST", "/admin/tenants", A | S, api_admin_tenants_create},
     {"POST", "/admin/tenants/import", A | S | HTTP_ROUTE_STREAM, api_admin_tenants_import},
@@ -79,9 +74,13 @@ const struct http_route *api_routes(size_t *n)
 /* Match req's route once: the server asks whether it is slow, then dispatch uses it. */
 static const struct http_route *route_of(struct http_req *req)
 {
-    if (!req->route && !req->route_known)
+    if (!req->route && !req->route_known) {
         req->route = http_router_match(routes, NROUTES, req->method, req->path, req->arena,
                                        req->params, &req->nparams, &req->route_known);
+        /* not a built-in route: perhaps a served tenant table */
+        if (!req->route && !req->route_known)
+            req->route = api_resource_match(req, &req->route_known);
+    }
     return req->route;
 }
 

@@ -341,7 +341,8 @@ int db_map_error(const PGresult *res)
         return TD_ECONFLICT;
     if (!strcmp(state, "TDQUO"))
         return TD_EQUOTA;
-    if (!strcmp(state, "23514") || !strcmp(state, "22001") || !strcmp(state, "23502"))
+    if (!strcmp(state, "23514") || !strcmp(state, "23502") || !strcmp(state, "23503") ||
+        !strncmp(state, "22", 2))
         return TD_EVALIDATION;
     if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
         !strcmp(state, "57P03") || !strcmp(state, "53300") || !strcmp(state, "55P03"))
@@ -400,6 +401,16 @@ static int send_stmt(struct db_conn *c, int prepare, const char *search_path, co
     return 1;
 }
 
+static void error_fields(struct db_error *e, const PGresult *r)
+{
+    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *c = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+    const char *col = PQresultErrorField(r, PG_DIAG_COLUMN_NAME);
+    snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", s ? s : "");
+    snprintf(e->constraint, sizeof(e->constraint), "%s", c ? c : "");
+    snprintf(e->column, sizeof(e->column), "%s", col ? col : "");
+}
+
 /* Queue t's context statement: the role's, the plain pool one, or the caller's pool one. */
 static int send_ctx(struct db_conn *c, int prepare, const struct db_target *t, struct sent *sent,
                     int *ns)
@@ -444,8 +455,11 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
         *got_any = 1;
         ExecStatusType st = PQresultStatus(r);
         int ok = st != PGRES_FATAL_ERROR && st != PGRES_PIPELINE_ABORTED;
-        if (st == PGRES_FATAL_ERROR && rc == 0)
+        if (st == PGRES_FATAL_ERROR && rc == 0) {
             rc = db_map_error(r);
+            if (t->error)
+                error_fields(t->error, r);
+        }
         if (sent[q].kind == 1 && ok)
             sent[q].st->ready = 1;
         if (sent[q].kind == 3 && ok && t->ctx_value && !t->role && t->ctx_sql &&

@@ -34,6 +34,14 @@ struct db_target {
     const char *ctx_params[2];
     char *ctx_value; /* out, may be NULL: item's value (text) when the statement ran */
     size_t ctx_value_cap;
+    struct db_error *error; /* out, may be NULL: the first failing statement's fields */
+};
+
+/* What a failed statement said, for callers that translate constraint violations. */
+struct db_error {
+    char sqlstate[8];
+    char constraint[64];
+    char column[64];
 };
 
 /* The context statement of a pool-isolation transaction with one more SELECT-list item
@@ -90,7 +98,8 @@ const char *db_server_admin_conninfo(const struct db *db, int server);
 int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmts, int n,
             PGresult **res) TD_MUSTCHECK;
 
-/* Map a failed result to a TD_E* code: unique 23505 -> TD_ECONFLICT, TD401/TD403/TD409/
+/* Map a failed result to a TD_E* code: unique 23505 -> TD_ECONFLICT, foreign key 23503 and
+ * data exceptions (class 22) -> TD_EVALIDATION, TD401/TD403/TD409/
  * TDQUO custom codes, check violations -> TD_EVALIDATION, connection loss and lock_timeout
  * (55P03) -> TD_EUNAVAILABLE, anything else -> TD_EINTERNAL (logged). */
 int db_map_error(const PGresult *res);

@@ -106,6 +106,38 @@ const char *http_query(struct http_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_args {
+    struct http_req *req;
+    const char **keys, **vals;
+    int n, cap;
+};
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct query_args *q = cls;
+    (void)kind;
+    if (q->n == q->cap)
+        return MHD_NO;
+    q->keys[q->n] = key;
+    q->vals[q->n++] = value ? value : "";
+    return MHD_YES;
+}
+
+int http_query_all(struct http_req *req, const char *const **keys, const char *const **vals)
+{
+    struct query_args q = {req, NULL, NULL, 0, HTTP_MAX_QUERY_ARGS};
+    q.keys = td_arena_alloc(req->arena, sizeof(char *) * HTTP_MAX_QUERY_ARGS);
+    q.vals = td_arena_alloc(req->arena, sizeof(char *) * HTTP_MAX_QUERY_ARGS);
+    int total = MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    if (total > HTTP_MAX_QUERY_ARGS)
+        return -1;
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+    *keys = q.keys;
+    *vals = q.vals;
+    return q.n;
+}
+
 void http_set_header(struct http_req *req, const char *name, const char *value)
 {
     struct req_state *st = (struct req_state *)req;

@@ -111,11 +111,13 @@ static void test_malformed_json(void **state)
 
 static void test_not_an_object(void **state)
 {
+    /* POST also takes an array of 1-100 objects (SPEC §7); PATCH only an object */
     static const char *const bad[] = {"[]", "[{\"name\":\"x\"}]", "\"name\"", "42", "null", "true"};
     (void)state;
     bool ok = true;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ok &= check("POST", coll, bad[i], 400, "validation_failed");
+        if (i != 1)
+            ok &= check("POST", coll, bad[i], 400, "validation_failed");
         ok &= check("PATCH", item, bad[i], 400, "validation_failed");
     }
     assert_true(ok);
