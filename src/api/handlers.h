@@ -37,6 +37,8 @@ int api_resource_delete(struct http_req *req);
 /* The resource route of req's path when it names a served table (params filled), else NULL;
  * *path_known is 1 when the table is served but not with this method. */
 const struct http_route *api_resource_match(struct http_req *req, int *path_known);
+/* The resource routes (patterns /{t} and /{t}/{id}): the metrics label them by pattern. */
+const struct http_route *api_resource_routes(size_t *n);
 
 /* users.c */
 int api_users_list(struct http_req *req);
