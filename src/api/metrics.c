@@ -105,14 +105,37 @@ static size_t method_index(const char *m)
     return M_NMETHODS - 1;
 }
 
+/* The built-in routes, then the resource routes (/{t}, /{t}/{id}): one slot each. */
+static struct http_route all[M_MAX_ROUTES];
+static size_t nall;
+static pthread_once_t all_once = PTHREAD_ONCE_INIT;
+
+static void all_init(void)
+{
+    size_t n, m;
+    const struct http_route *r = api_routes(&n), *res = api_resource_routes(&m);
+    for (size_t i = 0; i < n && nall < M_MAX_ROUTES; i++)
+        all[nall++] = r[i];
+    for (size_t i = 0; i < m && nall < M_MAX_ROUTES; i++)
+        all[nall++] = res[i];
+}
+
+static const struct http_route *metric_routes(size_t *n)
+{
+    pthread_once(&all_once, all_init);
+    *n = nall;
+    return all;
+}
+
 /* Slot of the request's route: the table's index, or an "unmatched" slot per method. */
 static size_t slot_of(const struct http_req *req)
 {
     if (req->route_pattern) {
         size_t n;
-        const struct http_route *r = api_routes(&n);
+        const struct http_route *r = metric_routes(&n);
         for (size_t i = 0; i < n && i < M_MAX_ROUTES; i++)
-            if (r[i].pattern == req->route_pattern && strcmp(r[i].method, req->method) == 0)
+            if (strcmp(r[i].pattern, req->route_pattern) == 0 &&
+                strcmp(r[i].method, req->method) == 0)
                 return i;
     }
     return M_MAX_ROUTES + method_index(req->method);
@@ -254,7 +277,7 @@ static void hist_lines(struct buf *b, const char *name, const char *labels,
 static void render_requests(struct buf *b)
 {
     size_t n;
-    const struct http_route *r = api_routes(&n);
+    const struct http_route *r = metric_routes(&n);
     if (n > M_MAX_ROUTES)
         n = M_MAX_ROUTES;
     help(b, "tenantd_http_requests_total", "counter",

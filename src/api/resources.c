@@ -21,6 +21,12 @@ static const struct http_route resource_routes[] = {
     {"DELETE", "/{t}/{id}", T, api_resource_delete},
 };
 
+const struct http_route *api_resource_routes(size_t *n)
+{
+    *n = sizeof(resource_routes) / sizeof(resource_routes[0]);
+    return resource_routes;
+}
+
 static void unref_desc(void *p)
 {
     res_desc_unref(p);

@@ -138,7 +138,7 @@ static void get_n(const char *path, const char *token, int n, long want)
 /* ---- metrics ------------------------------------------------------------------------- */
 
 #define PROJECTS_POST                                                                              \
-    "tenantd_http_requests_total{route=\"/projects\",method=\"POST\",status=\"201\"}"
+    "tenantd_http_requests_total{route=\"/{t}\",method=\"POST\",status=\"201\"}"
 #define PROJECTS_HIST "tenantd_http_request_duration_seconds"
 
 static void test_request_counters_and_histograms(void **state)
@@ -178,16 +178,16 @@ static void test_request_counters_and_histograms(void **state)
     double prev = 0;
     char series[256];
     for (size_t i = 0; i < sizeof(les) / sizeof(les[0]); i++) {
-        snprintf(series, sizeof(series), PROJECTS_HIST "_bucket{route=\"/projects\",le=\"%s\"}",
+        snprintf(series, sizeof(series), PROJECTS_HIST "_bucket{route=\"/{t}\",le=\"%s\"}",
                  les[i]);
         double v = metric(&after, series);
         assert_true(v >= prev);
         prev = v;
     }
-    double count = metric(&after, PROJECTS_HIST "_count{route=\"/projects\"}");
+    double count = metric(&after, PROJECTS_HIST "_count{route=\"/{t}\"}");
     assert_true(count >= 3);
     assert_true(prev == count);
-    double sum = metric(&after, PROJECTS_HIST "_sum{route=\"/projects\"}");
+    double sum = metric(&after, PROJECTS_HIST "_sum{route=\"/{t}\"}");
     assert_true(sum > 0 && sum < count * 10);
 
     /* tenant requests are counted under the tenant's slug */
