@@ -326,7 +326,7 @@
     chart(chartBox, {
       scales: { x: { time: false } },
       axes: [{ label: 'day of ' + daily.month, values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) ? v : '')) }, { size: 60 }],
-      series: [{}, { label: 'API calls', stroke: '#2b6cb0', fill: 'rgba(43,108,176,0.35)', paths: window.uPlot && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.7, 40] }) : undefined }],
+      series: [{ label: 'day' }, { label: 'API calls', stroke: '#2b6cb0', fill: 'rgba(43,108,176,0.35)', paths: window.uPlot && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.7, 40] }) : undefined }],
     }, [days.map((d) => Number(d.day.slice(8))), days.map((d) => d.api_calls)]);
   }
 
@@ -399,7 +399,7 @@
     chart(chartBox, {
       scales: { x: { time: false } },
       axes: [{ label: 'version' }, { size: 60 }],
-      series: [{}, { label: 'tenants', stroke: '#2f855a', fill: 'rgba(47,133,90,0.35)', paths: window.uPlot && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.6, 60] }) : undefined }],
+      series: [{ label: 'version' }, { label: 'tenants', stroke: '#2f855a', fill: 'rgba(47,133,90,0.35)', paths: window.uPlot && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.6, 60] }) : undefined }],
     }, [versions.map(([v]) => Number(v)), versions.map(([, n]) => n)]);
   }
 

@@ -9,8 +9,6 @@
 
 #include "http/request.h"
 
-#include <stddef.h>
-
 /* guard.c: admin token, tenant identification, user token, status, API budget. Returns 0
  * to go on to the handler, or a TD_E* code with req->detail (nothing queued). */
 int api_guard(struct http_req *req) TD_MUSTCHECK;
@@ -39,7 +37,7 @@ int api_resource_delete(struct http_req *req);
 /* The resource route of req's path when it names a served table (params filled), else NULL;
  * *path_known is 1 when the table is served but not with this method. */
 const struct http_route *api_resource_match(struct http_req *req, int *path_known);
-/* The resource routes' table (for the metrics' route labels). */
+/* The resource routes (patterns /{t} and /{t}/{id}): the metrics label them by pattern. */
 const struct http_route *api_resource_routes(size_t *n);
 
 /* users.c */

@@ -105,7 +105,8 @@ static size_t method_index(const char *m)
     return M_NMETHODS - 1;
 }
 
-/* The built-in routes, then the resource routes (/{t}, /{t}/{id}): one slot each. */
+/* The built-in routes followed by the resource routes (/{t}, /{t}/{id}): a slot each, so
+ * that every served table is counted under its pattern, never under its own path. */
 static struct http_route all[M_MAX_ROUTES];
 static size_t nall;
 static pthread_once_t all_once = PTHREAD_ONCE_INIT;
@@ -120,7 +121,7 @@ static void all_init(void)
         all[nall++] = res[i];
 }
 
-static const struct http_route *metric_routes(size_t *n)
+static const struct http_route *all_routes(size_t *n)
 {
     pthread_once(&all_once, all_init);
     *n = nall;
@@ -132,10 +133,9 @@ static size_t slot_of(const struct http_req *req)
 {
     if (req->route_pattern) {
         size_t n;
-        const struct http_route *r = metric_routes(&n);
+        const struct http_route *r = all_routes(&n);
         for (size_t i = 0; i < n && i < M_MAX_ROUTES; i++)
-            if (strcmp(r[i].pattern, req->route_pattern) == 0 &&
-                strcmp(r[i].method, req->method) == 0)
+            if (r[i].pattern == req->route_pattern && strcmp(r[i].method, req->method) == 0)
                 return i;
     }
     return M_MAX_ROUTES + method_index(req->method);
@@ -277,7 +277,7 @@ static void hist_lines(struct buf *b, const char *name, const char *labels,
 static void render_requests(struct buf *b)
 {
     size_t n;
-    const struct http_route *r = metric_routes(&n);
+    const struct http_route *r = all_routes(&n);
     if (n > M_MAX_ROUTES)
         n = M_MAX_ROUTES;
     help(b, "tenantd_http_requests_total", "counter",

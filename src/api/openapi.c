@@ -451,7 +451,7 @@ static json_t *parameters(const struct http_route *r, const struct op_desc *d)
             {"isolation", "only this isolation"},
             {"server", "only tenants on this server"},
             {"sort", "created (newest first, the default) or api_calls (this month, most first)"},
-            {"seconds", "the window, 10-299 seconds (default 300)"},
+            {"seconds", "the window, 10-299 seconds (default 299)"},
         };
         const char *desc = "";
         for (size_t k = 0; k < sizeof(descs) / sizeof(descs[0]); k++)

@@ -107,6 +107,7 @@ static int open_db(struct td_app *app, enum td_app_mode mode, const char *catalo
         .app_password = full ? app_pw : "unused",
         .pool_size = cfg->pool_size,
         .max_connections = full ? cfg->max_connections : 0,
+        .hibernate_after_s = full ? cfg->hibernate_after_s : 0,
         .tenant_pools = cfg->tenant_pools,
         .acquire_timeout_ms = cfg->acquire_timeout_ms,
         .tenant_share = cfg->tenant_share,

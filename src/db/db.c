@@ -8,6 +8,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "db/internal.h"
 #include "db/pool.h"
 
 #include <poll.h>
@@ -64,6 +65,7 @@ struct db {
     pthread_mutex_t idle_mu;
     PGconn *idle_admin[DB_IDLE_ADMIN];
     int nidle_admin;
+    struct db_hibernator *hib; /* NULL: hibernation off */
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -280,6 +282,7 @@ int db_new(const struct db_config *cfg, struct db **out)
         db_free(db);
         return TD_EBADREQ;
     }
+    db->hib = db__hibernator_start(db, cfg->hibernate_after_s);
     *out = db;
     return 0;
 }
@@ -288,6 +291,7 @@ void db_free(struct db *db)
 {
     if (!db)
         return;
+    db__hibernator_stop(db->hib);
     for (int i = 0; i < db->nservers; i++) {
         db_pool_free(db->servers[i].pool);
         free(db->servers[i].name);
@@ -508,6 +512,13 @@ int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmt
     for (int attempt = 0; attempt < 2; attempt++) {
         struct db_slot *slot = NULL;
         int rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
+        /* a hibernated database refuses the runtime role: wake it, connect again (twice:
+         * the sweep may hibernate it again between the two) */
+        for (int w = 0; rc == TD_EUNAVAILABLE && db->hib && t->database && w < 2; w++)
+            if (db__wake(db, t->server, t->database) > 0)
+                rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
+            else
+                break;
         if (rc < 0)
             return rc;
         struct db_conn *c = slot->conn;
@@ -590,6 +601,11 @@ int db_admin_exec(PGconn *pg, const char *what, const char *sql, int nparams,
     if (res)
         *res = NULL;
     return rc;
+}
+
+struct db_pool *db__server_pool(struct db *db, int server)
+{
+    return db->servers[server].pool;
 }
 
 void db_forget_database(struct db *db, int server, const char *database)

@@ -642,12 +642,28 @@ static void test_openapi(void **state)
     td_resp_free(&r);
 }
 
+/* /metrics counts a served table under its route pattern, never under its own path: the
+ * label set stays bounded however many tables a tenant declares. */
+static void test_metrics_label(void **state)
+{
+    (void)state;
+    struct td_resp r;
+    td_admin(&srv, "GET", "/metrics", NULL, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    assert_non_null(strstr(r.body, "route=\"/{t}\",method=\"GET\",status=\"200\""));
+    assert_non_null(strstr(r.body, "route=\"/{t}\",method=\"POST\",status=\"201\""));
+    assert_non_null(strstr(r.body, "route=\"/{t}/{id}\",method=\"PATCH\",status=\"200\""));
+    assert_null(strstr(r.body, "route=\"/customers"));
+    assert_null(strstr(r.body, "route=\"unmatched\",method=\"GET\",status=\"200\""));
+    td_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool),     cmocka_unit_test(test_schema),
         cmocka_unit_test(test_database), cmocka_unit_test(test_added_table),
-        cmocka_unit_test(test_openapi),
+        cmocka_unit_test(test_openapi),  cmocka_unit_test(test_metrics_label),
     };
     return cmocka_run_group_tests_name("resources", tests, setup, teardown);
 }
