@@ -377,9 +377,7 @@ static void test_other_bodies(void **state)
     TD_ASSERT_PROBLEM(&r, 400, "validation_failed");
     td_resp_free(&r);
     td_http(&srv, "POST", "/auth/login", h, "{\"email\":1,\"password\":2}", &r);
-    assert_true(r.status == 400 || r.status == 401);
-    assert_true(
-        td_check_problem(&r, r.status, r.status == 400 ? "validation_failed" : "unauthorized"));
+    TD_ASSERT_PROBLEM(&r, 400, "validation_failed"); /* a value of the wrong type */
     td_resp_free(&r);
 
     /* Admin. */
