@@ -27,8 +27,10 @@ struct res_registry {
     int stop;
 };
 
+/* The sum of the applied versions: it grows with every file applied, also with one numbered
+ * below the newest (the runner applies any pending file; max(version) would not move). */
 static const char version_sql[] =
-    "SELECT coalesce(max(version), 0) FROM " RES_SCHEMA ".tenantd_migrations";
+    "SELECT coalesce(sum(version), 0) FROM " RES_SCHEMA ".tenantd_migrations";
 
 struct res_desc *res_registry_get(struct res_registry *r)
 {
@@ -75,8 +77,7 @@ int res_registry_refresh(struct res_registry *r)
     r->cur = d;
     pthread_mutex_unlock(&r->mu);
     res_desc_unref(old);
-    td_log_info("tenant tables described at migration version %ld (%d tables)", version,
-                d->ntables);
+    td_log_info("tenant tables described at ledger key %ld (%d tables)", version, d->ntables);
     return 0;
 }
 
