@@ -454,10 +454,10 @@ static void render_slow(struct buf *b, const char *name, const char *hname, cons
                get(&s->ok) + get(&s->failed));
 }
 
-static void render_jobs(struct buf *b)
+static void render_jobs(struct buf *b, const struct jobs *j)
 {
     struct jobs_stats js;
-    jobs_get_stats(&js);
+    jobs_get_stats(j, &js);
     help(b, "tenantd_jobs_total", "counter",
          "Background jobs finished by this instance, by outcome (retry: failed, will run "
          "again; dead: failed its last attempt; skipped: its tenant is suspended or deleted).");
@@ -537,7 +537,7 @@ char *api_metrics_render(struct td_app *app, size_t *len)
                 "tenant provisionings (storage and migrations)", &m->provisions);
     render_slow(&b, "tenantd_migration_runs", "tenantd_migration_run",
                 "start-up migration runs (catalog and shared pool schemas)", &m->migrations);
-    render_jobs(&b);
+    render_jobs(&b, atomic_load(&app->jobs));
     render_backup(&b, app);
     *len = b.len;
     return b.p;
