@@ -325,8 +325,8 @@
     const days = daily.days || [];
     chart(chartBox, {
       scales: { x: { time: false } },
-      axes: [{ label: 'day of ' + daily.month, values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) ? v : '')) }, { size: 60 }],
-      series: [{}, { label: 'API calls', stroke: '#2b6cb0', fill: 'rgba(43,108,176,0.35)', paths: window.uPlot && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.7, 40] }) : undefined }],
+      axes: [{ label: 'day of ' + daily.month, incrs: [1, 2, 5, 10], values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) ? v : '')) }, { size: 60 }],
+      series: [{ label: 'day' }, { label: 'API calls', stroke: '#2b6cb0', fill: 'rgba(43,108,176,0.35)', paths: window.uPlot && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.7, 40] }) : undefined }],
     }, [days.map((d) => Number(d.day.slice(8))), days.map((d) => d.api_calls)]);
   }
 
@@ -371,7 +371,10 @@
       ev.preventDefault();
       if (confirm.value !== t.slug) return;
       outcome(box, api('DELETE', '/admin/tenants/' + enc + '?confirm=' + encodeURIComponent(confirm.value)), 'Deleted.')
-        .then(() => setTimeout(() => { location.hash = '#/tenants'; }, 800), () => null);
+        .then(() => {
+          const here = location.hash;
+          setTimeout(() => { if (location.hash === here) location.hash = '#/tenants'; }, 800);
+        }, () => null);
     } }, el('label', { for: 'act-confirm' }, 'Type ' + t.slug + ' to delete'), confirm, del);
 
     return el('section', { class: 'card actions', 'aria-labelledby': 'h-actions' }, el('h2', { id: 'h-actions' }, 'Actions'),
@@ -398,8 +401,8 @@
         (f) => [el('a', { href: '#/tenant/' + encodeURIComponent(f.slug) }, f.slug), f.isolation, f.server, f.version, el('span', { class: 'problem' }, f.error)])));
     chart(chartBox, {
       scales: { x: { time: false } },
-      axes: [{ label: 'version' }, { size: 60 }],
-      series: [{}, { label: 'tenants', stroke: '#2f855a', fill: 'rgba(47,133,90,0.35)', paths: window.uPlot && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.6, 60] }) : undefined }],
+      axes: [{ label: 'version', incrs: [1, 2, 5, 10], values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) ? v : '')) }, { size: 60 }],
+      series: [{ label: 'version' }, { label: 'tenants', stroke: '#2f855a', fill: 'rgba(47,133,90,0.35)', paths: window.uPlot && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.6, 60] }) : undefined }],
     }, [versions.map(([v]) => Number(v)), versions.map(([, n]) => n)]);
   }
 

@@ -8,6 +8,7 @@
 #include "api/internal.h"
 #include "api/tx.h"
 #include "api/validate.h"
+#include "core/clock.h"
 #include "auth/jwt.h"
 #include "auth/password.h"
 #include "auth/throttle.h"
@@ -93,7 +94,7 @@ int api_signup(struct http_req *req)
     const char *iso = req->app->cfg->default_isolation;
     struct tnt_new n = {slug, name, "free", iso ? tnt_isolation_parse(iso) : -1, NULL, &owner};
     struct tnt_tenant *t = NULL;
-    long long t0 = api_metrics_now_us();
+    long long t0 = td_now_us();
     rc = tnt_provision(req->app->db, &req->app->tenant_migs, &n, &t, &owner_json);
     api_metrics_provision(rc, t0);
     if (rc == TD_ECONFLICT)

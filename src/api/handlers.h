@@ -27,12 +27,18 @@ int api_signup(struct http_req *req);
 int api_login(struct http_req *req);
 int api_me(struct http_req *req);
 
-/* projects.c */
-int api_projects_list(struct http_req *req);
-int api_projects_get(struct http_req *req);
-int api_projects_create(struct http_req *req);
-int api_projects_update(struct http_req *req);
-int api_projects_delete(struct http_req *req);
+/* resources.c: the served tenant tables (projects among them) */
+struct http_route;
+int api_resource_list(struct http_req *req);
+int api_resource_get(struct http_req *req);
+int api_resource_create(struct http_req *req);
+int api_resource_update(struct http_req *req);
+int api_resource_delete(struct http_req *req);
+/* The resource route of req's path when it names a served table (params filled), else NULL;
+ * *path_known is 1 when the table is served but not with this method. */
+const struct http_route *api_resource_match(struct http_req *req, int *path_known);
+/* The resource routes (patterns /{t} and /{t}/{id}): the metrics label them by pattern. */
+const struct http_route *api_resource_routes(size_t *n);
 
 /* users.c */
 int api_users_list(struct http_req *req);

@@ -11,6 +11,8 @@
 #include "app/app.h"
 #include "backup/backup.h"
 #include "api/handlers.h"
+#include "core/hash.h"
+#include "core/clock.h"
 #include "core/mem.h"
 #include "db/pool.h"
 #include "db/replica.h"
@@ -86,13 +88,6 @@ static atomic_ullong denied_mismatch, denied_rls_write, rate_limited;
 static struct slow_series provisions;
 static struct slow_series migrations;
 
-long long api_metrics_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void add(atomic_ullong *a, unsigned long long v)
 {
     atomic_fetch_add_explicit(a, v, memory_order_relaxed);
@@ -111,25 +106,40 @@ static size_t method_index(const char *m)
     return M_NMETHODS - 1;
 }
 
+/* The built-in routes followed by the resource routes (/{t}, /{t}/{id}): a slot each, so
+ * that every served table is counted under its pattern, never under its own path. */
+static struct http_route all[M_MAX_ROUTES];
+static size_t nall;
+static pthread_once_t all_once = PTHREAD_ONCE_INIT;
+
+static void all_init(void)
+{
+    size_t n, m;
+    const struct http_route *r = api_routes(&n), *res = api_resource_routes(&m);
+    for (size_t i = 0; i < n && nall < M_MAX_ROUTES; i++)
+        all[nall++] = r[i];
+    for (size_t i = 0; i < m && nall < M_MAX_ROUTES; i++)
+        all[nall++] = res[i];
+}
+
+static const struct http_route *all_routes(size_t *n)
+{
+    pthread_once(&all_once, all_init);
+    *n = nall;
+    return all;
+}
+
 /* Slot of the request's route: the table's index, or an "unmatched" slot per method. */
 static size_t slot_of(const struct http_req *req)
 {
     if (req->route_pattern) {
         size_t n;
-        const struct http_route *r = api_routes(&n);
+        const struct http_route *r = all_routes(&n);
         for (size_t i = 0; i < n && i < M_MAX_ROUTES; i++)
             if (r[i].pattern == req->route_pattern && strcmp(r[i].method, req->method) == 0)
                 return i;
     }
     return M_MAX_ROUTES + method_index(req->method);
-}
-
-static unsigned hash_id(const char *id)
-{
-    unsigned h = 2166136261u;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h;
 }
 
 static struct tenant_count *chain_find(struct tenant_count *e, const char *id)
@@ -142,7 +152,7 @@ static struct tenant_count *chain_find(struct tenant_count *e, const char *id)
 
 static void count_tenant(const struct tnt_tenant *t)
 {
-    unsigned b = hash_id(t->id) % T_BUCKETS;
+    unsigned b = td_hash_str(t->id) % T_BUCKETS;
     struct tenant_count *e =
         chain_find(atomic_load_explicit(&tenant_buckets[b], memory_order_acquire), t->id);
     if (!e) {
@@ -181,7 +191,7 @@ void api_metrics_request(const struct http_req *req)
         return;
     struct slot *sl = &slots[slot_of(req)];
     add(&sl->by_status[req->status - M_STATUS_MIN], 1);
-    long long us = api_metrics_now_us() - req->started_us;
+    long long us = td_now_us() - req->started_us;
     if (us < 0)
         us = 0;
     observe(sl->latency.le, M_NREQ_BOUNDS, req_bounds, &sl->latency.sum_us, us);
@@ -203,7 +213,7 @@ void api_metrics_request(const struct http_req *req)
 
 static void slow_observe(struct slow_series *s, int rc, long long started_us)
 {
-    long long us = api_metrics_now_us() - started_us;
+    long long us = td_now_us() - started_us;
     add(rc < 0 ? &s->failed : &s->ok, 1);
     observe(s->le, M_NSLOW_BOUNDS, slow_bounds, &s->sum_us, us < 0 ? 0 : us);
 }
@@ -268,7 +278,7 @@ static void hist_lines(struct buf *b, const char *name, const char *labels,
 static void render_requests(struct buf *b)
 {
     size_t n;
-    const struct http_route *r = api_routes(&n);
+    const struct http_route *r = all_routes(&n);
     if (n > M_MAX_ROUTES)
         n = M_MAX_ROUTES;
     help(b, "tenantd_http_requests_total", "counter",

@@ -17,15 +17,12 @@
 
 struct td_app;
 
-/* Monotonic clock in microseconds (the unit of req->started_us). Thread-safe. */
-long long api_metrics_now_us(void);
-
 /* Record one finished request: route, method, status, duration, tenant, denials and rate
  * limiting. Called once per request by the access log hook. Thread-safe, lock-free after a
  * tenant's first request. */
 void api_metrics_request(const struct http_req *req);
 
-/* Record one tenant provisioning that started at started_us (api_metrics_now_us()) and
+/* Record one tenant provisioning that started at started_us (td_now_us(), core/clock.h) and
  * ended with rc (0 or a TD_E* code); TD_ECONFLICT and TD_EVALIDATION (refused before
  * any storage was made) are not counted. Thread-safe. */
 void api_metrics_provision(int rc, long long started_us);

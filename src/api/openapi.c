@@ -287,15 +287,6 @@ static const struct op_desc ops[] = {
      "UserPatch", 200, "User", "forbidden conflict not_found", NULL},
     {"DELETE", "/users/{id}", "users", "Remove a user (never the last owner)", NULL, 204, NULL,
      "forbidden conflict not_found", NULL},
-    {"GET", "/projects", "projects", "List projects", NULL, 200, "ProjectList", "bad_request",
-     "limit cursor"},
-    {"POST", "/projects", "projects", "Create a project", "ProjectCreate", 201, "Project",
-     "quota_exceeded", NULL},
-    {"GET", "/projects/{id}", "projects", "One project", NULL, 200, "Project", "not_found", NULL},
-    {"PATCH", "/projects/{id}", "projects", "Change a project", "ProjectPatch", 200, "Project",
-     "not_found", NULL},
-    {"DELETE", "/projects/{id}", "projects", "Remove a project", NULL, 204, NULL, "not_found",
-     NULL},
     {"GET", "/audit-logs", "audit", "Every write in the tenant (owner, admin)", NULL, 200,
      "AuditEntryList", "forbidden bad_request", "limit cursor"},
     {"POST", "/admin/tenants", "admin", "Create and provision a tenant", "TenantCreate", 201,
@@ -460,7 +451,7 @@ static json_t *parameters(const struct http_route *r, const struct op_desc *d)
             {"isolation", "only this isolation"},
             {"server", "only tenants on this server"},
             {"sort", "created (newest first, the default) or api_calls (this month, most first)"},
-            {"seconds", "the window, 10-299 seconds (default 300)"},
+            {"seconds", "the window, 10-299 seconds (default 299)"},
         };
         const char *desc = "";
         for (size_t k = 0; k < sizeof(descs) / sizeof(descs[0]); k++)

@@ -14,6 +14,11 @@
  * without one is left out, which the unit test reports. Thread-safe. */
 json_t *api_openapi_build(void);
 
+/* Add each served table of d to doc (built by api_openapi_build): its paths and a JSON
+ * Schema of its row (openapi_res.c). */
+struct res_desc;
+void api_openapi_resources(json_t *doc, const struct res_desc *d);
+
 /* The described operations, for the test: *n gets their number; method and path of
  * entry i come back through api_openapi_described(). */
 size_t api_openapi_described_count(void);

@@ -9,6 +9,7 @@
 #include "api/metrics.h"
 #include "api/openapi.h"
 #include "db/sqljson.h"
+#include "resource/resource.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -24,23 +25,30 @@ int api_metrics(struct http_req *req)
     return rc;
 }
 
-/* The document depends only on static tables: serialise it once. */
+/* The document depends on static tables and on the served tables' description: serialised
+ * once per description version. */
+static pthread_mutex_t openapi_mu = PTHREAD_MUTEX_INITIALIZER;
 static char *openapi_text;
-static pthread_once_t openapi_once = PTHREAD_ONCE_INIT;
-
-static void openapi_init(void)
-{
-    json_t *doc = api_openapi_build();
-    openapi_text = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-}
+static long openapi_version = -2;
 
 int api_openapi(struct http_req *req)
 {
-    pthread_once(&openapi_once, openapi_init);
-    if (!openapi_text)
-        return TD_EINTERNAL;
-    return http_reply_json_text(req, 200, openapi_text, strlen(openapi_text));
+    struct res_desc *d = req->app->resources ? res_registry_get(req->app->resources) : NULL;
+    long version = d ? d->version : -1;
+    pthread_mutex_lock(&openapi_mu);
+    if (!openapi_text || openapi_version != version) {
+        json_t *doc = api_openapi_build();
+        api_openapi_resources(doc, d);
+        free(openapi_text);
+        openapi_text = json_dumps(doc, JSON_COMPACT);
+        openapi_version = version;
+        json_decref(doc);
+    }
+    int rc = openapi_text ? http_reply_json_text(req, 200, openapi_text, strlen(openapi_text))
+                          : TD_EINTERNAL;
+    pthread_mutex_unlock(&openapi_mu);
+    res_desc_unref(d);
+    return rc;
 }
 
 /* Only materialized views of the catalog: tenant storage is read by the analytics_refresh

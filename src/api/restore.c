@@ -196,6 +196,15 @@ static int check_tenant(struct http_req *req, PGconn *pg, struct restore_req *q,
         *detail = td_arena_printf(req->arena, "%s", PQgetvalue(r, 0, 5));
         rc = TD_EVALIDATION;
     }
+    const char *main_server = db_server_name(req->app->db, 0);
+    if (rc == 0 && strcmp(PQgetvalue(r, 0, 3), main_server) != 0) {
+        /* only the embedded cluster's backups are tenantd's (docs/operations.md) */
+        *detail = td_arena_printf(req->arena,
+                                  "restore and clone cover the tenants of server %s, whose "
+                                  "backups tenantd takes; this tenant is on server %s",
+                                  main_server, PQgetvalue(r, 0, 3));
+        rc = TD_EUNAVAILABLE;
+    }
     if (rc == 0) {
         snprintf(q->tenant_id, sizeof(q->tenant_id), "%s", PQgetvalue(r, 0, 0));
         snprintf(q->slug, sizeof(q->slug), "%s", PQgetvalue(r, 0, 1));

@@ -7,6 +7,7 @@
 #include "api/handlers.h"
 #include "api/live.h"
 #include "api/metrics.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "http/problem.h"
 #include "http/router.h"
@@ -35,11 +36,6 @@ static const struct http_route routes[] = {
     {"GET", "/users/{id}", T, api_users_get},
     {"PATCH", "/users/{id}", T | S, api_users_update},
     {"DELETE", "/users/{id}", T, api_users_delete},
-    {"GET", "/projects", T, api_projects_list},
-    {"POST", "/projects", T, api_projects_create},
-    {"GET", "/projects/{id}", T, api_projects_get},
-    {"PATCH", "/projects/{id}", T, api_projects_update},
-    {"DELETE", "/projects/{id}", T, api_projects_delete},
     {"GET", "/audit-logs", T, api_audit_list},
     {"POST", "/admin/tenants", A | S, api_admin_tenants_create},
     {"POST", "/admin/tenants/import", A | S | HTTP_ROUTE_STREAM, api_admin_tenants_import},
@@ -78,9 +74,13 @@ const struct http_route *api_routes(size_t *n)
 /* Match req's route once: the server asks whether it is slow, then dispatch uses it. */
 static const struct http_route *route_of(struct http_req *req)
 {
-    if (!req->route && !req->route_known)
+    if (!req->route && !req->route_known) {
         req->route = http_router_match(routes, NROUTES, req->method, req->path, req->arena,
                                        req->params, &req->nparams, &req->route_known);
+        /* not a built-in route: perhaps a served tenant table */
+        if (!req->route && !req->route_known)
+            req->route = api_resource_match(req, &req->route_known);
+    }
     return req->route;
 }
 
@@ -133,12 +133,10 @@ int api_dispatch_metrics(struct http_req *req)
 void api_log_request(struct http_req *req)
 {
     api_metrics_observe(req);
-    api_live_observe(req, api_metrics_now_us() - req->started_us);
+    long long now = td_now_us();
+    api_live_observe(req, now - req->started_us);
     if (!td_log_enabled(TD_LOG_INFO))
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long long now = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     struct timespec rt;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &rt);

@@ -17,83 +17,73 @@
 #include <stdio.h>
 #include <string.h>
 
-#define ITEM_JSON                                                                                  \
-    DB_SQL_OBJECT("x.id, x.slug, x.name, x.plan, x.isolation, x.status, x.server, " DB_SQL_TS(     \
-        "x.subscription_expires_at") " AS subscription_expires_at, " DB_SQL_TS("x.created_at") " " \
-                                                                                               "A" \
-                                                                                               "S" \
-                                                                                               " " \
-                                                                                               "c" \
-                                                                                               "r" \
-                                                                                               "e" \
-                                                                                               "a" \
-                                                                                               "t" \
-                                                                                               "e" \
-                                                                                               "d" \
-                                                                                               "_" \
-                                                                                               "a" \
-                                                                                               "t" \
-                                                                                               "," \
-                                                                                               " " \
-                                                                                               "C" \
-                                                                                               "O" \
-                                                                                               "A" \
-                                                                                               "L" \
-                                                                                               "E" \
-                                                                                               "S" \
-                                                                                               "C" \
-                                                                                               "E" \
-                                                                                               "(" \
-                                                                                               "u" \
-                                                                                               "." \
-                                                                                               "a" \
-                                                                                               "p" \
-                                                                                               "i" \
-                                                                                               "_" \
-                                                                                               "c" \
-                                                                                               "a" \
-                                                                                               "l" \
-                                                                                               "l" \
-                                                                                               "s" \
-                                                                                               "," \
-                                                                                               " " \
-                                                                                               "0" \
-                                                                                               ")" \
-                                                                                               " " \
-                                                                                               "A" \
-                                                                                               "S" \
-                                                                                               " " \
-                                                                                               "a" \
-                                                                                               "p" \
-                                                                                               "i" \
-                                                                                               "_" \
-                                                                                               "c" \
-                                                                                               "a" \
-                                                                                               "l" \
-                                                                                               "l" \
-                                                                                               "s" \
-                                                                                               "_" \
-                                                                                               "m" \
-                                                                                               "o" \
-                                                                                               "n" \
-                                                                                               "t" \
+#define ITEM_JSON(calls)                                                                                 \
+    DB_SQL_OBJECT("x.id, x.slug, x.name, x.plan, x.isolation, x.status, x.server, " DB_SQL_TS(           \
+        "x.subscription_expires_at") " AS subscription_expires_at, " DB_SQL_TS("x.created_at") " "       \
+                                                                                               "A"       \
+                                                                                               "S"       \
+                                                                                               " "       \
+                                                                                               "c"       \
+                                                                                               "r"       \
+                                                                                               "e"       \
+                                                                                               "a"       \
+                                                                                               "t"       \
+                                                                                               "e"       \
+                                                                                               "d"       \
+                                                                                               "_"       \
+                                                                                               "a"       \
+                                                                                               "t"       \
+                                                                                               ","       \
+                                                                                               " " calls \
+                                                                                               " "       \
+                                                                                               "A"       \
+                                                                                               "S"       \
+                                                                                               " "       \
+                                                                                               "a"       \
+                                                                                               "p"       \
+                                                                                               "i"       \
+                                                                                               "_"       \
+                                                                                               "c"       \
+                                                                                               "a"       \
+                                                                                               "l"       \
+                                                                                               "l"       \
+                                                                                               "s"       \
+                                                                                               "_"       \
+                                                                                               "m"       \
+                                                                                               "o"       \
+                                                                                               "n"       \
+                                                                                               "t"       \
                                                                                                "h")
 
-/* The month's usage row: the list shows API calls this month beside each tenant. */
-#define FROM                                                                                       \
-    " FROM tenantd.tenants x LEFT JOIN tenantd.usage u ON u.tenant_id = x.id AND u.month = "       \
-    "date_trunc('month', now() AT TIME ZONE 'UTC')::date"
+#define MONTH "date_trunc('month', now() AT TIME ZONE 'UTC')::date"
 
-#define KEY_CREATED "(extract(epoch FROM x.created_at) * 1000000)::bigint"
-#define KEY_CALLS "COALESCE(u.api_calls, 0)"
+/* By created: the newest first from tenants_created_idx, each with its month's usage row. */
+#define BY_CREATED                                                                                 \
+    "SELECT " ITEM_JSON("COALESCE(u.api_calls, 0)") ", (extract(epoch FROM x.created_at) * "       \
+                                                    "1000000)::bigint, x.id FROM tenantd.tenants " \
+                                                    "x LEFT JOIN tenantd.usage u ON u.tenant_id "  \
+                                                    "= x.id AND u.month = " MONTH " WHERE true"
+
+/* By API calls: the month's usage rows from usage_month_calls_idx, most first, then the
+ * tenants without one (0 calls); each branch stops at the page's size, so neither sorts the
+ * fleet. (A LEFT JOIN sorted on COALESCE read and sorted every tenant: 100-350 ms at 10,000.) */
+#define BY_CALLS_USED                                                                              \
+    "(SELECT " ITEM_JSON("u.api_calls") " AS j, u.api_calls AS k, x.id FROM tenantd.usage u "      \
+                                        "JOIN tenantd.tenants x ON x.id = u.tenant_id WHERE "      \
+                                        "u.month = " MONTH
+#define BY_CALLS_UNUSED                                                                            \
+    "(SELECT " ITEM_JSON("0") ", 0::bigint, x.id FROM tenantd.tenants x WHERE NOT EXISTS "         \
+                              "(SELECT 1 FROM tenantd.usage u WHERE u.tenant_id = x.id AND "       \
+                              "u.month = " MONTH ")"
 
 static const char *const plans[] = {"free", "starter", "pro", "enterprise", NULL};
 static const char *const statuses[] = {"active", "suspended", NULL};
 static const char *const isolations[] = {"pool", "schema", "database", NULL};
 
 struct query {
-    char sql[1536];
+    char sql[4096];
     size_t len;
+    char where[512]; /* " AND ..." of the filters, shared by both branches of BY_CALLS */
     const char *params[10];
     int n;
 };
@@ -105,6 +95,12 @@ static void add(struct query *q, const char *s)
         memcpy(q->sql + q->len, s, l + 1);
         q->len += l;
     }
+}
+
+static void add_where(struct query *q, const char *s)
+{
+    size_t l = strlen(q->where);
+    snprintf(q->where + l, sizeof(q->where) - l, "%s", s);
 }
 
 /* "AND <col> = $n" for a value, which must be one of set (NULL: any short text). */
@@ -124,7 +120,7 @@ static int filter(struct http_req *req, struct query *q, const char *name, const
     q->params[q->n++] = v;
     char piece[96];
     snprintf(piece, sizeof(piece), " AND %s = $%d", col, q->n);
-    add(q, piece);
+    add_where(q, piece);
     return 0;
 }
 
@@ -151,7 +147,7 @@ static int search(struct http_req *req, struct query *q, const char **detail)
     q->params[q->n++] = pat;
     char piece[96];
     snprintf(piece, sizeof(piece), " AND (x.slug ILIKE $%d OR x.name ILIKE $%d)", q->n, q->n);
-    add(q, piece);
+    add_where(q, piece);
     return 0;
 }
 
@@ -198,6 +194,37 @@ static int reply(struct http_req *req, PGresult *r, int limit)
     return http_reply_json_text(req, 200, buf, (size_t)(w - buf));
 }
 
+/* The page after the cursor (key, id), in the order of each statement. */
+static void compose(struct query *q, int calls, int cursor)
+{
+    char c[256] = "";
+    if (!calls) {
+        if (cursor)
+            snprintf(c, sizeof(c),
+                     " AND (x.created_at, x.id) < ('epoch'::timestamptz + $%d::bigint * "
+                     "interval '1 microsecond', $%d::uuid)",
+                     q->n - 1, q->n);
+        add(q, BY_CREATED);
+        add(q, q->where);
+        add(q, c);
+        add(q, " ORDER BY x.created_at DESC, x.id DESC LIMIT $1::int + 1");
+        return;
+    }
+    add(q, "SELECT j, k, id FROM (" BY_CALLS_USED);
+    add(q, q->where);
+    if (cursor)
+        snprintf(c, sizeof(c), " AND (u.api_calls, u.tenant_id) < ($%d::bigint, $%d::uuid)",
+                 q->n - 1, q->n);
+    add(q, c);
+    add(q, " ORDER BY u.api_calls DESC, u.tenant_id DESC LIMIT $1::int + 1) UNION "
+           "ALL " BY_CALLS_UNUSED);
+    add(q, q->where);
+    if (cursor)
+        snprintf(c, sizeof(c), " AND (0::bigint, x.id) < ($%d::bigint, $%d::uuid)", q->n - 1, q->n);
+    add(q, c);
+    add(q, " ORDER BY x.id DESC LIMIT $1::int + 1)) s ORDER BY k DESC, id DESC LIMIT $1::int + 1");
+}
+
 static int build(struct http_req *req, struct query *q, int limit, const char *cur_key,
                  const char *cur_id, const char **detail)
 {
@@ -206,16 +233,9 @@ static int build(struct http_req *req, struct query *q, int limit, const char *c
         *detail = "sort must be created or api_calls";
         return TD_EBADREQ;
     }
-    int calls = sort && !strcmp(sort, "api_calls");
-    const char *key = calls ? KEY_CALLS : KEY_CREATED;
-    /* by created: the columns themselves, so tenants_created_idx serves the order */
-    const char *order = calls ? KEY_CALLS : "x.created_at";
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit);
     q->params[q->n++] = td_arena_strdup(req->arena, lim);
-    add(q, "SELECT " ITEM_JSON ", ");
-    add(q, key);
-    add(q, ", x.id" FROM " WHERE true");
     int rc;
     if ((rc = search(req, q, detail)) < 0 ||
         (rc = filter(req, q, "plan", "x.plan", plans, detail)) < 0 ||
@@ -223,23 +243,11 @@ static int build(struct http_req *req, struct query *q, int limit, const char *c
         (rc = filter(req, q, "isolation", "x.isolation", isolations, detail)) < 0 ||
         (rc = filter(req, q, "server", "x.server", NULL, detail)) < 0)
         return rc;
-    char piece[256];
     if (cur_key) {
         q->params[q->n++] = cur_key;
         q->params[q->n++] = cur_id;
-        /* the row comparison matches the ORDER BY, so a page starts right after the last */
-        if (calls)
-            snprintf(piece, sizeof(piece), " AND (" KEY_CALLS ", x.id) < ($%d::bigint, $%d::uuid)",
-                     q->n - 1, q->n);
-        else
-            snprintf(piece, sizeof(piece),
-                     " AND (x.created_at, x.id) < ('epoch'::timestamptz + $%d::bigint * "
-                     "interval '1 microsecond', $%d::uuid)",
-                     q->n - 1, q->n);
-        add(q, piece);
     }
-    snprintf(piece, sizeof(piece), " ORDER BY %s DESC, x.id DESC LIMIT $1::int + 1", order);
-    add(q, piece);
+    compose(q, sort && !strcmp(sort, "api_calls"), cur_key != NULL);
     return 0;
 }
 
@@ -247,7 +255,7 @@ int api_admin_tenants_list(struct http_req *req)
 {
     int limit;
     const char *cus, *cid, *detail = NULL;
-    struct query q = {.len = 0, .n = 0};
+    struct query q = {.len = 0, .n = 0, .where = ""};
     int rc = api_paging(req, &limit, &cus, &cid, &detail);
     if (rc == 0)
         rc = build(req, &q, limit, cus, cid, &detail);

@@ -7,6 +7,8 @@
 #include "app/app.h"
 #include "api/internal.h"
 #include "tenant/usercheck.h"
+#include "api/validate.h"
+#include "http/problem.h"
 #include "http/router.h"
 #include "migrate/files.h"
 
@@ -84,12 +86,13 @@ static int build_tx(struct http_req *req, const char *min_role, const struct db_
 
 /* Run the transaction; remember a passed user check. */
 static int run_tx(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
-                  int check, PGresult **out, int *k)
+                  int check, PGresult **out, int *k, struct db_error *err)
 {
     struct db_target tg;
     struct db_stmt all[MAX_STMTS + 1];
     char role[TNT_ROLE_MAX];
     *k = build_tx(req, min_role, stmts, n, check, role, &tg, all);
+    tg.error = err;
     int rc = db_exec(req->app->db, &tg, all, *k + n, out);
     for (int i = 0; i < *k + n; i++)
         if (out[i])
@@ -103,6 +106,12 @@ static int run_tx(struct http_req *req, const char *min_role, const struct db_st
 
 int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
                     PGresult **res)
+{
+    return api_tenant_exec_err(req, min_role, stmts, n, res, NULL);
+}
+
+int api_tenant_exec_err(struct http_req *req, const char *min_role, const struct db_stmt *stmts,
+                        int n, PGresult **res, struct db_error *err)
 {
     PGresult *out[MAX_STMTS + 1];
     int k;
@@ -119,7 +128,7 @@ int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_
                         "this tenant's storage is being migrated; retry shortly");
     }
     int check = !req->has_claims || !may_skip_check(req, min_role);
-    int rc = run_tx(req, min_role, stmts, n, check, out, &k);
+    int rc = run_tx(req, min_role, stmts, n, check, out, &k, err);
     /* A read without the check found nothing: the tenant may have moved away under it
      * (a move empties the old storage) - ask again with the check, which then fails. */
     if (rc == 0 && !check) {
@@ -127,7 +136,7 @@ int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_
         for (int i = 0; i < n; i++)
             empty |= out[i] && PQntuples(out[i]) == 0;
         if (empty)
-            rc = run_tx(req, min_role, stmts, n, check = 1, out, &k);
+            rc = run_tx(req, min_role, stmts, n, check = 1, out, &k, err);
     }
     /* A move (src/tenant/move.c) makes transactions that waited on the old storage fail
      * without committing; run again at the new place (the move dropped the tenant from
@@ -136,7 +145,7 @@ int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_
          again < 3 && (rc == TD_EUNAUTHORIZED || rc == TD_EINTERNAL || rc == TD_EUNAVAILABLE) &&
          tenant_moved(req);
          again++)
-        rc = run_tx(req, min_role, stmts, n, 1, out, &k);
+        rc = run_tx(req, min_role, stmts, n, 1, out, &k, err);
     for (int i = 0; i < n; i++)
         res[i] = out[k + i];
     return rc;
@@ -191,4 +200,32 @@ int api_reply_page(struct http_req *req, PGresult *r, int limit)
     }
     *w++ = '}';
     return http_reply_json_text(req, 200, buf, (size_t)(w - buf));
+}
+
+const char *api_user_agent(struct http_req *req)
+{
+    const char *ua = http_header(req, "User-Agent");
+    return ua ? ua : "";
+}
+
+/* Shared by every list route: paging parameters, one statement, relay its JSON. */
+int api_list(struct http_req *req, const char *first, const char *after, const char *min_role)
+{
+    int limit;
+    const char *cus, *cid, *detail = NULL;
+    int rc = api_paging(req, &limit, &cus, &cid, &detail);
+    if (rc < 0)
+        return api_fail(req, rc, detail);
+    char lim[8];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char **p = td_arena_alloc(req->arena, 3 * sizeof(char *));
+    p[0] = td_arena_strdup(req->arena, lim);
+    p[1] = cus;
+    p[2] = cid;
+    struct db_stmt st = {cus ? after : first, cus ? 3 : 1, p, 1};
+    PGresult *r;
+    rc = api_tenant_exec(req, min_role, &st, 1, &r);
+    if (rc < 0)
+        return rc;
+    return api_reply_page(req, r, limit);
 }

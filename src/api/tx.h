@@ -16,6 +16,10 @@
 int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
                     PGresult **res) TD_MUSTCHECK;
 
+/* The same; err (may be NULL) receives the failing statement's SQLSTATE and constraint. */
+int api_tenant_exec_err(struct http_req *req, const char *min_role, const struct db_stmt *stmts,
+                        int n, PGresult **res, struct db_error *err) TD_MUSTCHECK;
+
 /* Answer with the single JSON value in row 0 column 0 of r, or TD_ENOTFOUND when r has
  * no rows. */
 int api_reply_row(struct http_req *req, int status, PGresult *r);

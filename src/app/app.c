@@ -8,6 +8,7 @@
 #include "auth/jwt.h"
 #include "auth/throttle.h"
 #include "backup/backup.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "pg/cluster.h"
@@ -125,6 +126,7 @@ static int open_db(struct td_app *app, enum td_app_mode mode, const char *catalo
         .app_password = full ? app_pw : "unused",
         .pool_size = cfg->pool_size,
         .max_connections = full ? cfg->max_connections : 0,
+        .hibernate_after_s = full ? cfg->hibernate_after_s : 0,
         .tenant_pools = cfg->tenant_pools,
         .acquire_timeout_ms = cfg->acquire_timeout_ms,
         .tenant_share = cfg->tenant_share,
@@ -180,7 +182,7 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
         rc = open_db(app, mode, catalog, app_pw);
     if (rc < 0 || mode != TD_APP_FULL)
         return rc;
-    long long mig_t0 = api_metrics_now_us();
+    long long mig_t0 = td_now_us();
     rc = tnt_bootstrap(app->db, &app->catalog_migs, &app->tenant_migs, app_pw);
     api_metrics_migration(rc, mig_t0);
     if (rc < 0)

@@ -18,6 +18,7 @@ struct tnt_usage;
 struct bkp;
 struct auth_throttle;
 struct auth_jwt;
+struct res_registry;
 struct tnt_usercheck;
 struct pgc_cluster;
 struct pgc_replica;
@@ -38,6 +39,7 @@ struct td_app {
     struct auth_throttle *throttle;  /* failed logins, per process */
     struct auth_jwt *jwt;            /* the JWT secret and the tokens verified with it */
     struct tnt_usercheck *usercheck; /* user checks remembered for reads */
+    struct res_registry *resources;  /* served tenant tables (serve only), or NULL */
 };
 
 /* How td_app_open() opens. */

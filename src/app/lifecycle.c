@@ -6,12 +6,16 @@
 #include "api/metrics.h"
 #include "tenant/check.h"
 #include "tenant/plans.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "resource/resource.h"
 #include "tenant/provision.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The plain checks of a new tenant; *detail says what is wrong. */
 static int check_spec(struct td_app *app, const struct app_tenant_spec *s, const char **detail)
@@ -51,7 +55,7 @@ int app_tenant_create(struct td_app *app, const struct app_tenant_spec *s, json_
     struct tnt_new n = {
         s->slug,   s->name, s->plan ? s->plan : "free", iso ? tnt_isolation_parse(iso) : -1,
         s->server, s->owner};
-    long long t0 = api_metrics_now_us();
+    long long t0 = td_now_us();
     rc = tnt_provision(app->db, &app->tenant_migs, &n, &t, &owner_json);
     api_metrics_provision(rc, t0);
     if (rc == TD_ECONFLICT)
@@ -179,18 +183,44 @@ int app_tenant_delete(struct td_app *app, const struct tnt_tenant *t)
 static const char usage_sql[] = "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM "
                                 "projects)";
 
+/* One row: the row count of every described tenant table, in description order. */
+static char *rows_sql(const struct res_desc *d)
+{
+    size_t cap = 32, len = 0;
+    for (int i = 0; i < d->ntables; i++)
+        cap += strlen(d->tables[i].qname) + 40;
+    char *sql = td_xmalloc(cap);
+    len += (size_t)snprintf(sql, cap, "SELECT ");
+    for (int i = 0; i < d->ntables; i++)
+        len += (size_t)snprintf(sql + len, cap - len, "%s(SELECT count(*) FROM %s)", i ? ", " : "",
+                                d->tables[i].qname);
+    return sql;
+}
+
 int app_tenant_usage(struct td_app *app, const struct tnt_tenant *t, json_t **out)
 {
     struct db_target tg;
-    struct db_stmt st = {usage_sql, 0, NULL, 0};
-    PGresult *r = NULL;
+    struct res_desc *d = app->resources ? res_registry_get(app->resources) : NULL;
+    char *rsql = d && d->ntables ? rows_sql(d) : NULL;
+    struct db_stmt st[2] = {{usage_sql, 0, NULL, 0}, {rsql, 0, NULL, 0}};
+    PGresult *r[2] = {NULL, NULL};
     *out = NULL;
     tnt_tenant_target(t, &tg);
-    int rc = db_exec(app->db, &tg, &st, 1, &r);
+    int rc = db_exec(app->db, &tg, st, rsql ? 2 : 1, r);
     if (rc == 0)
-        *out = json_pack("{s:I, s:I, s:I}", "users", (json_int_t)atoll(PQgetvalue(r, 0, 0)),
-                         "projects", (json_int_t)atoll(PQgetvalue(r, 0, 1)), "api_calls_month",
+        *out = json_pack("{s:I, s:I, s:I}", "users", (json_int_t)atoll(PQgetvalue(r[0], 0, 0)),
+                         "projects", (json_int_t)atoll(PQgetvalue(r[0], 0, 1)), "api_calls_month",
                          (json_int_t)tnt_usage_month(app->usage, t->id));
-    PQclear(r);
+    if (rc == 0 && rsql) {
+        json_t *rows = json_object();
+        for (int i = 0; i < d->ntables; i++)
+            json_object_set_new(rows, d->tables[i].name,
+                                json_integer((json_int_t)atoll(PQgetvalue(r[1], 0, i))));
+        json_object_set_new(*out, "rows", rows);
+    }
+    PQclear(r[0]);
+    PQclear(r[1]);
+    free(rsql);
+    res_desc_unref(d);
     return rc;
 }

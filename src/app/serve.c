@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "http/server.h"
 #include "jobs/jobs.h"
+#include "resource/resource.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -43,7 +44,9 @@ int td_serve(struct td_config *cfg)
         .cors_origins = cfg->cors_origins,
         .trusted_proxies = cfg->trusted_proxies,
     };
-    /* before the HTTP server: handlers read app.backup */
+    /* before the HTTP server: handlers read app.resources and app.backup */
+    if (res_registry_new(app.db, &app.resources) < 0)
+        goto out;
     if (bkp_open(cfg, app.cluster, app.db, &app.tenant_migs, &app.backup) < 0)
         goto out;
     if (http_server_start(&ho, &app, &srv) < 0)
@@ -73,6 +76,8 @@ out:
     http_server_stop(srv, 10);
     jobs_stop(jobs);
     bkp_close(app.backup);
+    res_registry_free(app.resources);
+    app.resources = NULL;
     td_app_close(&app);
     return status;
 }

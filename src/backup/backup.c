@@ -5,6 +5,7 @@
  */
 #include "backup/internal.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "pg/cluster.h"
@@ -28,9 +29,7 @@
 
 long long bkp__now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return td_now_ms();
 }
 
 static char *abs_dir(const char *path)

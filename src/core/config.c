@@ -67,6 +67,33 @@ static int valid_nonneg_int(const char *v)
     return strcmp(v, "0") == 0 || valid_pos_int(v);
 }
 
+/* "0" (off) or a whole number with a unit: 30s, 15m, 12h, 7d; seconds, or -1 if bad. */
+static long duration_s(const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!strcmp(v, "0"))
+        return 0;
+    if (end == v || n < 1 || n > 3650 || end[0] == '\0' || end[1] != '\0')
+        return -1;
+    switch (end[0]) {
+    case 's':
+        return n;
+    case 'm':
+        return n * 60;
+    case 'h':
+        return n * 3600;
+    case 'd':
+        return n * 86400;
+    }
+    return -1;
+}
+
+static int valid_duration(const char *v)
+{
+    return duration_s(v) >= 0;
+}
+
 static int valid_percent(const char *v)
 {
     return valid_pos_int(v) && atoi(v) <= 100;
@@ -180,6 +207,8 @@ static const struct cfg_entry entries[] = {
      valid_nonneg_int},
     {"acquire_timeout_ms", CFG_INT, OFF(acquire_timeout_ms), "5000", "TENANTD_ACQUIRE_TIMEOUT_MS",
      NULL, valid_pos_int},
+    {"hibernate_after", CFG_STR, OFF(hibernate_after), "0", "TENANTD_HIBERNATE_AFTER", NULL,
+     valid_duration},
     {"log_level", CFG_STR, OFF(log_level), "info", "TENANTD_LOG_LEVEL", NULL, valid_level},
     {"prepare", CFG_INT, OFF(prepare), "1", "TENANTD_PREPARE", NULL, valid_bool},
     {"http_threads", CFG_INT, OFF(http_threads), "0", "TENANTD_HTTP_THREADS", NULL,
@@ -282,6 +311,7 @@ int td_config_load(struct td_config *cfg, int argc, char **argv, const char **er
         cfg->max_connections = default_max_connections(cfg->pool_size);
     if (cfg->tenant_pools == 0)
         cfg->tenant_pools = cfg->max_connections;
+    cfg->hibernate_after_s = (int)duration_s(cfg->hibernate_after);
     /* one event loop per pooled connection: every loop can have a statement in flight,
      * and no request waits for a connection while its thread could serve another */
     if (cfg->http_threads == 0)

@@ -1,16 +1,36 @@
 /*
- * hash.h - FNV-1a over a NUL-terminated string, for in-memory hash tables whose keys
- * clients cannot choose freely (tenant ids and slugs, tenant keys of the HTTP gate).
+ * hash.h - FNV-1a, the one non-keyed hash: for in-memory tables whose keys clients cannot
+ * choose freely (tenant ids and slugs, tenant keys of the HTTP gate, statement texts).
+ * Keys a client picks go through a keyed hash instead (crypto_shorthash).
  */
 #ifndef TD_CORE_HASH_H
 #define TD_CORE_HASH_H
 
+#include <stdint.h>
+
+/* 32-bit FNV-1a of a NUL-terminated string. */
 static inline unsigned td_hash_str(const char *s)
 {
     unsigned h = 2166136261u;
     for (const char *p = s; *p; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;
     return h;
+}
+
+#define TD_HASH64_INIT 1469598103934665603ULL
+
+/* 64-bit FNV-1a: continue h over the NUL-terminated string s (start from TD_HASH64_INIT). */
+static inline uint64_t td_hash64_str(uint64_t h, const char *s)
+{
+    for (const char *p = s; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+/* Continue h over one byte (a separator between two strings). */
+static inline uint64_t td_hash64_byte(uint64_t h, unsigned char b)
+{
+    return (h ^ b) * 1099511628211ULL;
 }
 
 #endif

@@ -4,9 +4,11 @@
  */
 #include "db/db.h"
 
+#include "core/hash.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "db/internal.h"
 #include "db/pool.h"
 #include "db/replica.h"
 
@@ -66,6 +68,7 @@ struct db {
     int nidle_admin;
     struct db_server replicas[DB_MAX_SERVERS]; /* pool NULL: that server has none */
     struct db_replicas *rep;
+    struct db_hibernator *hib; /* NULL: hibernation off */
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -163,13 +166,8 @@ static void app_close(void *ctx, void *conn)
 
 static unsigned long long stmt_key(const char *sql, const char *search_path)
 {
-    unsigned long long h = 1469598103934665603ULL;
-    for (const char *p = sql; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;
-    for (const char *p = search_path ? search_path : ""; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h;
+    uint64_t h = td_hash64_byte(td_hash64_str(TD_HASH64_INIT, sql), 0xff);
+    return td_hash64_str(h, search_path ? search_path : "");
 }
 
 /* Drop the least recently used statement (name copied to evicted) to make room. */
@@ -319,6 +317,7 @@ int db_new(const struct db_config *cfg, struct db **out)
         db_free(db);
         return TD_EBADREQ;
     }
+    db->hib = db__hibernator_start(db, cfg->hibernate_after_s);
     *out = db;
     return 0;
 }
@@ -334,6 +333,7 @@ void db_free(struct db *db)
         free(db->replicas[i].name);
         free(db->replicas[i].conninfo);
     }
+    db__hibernator_stop(db->hib);
     for (int i = 0; i < db->nservers; i++) {
         db_pool_free(db->servers[i].pool);
         free(db->servers[i].name);
@@ -387,7 +387,8 @@ int db_map_error(const PGresult *res)
         return TD_ECONFLICT;
     if (!strcmp(state, "TDQUO"))
         return TD_EQUOTA;
-    if (!strcmp(state, "23514") || !strcmp(state, "22001") || !strcmp(state, "23502"))
+    if (!strcmp(state, "23514") || !strcmp(state, "23502") || !strcmp(state, "23503") ||
+        !strncmp(state, "22", 2))
         return TD_EVALIDATION;
     if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
         !strcmp(state, "57P03") || !strcmp(state, "53300") || !strcmp(state, "55P03"))
@@ -446,6 +447,16 @@ static int send_stmt(struct db_conn *c, int prepare, const char *search_path, co
     return 1;
 }
 
+static void error_fields(struct db_error *e, const PGresult *r)
+{
+    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *c = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+    const char *col = PQresultErrorField(r, PG_DIAG_COLUMN_NAME);
+    snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", s ? s : "");
+    snprintf(e->constraint, sizeof(e->constraint), "%s", c ? c : "");
+    snprintf(e->column, sizeof(e->column), "%s", col ? col : "");
+}
+
 /* Queue t's context statement: the role's, the plain pool one, or the caller's pool one. */
 static int send_ctx(struct db_conn *c, int prepare, const struct db_target *t, struct sent *sent,
                     int *ns)
@@ -490,8 +501,11 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
         *got_any = 1;
         ExecStatusType st = PQresultStatus(r);
         int ok = st != PGRES_FATAL_ERROR && st != PGRES_PIPELINE_ABORTED;
-        if (st == PGRES_FATAL_ERROR && rc == 0)
+        if (st == PGRES_FATAL_ERROR && rc == 0) {
             rc = db_map_error(r);
+            if (t->error)
+                error_fields(t->error, r);
+        }
         if (sent[q].kind == 1 && ok)
             sent[q].st->ready = 1;
         if (sent[q].kind == 3 && ok && t->ctx_value && !t->role && t->ctx_sql &&
@@ -535,6 +549,13 @@ static int exec_on(struct db *db, struct db_server *s, const struct db_target *t
     for (int attempt = 0; attempt < 2; attempt++) {
         struct db_slot *slot = NULL;
         int rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
+        /* a hibernated database refuses the runtime role: wake it, connect again (twice:
+         * the sweep may hibernate it again between the two) */
+        for (int w = 0; rc == TD_EUNAVAILABLE && db->hib && t->database && w < 2; w++)
+            if (db__wake(db, t->server, t->database) > 0)
+                rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
+            else
+                break;
         if (rc < 0)
             return rc;
         struct db_conn *c = slot->conn;
@@ -641,6 +662,11 @@ int db_admin_exec(PGconn *pg, const char *what, const char *sql, int nparams,
     if (res)
         *res = NULL;
     return rc;
+}
+
+struct db_pool *db__server_pool(struct db *db, int server)
+{
+    return db->servers[server].pool;
 }
 
 void db_forget_database(struct db *db, int server, const char *database)

@@ -37,6 +37,14 @@ struct db_target {
     /* 1: a read that may run on the server's replica once it has replayed the tenant's
      * last write (db/replica.h); 0: the primary, and a write's commit LSN is remembered */
     int read_only;
+    struct db_error *error; /* out, may be NULL: the first failing statement's fields */
+};
+
+/* What a failed statement said, for callers that translate constraint violations. */
+struct db_error {
+    char sqlstate[8];
+    char constraint[64];
+    char column[64];
 };
 
 /* The context statement of a pool-isolation transaction with one more SELECT-list item
@@ -65,6 +73,7 @@ struct db_config {
     const char *app_password;  /* password given to the runtime role */
     int pool_size;             /* statements in flight per server (admission) */
     int max_connections;       /* connections open per server; 0: pool_size */
+    int hibernate_after_s;     /* idle tenant databases stop taking connections; 0: never */
     int tenant_pools;
     int acquire_timeout_ms;
     int tenant_share; /* percent */
@@ -95,7 +104,8 @@ const char *db_server_admin_conninfo(const struct db *db, int server);
 int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmts, int n,
             PGresult **res) TD_MUSTCHECK;
 
-/* Map a failed result to a TD_E* code: unique 23505 -> TD_ECONFLICT, TD401/TD403/TD409/
+/* Map a failed result to a TD_E* code: unique 23505 -> TD_ECONFLICT, foreign key 23503 and
+ * data exceptions (class 22) -> TD_EVALIDATION, TD401/TD403/TD409/
  * TDQUO custom codes, check violations -> TD_EVALIDATION, connection loss and lock_timeout
  * (55P03) -> TD_EUNAVAILABLE, anything else -> TD_EINTERNAL (logged). */
 int db_map_error(const PGresult *res);

@@ -28,6 +28,7 @@ struct db_subpool {
     int open, in_use;
     unsigned long long last_used;
     unsigned long long hold_us; /* average time one use of a connection lasts here */
+    unsigned long long last_us; /* now_us of its last acquire or release */
     struct db_subpool *next;
     struct db_subpool *hnext; /* chain in sub_hash */
 };
@@ -319,7 +320,8 @@ static void waiter_remove(struct db_pool *p, struct waiter *w)
  * Take a connection for w (pick() chose it, so one is available). Returns the slot, with
  * conn NULL when a new connection must be opened; *victims gets connections to close.
  */
-static struct db_slot *take(struct db_pool *p, const char *database, struct db_slot **victims)
+static struct db_slot *take(struct db_pool *p, const char *database, struct db_slot **victims,
+                            unsigned long long now)
 {
     struct db_subpool *sub = find_sub(p, database);
     *victims = NULL;
@@ -328,6 +330,7 @@ static struct db_slot *take(struct db_pool *p, const char *database, struct db_s
         sub->idle = s->next;
         sub->in_use++;
         sub->last_used = ++p->clock;
+        sub->last_us = now;
         p->active++;
         p->hits++;
         return s;
@@ -368,6 +371,7 @@ static struct db_slot *take(struct db_pool *p, const char *database, struct db_s
     sub->open++;
     sub->in_use++;
     sub->last_used = ++p->clock;
+    sub->last_us = now;
     struct db_slot *s = td_xcalloc(1, sizeof(*s));
     s->sub = sub;
     return s;
@@ -423,7 +427,7 @@ int db_pool_acquire(struct db_pool *p, const char *database, const char *tenant,
         w.tenant->last_served = ++p->clock;
     }
     struct db_slot *victims;
-    struct db_slot *s = take(p, database, &victims);
+    struct db_slot *s = take(p, database, &victims, now_us(p));
     /* others may be servable now (another database, another tenant) */
     wake_next(p);
     pthread_mutex_unlock(&p->mu);
@@ -481,6 +485,7 @@ void db_pool_release(struct db_pool *p, struct db_slot *s, const char *tenant, i
     sub->in_use--;
     p->active--;
     if (s->conn) {
+        sub->last_us = s->since + held;
         sub->hold_us = ewma(sub->hold_us, held);
         p->hold_us = ewma(p->hold_us, held);
     }
@@ -527,6 +532,19 @@ void db_pool_forget(struct db_pool *p, const char *database)
     wake_next(p);
     pthread_mutex_unlock(&p->mu);
     close_list(p, victims);
+}
+
+int db_pool_idle_databases(struct db_pool *p, unsigned long long idle_us, char ***names)
+{
+    unsigned long long now = now_us(p);
+    int n = 0;
+    pthread_mutex_lock(&p->mu);
+    *names = td_xcalloc((size_t)p->ndbs + 1, sizeof(**names));
+    for (struct db_subpool *d = p->dbs; d; d = d->next)
+        if (d->in_use == 0 && now - d->last_us >= idle_us)
+            (*names)[n++] = td_xstrdup(d->database);
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 void db_pool_stats(struct db_pool *p, struct db_pool_stats *st)

@@ -70,6 +70,13 @@ void db_pool_release(struct db_pool *p, struct db_slot *s, const char *tenant, i
 /* Close idle connections to database and drop its pool (before DROP DATABASE). */
 void db_pool_forget(struct db_pool *p, const char *database);
 
+/*
+ * Names of the databases whose pool has had nothing in use for idle_us (now_us clock):
+ * *names is a NULL-terminated array the caller frees (each name, then the array).
+ * Returns how many. Thread-safe.
+ */
+int db_pool_idle_databases(struct db_pool *p, unsigned long long idle_us, char ***names);
+
 struct db_pool_stats {
     int open, in_use, waiting, dbs;
     int tenants; /* tenant records kept for fairness (idle ones bounded) */

@@ -71,6 +71,10 @@ struct http_req {
 const char *http_header(struct http_req *req, const char *name);
 /* Value of a query-string argument, or NULL. */
 const char *http_query(struct http_req *req, const char *name);
+/* Every query-string argument in order (arena arrays; a value-less key gives ""). Returns
+ * how many, or -1 past HTTP_MAX_QUERY_ARGS. */
+#define HTTP_MAX_QUERY_ARGS 64
+int http_query_all(struct http_req *req, const char *const **keys, const char *const **vals);
 
 /* Queue a response whose body is copied. Returns 0 or TD_EINTERNAL. */
 int http_reply(struct http_req *req, int status, const char *content_type, const char *body,

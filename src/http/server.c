@@ -3,6 +3,7 @@
  */
 #include "http/server.h"
 
+#include "core/clock.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "http/cors.h"
@@ -27,6 +28,10 @@
 #include <unistd.h>
 
 #define MAX_RESP_HEADERS 12
+/* libmicrohttpd's memory per connection: a 16 KiB header block (HTTP_MAX_HEADERS) plus its
+ * bookkeeping per field (some 50 bytes each), so that many small fields under the limit are
+ * served; with 20 KiB, 300 fields of 10 bytes already got its own 431. */
+#define HTTP_CONN_MEMORY (48 * 1024)
 
 #define GATE_BUCKETS 256
 #define GATE_KEY 80
@@ -91,13 +96,6 @@ struct req_state {
     struct req_state *next;        /* worker queue */
 };
 
-static long long now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 const char *http_header(struct http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
@@ -106,6 +104,38 @@ const char *http_header(struct http_req *req, const char *name)
 const char *http_query(struct http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct query_args {
+    struct http_req *req;
+    const char **keys, **vals;
+    int n, cap;
+};
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct query_args *q = cls;
+    (void)kind;
+    if (q->n == q->cap)
+        return MHD_NO;
+    q->keys[q->n] = key;
+    q->vals[q->n++] = value ? value : "";
+    return MHD_YES;
+}
+
+int http_query_all(struct http_req *req, const char *const **keys, const char *const **vals)
+{
+    struct query_args q = {req, NULL, NULL, 0, HTTP_MAX_QUERY_ARGS};
+    q.keys = td_arena_alloc(req->arena, sizeof(char *) * HTTP_MAX_QUERY_ARGS);
+    q.vals = td_arena_alloc(req->arena, sizeof(char *) * HTTP_MAX_QUERY_ARGS);
+    int total = MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    if (total > HTTP_MAX_QUERY_ARGS)
+        return -1;
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+    *keys = q.keys;
+    *vals = q.vals;
+    return q.n;
 }
 
 void http_set_header(struct http_req *req, const char *name, const char *value)
@@ -327,7 +357,7 @@ static struct req_state *req_new(struct http_server *srv, struct MHD_Connection 
     req->arena = td_arena_new();
     req->method = td_arena_strdup(req->arena, method);
     req->url = td_arena_strdup(req->arena, url);
-    req->started_us = now_us();
+    req->started_us = td_now_us();
     http_router_split_tenant(req->url, req->arena, &req->path_slug, &req->path);
     set_request_id(req);
     set_client_ip(srv, req);
@@ -759,7 +789,7 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
         (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_path,
         NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(20 * 1024), MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2000,
+        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2000,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
     if (!s->daemon) {
         td_log_error("could not listen on %s", o->listen);
@@ -787,8 +817,8 @@ void http_server_stop(struct http_server *s, int grace_s)
         close(fd);
     /* in flight: requests being served, and connections accepted before the stop whose
      * request is still arriving (a client that never sends one costs the grace period) */
-    long long deadline = now_us() + (long long)grace_s * 1000000;
-    while ((atomic_load(&s->active) > 0 || atomic_load(&s->fresh) > 0) && now_us() < deadline)
+    long long deadline = td_now_us() + (long long)grace_s * 1000000;
+    while ((atomic_load(&s->active) > 0 || atomic_load(&s->fresh) > 0) && td_now_us() < deadline)
         usleep(10000);
     /* no connection may stay suspended when the daemon stops: workers answer what they
      * hold first (MHD then drops those answers with their connections) */

@@ -5,6 +5,7 @@
  */
 #include "jobs/internal.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "migrate/files.h"
@@ -66,13 +67,6 @@ void jobs_get_stats(struct jobs_stats *o)
     o->dead_now = atomic_load(&q_dead);
     o->mig_pending = atomic_load(&m_pending);
     o->mig_failed = atomic_load(&m_failed);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int jobs__fail(struct jobs__ctx *ctx, int rc, const char *fmt, ...)
@@ -147,7 +141,7 @@ static const char count_sql[] =
 
 static void tick(struct worker *w, long long *next_tick, long long *next_count)
 {
-    long long now = now_ms();
+    long long now = td_now_ms();
     PGresult *r = NULL;
     if (now >= *next_tick) {
         *next_tick = now + TICK_MS;
@@ -270,7 +264,7 @@ static void run_claimed(struct worker *w, PGresult *r)
     const struct jobs__kind *k = jobs__kind_find(kind);
     const struct jobs_kind_ext *x = k ? NULL : ext_find(w->jobs, kind);
     const char *skip = NULL;
-    long long t0 = now_ms();
+    long long t0 = td_now_ms();
     int rc;
     if (x && json_is_object(payload)) {
         rc = x->run(x->arg, w->pg, id, payload, ctx.error, sizeof(ctx.error));
@@ -316,7 +310,7 @@ static void run_claimed(struct worker *w, PGresult *r)
     if ((rc = k->run(&ctx)) == 0) {
         finish(w, id, "done", NULL);
         atomic_fetch_add(&st_done, 1);
-        td_log_debug("jobs: %s job %s done in %lld ms", kind, id, now_ms() - t0);
+        td_log_debug("jobs: %s job %s done in %lld ms", kind, id, td_now_ms() - t0);
     }
 out:
     if (rc < 0)

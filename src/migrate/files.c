@@ -4,6 +4,7 @@
  */
 #include "migrate/files.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "db/db.h"
@@ -203,13 +204,6 @@ int mig_dir_latest(const char *dir)
     return latest;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void mig_expected_init(struct mig_expected *e, const char *migrations_dir)
 {
     e->dir = td_xasprintf("%s/tenant", migrations_dir);
@@ -232,7 +226,7 @@ void mig_expected_cleanup(struct mig_expected *e)
 int mig_expected_get(struct mig_expected *e)
 {
     int v = atomic_load(&e->version);
-    long long now = now_ms();
+    long long now = td_now_ms();
     if (v >= 0 && now - atomic_load(&e->at_ms) < EXPECTED_REFRESH_MS)
         return v;
     /* the first caller must wait for a value; later ones keep the old one meanwhile */
@@ -356,12 +350,12 @@ int mig_apply_catalog(PGconn *pg, const struct mig_set *s)
         td_log_error("catalog %s", err);
     for (int k = 0; rc == 0 && k < np; k++) {
         const struct mig_file *m = &s->files[pending[k]];
-        long long t0 = now_ms();
+        long long t0 = td_now_ms();
         rc = db_admin_exec(pg, m->name, "BEGIN", 0, NULL, NULL);
         if (rc == 0)
             rc = db_admin_exec(pg, m->name, m->sql, 0, NULL, NULL);
         if (rc == 0)
-            rc = ledger_record(pg, "tenantd.catalog_migrations", m, now_ms() - t0);
+            rc = ledger_record(pg, "tenantd.catalog_migrations", m, td_now_ms() - t0);
         if (rc == 0)
             rc = db_admin_exec(pg, m->name, "COMMIT", 0, NULL, NULL);
         if (rc < 0) {
@@ -408,7 +402,7 @@ int mig_apply_tenant_v(PGconn *pg, const char *schema, const struct mig_set *s, 
     }
     for (int k = 0; rc == 0 && k < np; k++) {
         const struct mig_file *m = &s->files[pending[k]];
-        long long t0 = now_ms();
+        long long t0 = td_now_ms();
         PGresult *r = PQexec(pg, m->sql);
         if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
             const char *e = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
@@ -425,7 +419,7 @@ int mig_apply_tenant_v(PGconn *pg, const char *schema, const struct mig_set *s, 
             *err = msg;
         }
         if (rc == 0)
-            rc = ledger_record(pg, ledger, m, now_ms() - t0);
+            rc = ledger_record(pg, ledger, m, td_now_ms() - t0);
         if (rc == 0)
             (*applied)++;
     }

@@ -6,6 +6,7 @@
  */
 #include "migrate/runner.h"
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -23,9 +24,7 @@
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)td_now_us() / 1e6;
 }
 
 static void usage(FILE *f)

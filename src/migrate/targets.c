@@ -6,6 +6,7 @@
 #include "migrate/internal.h"
 #include "tenant/names.h"
 
+#include "core/clock.h"
 #include "core/mem.h"
 
 #include <stdarg.h>
@@ -56,13 +57,6 @@ void mig__worker_cleanup(struct mig__worker *w)
         PQfinish(w->srv[s]);
     free(w->srv);
     w->srv = NULL;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A connection to server's default database, opened on first use and kept. */
@@ -188,7 +182,7 @@ void mig__process(struct mig__worker *w, struct mig__target *t)
 {
     struct mig__run *run = w->run;
     PGconn *own = NULL, *pg;
-    long long t0 = now_ms();
+    long long t0 = td_now_ms();
     if (t->database) {
         if (db_admin_connect(run->db, t->server, t->database, &own) < 0)
             own = NULL;
@@ -209,7 +203,7 @@ void mig__process(struct mig__worker *w, struct mig__target *t)
     t->state = rc < 0 ? MIG__FAILED : t->applied ? MIG__MIGRATED : MIG__CURRENT;
     int changed = t->applied || t->row_version != t->version || t->row_failed || !t->slug;
     /* in the catalog's own database the summary commits with the migration itself */
-    if (rc == 0 && changed && pg == cat && (rc = record(w, cat, t, now_ms() - t0)) < 0)
+    if (rc == 0 && changed && pg == cat && (rc = record(w, cat, t, td_now_ms() - t0)) < 0)
         fail(t, "could not record the migration in the catalog: %s", PQerrorMessage(cat));
     if (rc == 0 && db_admin_exec(pg, "committing a tenant migration", "COMMIT", 0, NULL, NULL) < 0)
         fail(t, "%s", PQerrorMessage(pg));
@@ -217,7 +211,7 @@ void mig__process(struct mig__worker *w, struct mig__target *t)
         PQclear(PQexec(pg, "ROLLBACK"));
         if (PQstatus(cat) == CONNECTION_OK)
             (void)record(w, cat, t, 0);
-    } else if (changed && pg != cat && record(w, cat, t, now_ms() - t0) < 0) {
+    } else if (changed && pg != cat && record(w, cat, t, td_now_ms() - t0) < 0) {
         fail(t, "migrated, but the catalog could not be updated: %s", PQerrorMessage(cat));
     }
 out:

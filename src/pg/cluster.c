@@ -5,6 +5,7 @@
  */
 #include "pg/cluster.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -713,24 +714,16 @@ static char *make_conninfo(const struct pgc_cluster *c, const char *dbname)
     return s;
 }
 
-static long elapsed_ms(const struct timespec *since)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
-}
-
 /* A reused server may still be starting up or recovering: retry for a while. */
 static PGconn *connect_wait(const char *conninfo, const char *pg_dir)
 {
-    struct timespec t0;
+    long long t0 = td_now_ms();
     const struct timespec pause = {0, 100 * 1000 * 1000};
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         PGconn *conn = PQconnectdb(conninfo);
         if (PQstatus(conn) == CONNECTION_OK)
             return conn;
-        if (elapsed_ms(&t0) >= PGC_CONNECT_WAIT_MS) {
+        if (td_now_ms() - t0 >= PGC_CONNECT_WAIT_MS) {
             char *msg = one_line(PQerrorMessage(conn));
             td_log_error("cannot connect to embedded postgresql in %s: %s", pg_dir, msg);
             free(msg);

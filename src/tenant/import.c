@@ -21,7 +21,7 @@
 #define MAX_LINE (64u << 20)
 
 struct table_info {
-    char **cols; /* writable columns but tenant_id, as in the catalog */
+    char **cols; /* every column but tenant_id, as in the catalog */
     int ncols;
     char *insert_sql;
 };
@@ -134,9 +134,9 @@ static int table_info(struct tnt_import *im, const char *schema, int i)
     PGresult *r = NULL;
     char *q = tnt__qualified(im->pg, schema, im->tables.names[i]);
     int rc = q ? db_admin_exec(im->pg, "reading a table's columns",
-                               "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass "
-                               "AND attnum > 0 AND NOT attisdropped AND attname <> 'tenant_id' "
-                               "AND attgenerated = '' ORDER BY attnum",
+                               "SELECT attname, attgenerated <> '' FROM pg_attribute WHERE "
+                               "attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped "
+                               "AND attname <> 'tenant_id' ORDER BY attnum",
                                1, (const char *const[]){q}, &r)
                : TD_EINTERNAL;
     if (rc < 0) {
@@ -148,6 +148,8 @@ static int table_info(struct tnt_import *im, const char *schema, int i)
     struct buf into = {0}, from = {0};
     for (int c = 0; c < ti->ncols; c++) {
         ti->cols[c] = td_xstrdup(PQgetvalue(r, c, 0));
+        if (PQgetvalue(r, c, 1)[0] == 't')
+            continue; /* a generated column: exported, recomputed here, never written */
         char *qc = PQescapeIdentifier(im->pg, ti->cols[c], strlen(ti->cols[c]));
         buf_add(&into, ", ", 2);
         buf_add(&into, qc, strlen(qc));

@@ -10,6 +10,7 @@
  */
 #include "tenant/move.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "tenant/internal.h"
@@ -54,11 +55,10 @@ static int exec(PGconn *pg, const char *what, const char *sql)
     return db_admin_exec(pg, what, sql, 0, NULL, NULL);
 }
 
+/* Milliseconds, with the fraction, for the move's timings. */
 static double now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+    return (double)td_now_us() / 1000.0;
 }
 
 static int lock_catalog(struct move *m, const char *id)
@@ -232,8 +232,8 @@ static long long copy_result(PGconn *pg, const char *what)
 }
 
 /* The COPY statements of one table: its columns named (both sides agree whatever the
- * column order), the old side filtered on the tenant. COPY takes no parameters: the id is
- * a checked UUID, quoted as a literal. */
+ * column order; generated columns are recomputed, not copied), the old side filtered on the tenant.
+ * COPY takes no parameters: the id is a checked UUID, quoted as a literal. */
 static int copy_sql(struct move *m, const char *table, char **out_sql, char **in_sql)
 {
     const char *ss = schema_of(m->cur), *ts = schema_of(&m->dst);
@@ -247,7 +247,7 @@ static int copy_sql(struct move *m, const char *table, char **out_sql, char **in
         rc = db_admin_exec(m->src, "reading a table's columns",
                            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) "
                            "FROM pg_attribute WHERE attrelid = $1::regclass "
-                           "AND attnum > 0 AND NOT attisdropped",
+                           "AND attnum > 0 AND NOT attisdropped AND attgenerated = ''",
                            1, (const char *const[]){src}, &r);
     if (rc == 0) {
         *out_sql = td_xasprintf("COPY (SELECT %s FROM %s WHERE tenant_id = %s) TO STDOUT",

@@ -3,6 +3,7 @@
  */
 #include "tenant/plans.h"
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -69,10 +70,7 @@ long tnt_usage_month_left(void)
 
 static unsigned bucket(const char *id)
 {
-    unsigned h = 2166136261u;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h % USAGE_BUCKETS;
+    return td_hash_str(id) % USAGE_BUCKETS;
 }
 
 static struct usage_entry *entry_get(struct tnt_usage *u, const char *id)

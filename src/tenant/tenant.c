@@ -4,6 +4,7 @@
 #include "tenant/tenant.h"
 
 #include "auth/jwt.h"
+#include "core/clock.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -55,13 +56,6 @@ void tnt_tenant_unref(struct tnt_tenant *t)
     free(t);
 }
 
-static long long now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 struct tnt_tenant *tnt_tenant_from_row(struct db *db, const PGresult *r, int row)
 {
     static atomic_ullong gens;
@@ -91,7 +85,7 @@ struct tnt_tenant *tnt_tenant_from_row(struct db *db, const PGresult *r, int row
     }
     t->created_at = td_xstrdup(PQgetvalue(r, row, 9));
     t->schema_version = PQnfields(r) > 10 ? atoi(PQgetvalue(r, row, 10)) : 0;
-    t->loaded_us = now_us();
+    t->loaded_us = td_now_us();
     return t;
 }
 
@@ -113,6 +107,7 @@ void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out)
     out->ctx_value = NULL;
     out->ctx_value_cap = 0;
     out->read_only = 0;
+    out->error = NULL;
     switch (t->isolation) {
     case TNT_ISO_POOL:
         out->database = NULL;
@@ -211,7 +206,7 @@ static struct cache_entry *find_locked(struct tnt_cache *c, const char *key)
 static struct tnt_tenant *lookup_locked(struct tnt_cache *c, const char *key)
 {
     struct cache_entry *e = find_locked(c, key);
-    return e && now_us() - e->t->loaded_us < (long long)c->ttl_ms * 1000 ? e->t : NULL;
+    return e && td_now_us() - e->t->loaded_us < (long long)c->ttl_ms * 1000 ? e->t : NULL;
 }
 
 static void insert_locked(struct tnt_cache *c, const char *key, struct tnt_tenant *t)

@@ -5,6 +5,7 @@
  */
 #include "tenant/usercheck.h"
 
+#include "core/clock.h"
 #include "core/mem.h"
 
 #include <pthread.h>
@@ -62,13 +63,6 @@ static int rank_of(const char *role)
     return 0;
 }
 
-static long long now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static uint64_t slot_of(const struct tnt_usercheck *u, unsigned long long gen, const char *user,
                         size_t len)
 {
@@ -92,7 +86,7 @@ int tnt_usercheck_ok(struct tnt_usercheck *u, const struct tnt_tenant *t, const 
     int need = min ? rank_of(min) : 1;
     pthread_mutex_lock(m);
     int ok = s->gen == t->gen && memcmp(s->user, user, 36) == 0 && s->rank >= need && need > 0 &&
-             now_us() - s->at_us < (long long)ttl_s * 1000000;
+             td_now_us() - s->at_us < (long long)ttl_s * 1000000;
     pthread_mutex_unlock(m);
     return ok;
 }
@@ -107,7 +101,7 @@ void tnt_usercheck_put(struct tnt_usercheck *u, const struct tnt_tenant *t, cons
     uint64_t h = slot_of(u, t->gen, user, len);
     struct uslot *s = &u->slots[h & (UC_SLOTS - 1)];
     pthread_mutex_t *m = &u->locks[h % UC_STRIPES];
-    long long at = now_us();
+    long long at = td_now_us();
     pthread_mutex_lock(m);
     s->gen = t->gen;
     memcpy(s->user, user, 36);

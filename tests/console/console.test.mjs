@@ -209,11 +209,14 @@ try {
   await page.click('form:has(#act-confirm) button');
   await page.waitForSelector('#action-result.ok');
   assert.equal((await admin('GET', '/admin/tenants/long-' + rnd)).status, 404);
+  await page.waitForFunction(() => location.hash.startsWith('#/tenants')); // back to the list
+  await page.waitForSelector('#tenant-results table');
 
   step('the other pages');
   for (const [hash, file, sel] of [['#/migrations', 'migrations', '.chart canvas'], ['#/servers', 'servers', '.meter .bar'], ['#/live', 'live', '.chart canvas']]) {
     await page.evaluate((x) => { location.hash = x; }, hash);
     await page.waitForSelector(sel);
+    assert.equal(await page.getAttribute('#nav a[aria-current="page"]', 'href'), hash);
     await page.waitForTimeout(400);
     await page.screenshot({ path: path.join(shots, file + '.png'), fullPage: true });
   }

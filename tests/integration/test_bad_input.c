@@ -111,11 +111,13 @@ static void test_malformed_json(void **state)
 
 static void test_not_an_object(void **state)
 {
+    /* POST also takes an array of 1-100 objects (SPEC §7); PATCH only an object */
     static const char *const bad[] = {"[]", "[{\"name\":\"x\"}]", "\"name\"", "42", "null", "true"};
     (void)state;
     bool ok = true;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ok &= check("POST", coll, bad[i], 400, "validation_failed");
+        if (i != 1)
+            ok &= check("POST", coll, bad[i], 400, "validation_failed");
         ok &= check("PATCH", item, bad[i], 400, "validation_failed");
     }
     assert_true(ok);
@@ -375,9 +377,7 @@ static void test_other_bodies(void **state)
     TD_ASSERT_PROBLEM(&r, 400, "validation_failed");
     td_resp_free(&r);
     td_http(&srv, "POST", "/auth/login", h, "{\"email\":1,\"password\":2}", &r);
-    assert_true(r.status == 400 || r.status == 401);
-    assert_true(
-        td_check_problem(&r, r.status, r.status == 400 ? "validation_failed" : "unauthorized"));
+    TD_ASSERT_PROBLEM(&r, 400, "validation_failed"); /* a value of the wrong type */
     td_resp_free(&r);
 
     /* Admin. */

@@ -591,17 +591,13 @@ static void unlock_projects(void)
 
 static void lock_projects(void)
 {
-    for (int i = 0; i < 1; i++) {
-        char storage[40], dbname[48], sql[128];
-        td_storage_name(tenants[i].tenant_id, storage, sizeof(storage));
-        snprintf(dbname, sizeof(dbname), i == 2 ? "td_%s" : "tenantd", storage + 2);
-        locks[i] = su(dbname);
-        snprintf(sql, sizeof(sql), "BEGIN; LOCK TABLE %s.projects IN SHARE ROW EXCLUSIVE MODE",
-                 i == 0 ? "pool" : storage);
-        PGresult *r = PQexec(locks[i], sql);
-        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-        PQclear(r);
-    }
+    /* tenants[0] is the pool tenant: its projects are rows of pool.projects in the catalog
+     * database */
+    assert_string_equal(isolations[0], "pool");
+    locks[0] = su("tenantd");
+    PGresult *r = PQexec(locks[0], "BEGIN; LOCK TABLE pool.projects IN SHARE ROW EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
 }
 
 /* Polled on its own connection: inside a transaction pg_stat_activity is a snapshot. */

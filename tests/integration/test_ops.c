@@ -137,8 +137,7 @@ static void get_n(const char *path, const char *token, int n, long want)
 
 /* ---- metrics ------------------------------------------------------------------------- */
 
-#define PROJECTS_POST                                                                              \
-    "tenantd_http_requests_total{route=\"/projects\",method=\"POST\",status=\"201\"}"
+#define RESOURCE_POST "tenantd_http_requests_total{route=\"/{t}\",method=\"POST\",status=\"201\"}"
 #define PROJECTS_HIST "tenantd_http_request_duration_seconds"
 
 static void test_request_counters_and_histograms(void **state)
@@ -161,7 +160,7 @@ static void test_request_counters_and_histograms(void **state)
     td_resp_free(&r);
 
     scrape(&after);
-    assert_true(counter(&after, PROJECTS_POST) - counter(&before, PROJECTS_POST) == 3);
+    assert_true(counter(&after, RESOURCE_POST) - counter(&before, RESOURCE_POST) == 3);
     assert_true(counter(&after, "tenantd_http_requests_total{route=\"unmatched\",method=\"GET\","
                                 "status=\"404\"}") -
                     counter(&before, "tenantd_http_requests_total{route=\"unmatched\","
@@ -172,22 +171,22 @@ static void test_request_counters_and_histograms(void **state)
     /* the raw path of an unknown route never becomes a label */
     assert_null(strstr(after.text, "/no/such/route"));
 
-    /* histogram of /projects: cumulative buckets, +Inf == count, count covers the posts */
+    /* histogram of /{t} (projects is a resource, SPEC 7): cumulative buckets, +Inf == count, count
+     * covers the posts */
     const char *les[] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
                          "0.25",  "0.5",    "1",     "2.5",  "5",     "10",   "+Inf"};
     double prev = 0;
     char series[256];
     for (size_t i = 0; i < sizeof(les) / sizeof(les[0]); i++) {
-        snprintf(series, sizeof(series), PROJECTS_HIST "_bucket{route=\"/projects\",le=\"%s\"}",
-                 les[i]);
+        snprintf(series, sizeof(series), PROJECTS_HIST "_bucket{route=\"/{t}\",le=\"%s\"}", les[i]);
         double v = metric(&after, series);
         assert_true(v >= prev);
         prev = v;
     }
-    double count = metric(&after, PROJECTS_HIST "_count{route=\"/projects\"}");
+    double count = metric(&after, PROJECTS_HIST "_count{route=\"/{t}\"}");
     assert_true(count >= 3);
     assert_true(prev == count);
-    double sum = metric(&after, PROJECTS_HIST "_sum{route=\"/projects\"}");
+    double sum = metric(&after, PROJECTS_HIST "_sum{route=\"/{t}\"}");
     assert_true(sum > 0 && sum < count * 10);
 
     /* tenant requests are counted under the tenant's slug */

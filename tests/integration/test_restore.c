@@ -4,7 +4,8 @@
  * changed and deleted, the tenant restored to the moment and every row of every tenant
  * table compared (through the export, which covers them all), another tenant's later writes
  * kept; a deleted tenant brought back; a clone beside its original; the refusals, which
- * change nothing. One server with backups on (the harness turns them off elsewhere).
+ * change nothing; a tenant on a server given by URL is refused. One tenantd with backups on
+ * (the harness turns them off elsewhere) and a second PostgreSQL server of the test's own.
  */
 #include "harness.h"
 #include "pgextra.h"
@@ -16,8 +17,7 @@
 #include <time.h>
 
 static struct td_server srv;
-
-static const char *const backup_env[] = {"TENANTD_BACKUP=1", NULL};
+static struct td_pg second; /* a server given by URL: tenantd takes no backups of it */
 
 static json_t *ready_backup(void)
 {
@@ -31,7 +31,13 @@ static json_t *ready_backup(void)
 static int setup(void **state)
 {
     (void)state;
-    if (td_server_start(&srv, backup_env) != 0)
+    char env[256], ci[200];
+    if (td_pg_start(&second, 5434) < 0)
+        return -1;
+    td_pg_conninfo(&second, "postgres", ci, sizeof(ci));
+    snprintf(env, sizeof(env), "TENANTD_DB_SERVERS=second=%s", ci);
+    const char *extra[] = {"TENANTD_BACKUP=1", env, NULL};
+    if (td_server_start(&srv, extra) != 0)
         return -1;
     /* the first base backup is taken in the background at start */
     for (int i = 0; i < 600; i++) {
@@ -52,7 +58,37 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    return td_server_stop(&srv);
+    int rc = td_server_stop(&srv);
+    td_pg_stop(&second);
+    return rc;
+}
+
+/* A tenant on the embedded cluster ("main": new tenants would otherwise spread over both
+ * servers), with its owner logged in when owner_email is given. */
+static void make_tenant(const char *slug, const char *iso, const char *plan,
+                        const char *owner_email, struct td_principal *p)
+{
+    struct td_resp r;
+    json_t *b = json_pack("{s:s, s:s, s:s, s:s}", "slug", slug, "name", slug, "isolation", iso,
+                          "server", "main");
+    if (plan)
+        json_object_set_new(b, "plan", json_string(plan));
+    if (owner_email)
+        json_object_set_new(b, "owner",
+                            json_pack("{s:s, s:s, s:s}", "email", owner_email, "password",
+                                      "password1", "name", "Owner"));
+    char *text = json_dumps(b, JSON_COMPACT);
+    td_admin(&srv, "POST", "/admin/tenants", text, &r);
+    TD_ASSERT_STATUS(&r, 201);
+    memset(p, 0, sizeof(*p));
+    snprintf(p->slug, sizeof(p->slug), "%s", slug);
+    snprintf(p->tenant_id, sizeof(p->tenant_id), "%s", td_jstr(r.json, "id"));
+    td_resp_free(&r);
+    free(text);
+    json_decref(b);
+    if (owner_email)
+        assert_int_equal(td_login(&srv, slug, owner_email, "password1", p->token, sizeof(p->token)),
+                         200);
 }
 
 /* The rows of the tenant's export (header left out), one string: every table, every
@@ -150,10 +186,8 @@ static void restore_in_place(const char *iso)
     struct td_resp r;
     snprintf(slug, sizeof(slug), "rip-%s", iso);
     snprintf(other, sizeof(other), "rip-other-%s", iso);
-    assert_int_equal(
-        td_admin_create_tenant(&srv, slug, iso, "enterprise", "o@x.io", "password1", &a), 201);
-    assert_int_equal(td_admin_create_tenant(&srv, other, "pool", NULL, "o@y.io", "password1", &b),
-                     201);
+    make_tenant(slug, iso, "enterprise", "o@x.io", &a);
+    make_tenant(other, "pool", NULL, "o@y.io", &b);
     add_project(&a, "kept", pid, sizeof(pid));
     add_project(&a, "changed", NULL, 0);
     td_add_user(&srv, slug, a.token, "m@x.io", "password1", "member", NULL, 0);
@@ -168,6 +202,12 @@ static void restore_in_place(const char *iso)
     td_resp_free(&r);
     add_project(&a, "later", NULL, 0);
     td_add_user(&srv, slug, a.token, "late@x.io", "password1", "member", NULL, 0);
+    char late[2048];
+    assert_int_equal(td_login(&srv, slug, "late@x.io", "password1", late, sizeof(late)), 200);
+    snprintf(path, sizeof(path), "/t/%s/me", slug);
+    td_call(&srv, "GET", path, late, NULL, &r); /* its check is now remembered */
+    TD_ASSERT_STATUS(&r, 200);
+    td_resp_free(&r);
     add_project(&b, "other-later", NULL, 0);
     char *other_before = rows_of(other);
     char *changed = rows_of(slug);
@@ -182,9 +222,13 @@ static void restore_in_place(const char *iso)
     char *other_after = rows_of(other);
     assert_string_equal(other_before, other_after);
     assert_non_null(strstr(other_after, "other-later"));
+    /* tokens stay valid only for users that exist in the restored rows */
     snprintf(path, sizeof(path), "/t/%s/me", slug);
     td_call(&srv, "GET", path, a.token, NULL, &r);
     TD_ASSERT_STATUS(&r, 200);
+    td_resp_free(&r);
+    td_call(&srv, "GET", path, late, NULL, &r);
+    TD_ASSERT_PROBLEM(&r, 401, "unauthorized");
     td_resp_free(&r);
 
     /* the operator action is on record, and the replaced rows were kept as an export */
@@ -233,8 +277,7 @@ static void deleted_back(const char *iso)
     char slug[32], at[40], path[160], body[128];
     struct td_resp r;
     snprintf(slug, sizeof(slug), "gone-%s", iso);
-    assert_int_equal(td_admin_create_tenant(&srv, slug, iso, "pro", "o@g.io", "password1", &a),
-                     201);
+    make_tenant(slug, iso, "pro", "o@g.io", &a);
     add_project(&a, "one", NULL, 0);
     add_project(&a, "two", NULL, 0);
     char *before = rows_of(slug);
@@ -277,9 +320,7 @@ static void test_clone_beside_original(void **state)
     (void)state;
     struct td_principal a;
     char at[40], body[128], got[48];
-    assert_int_equal(td_admin_create_tenant(&srv, "orig-db", "database", "enterprise", "o@c.io",
-                                            "password1", &a),
-                     201);
+    make_tenant("orig-db", "database", "enterprise", "o@c.io", &a);
     add_project(&a, "first", NULL, 0);
     td_sleep_ms(20);
     now_rfc3339(at, sizeof(at));
@@ -320,10 +361,8 @@ static void test_refusals(void **state)
     (void)state;
     struct td_principal a, other;
     char body[128], past[40];
-    assert_int_equal(
-        td_admin_create_tenant(&srv, "refuse", "schema", NULL, "o@r.io", "password1", &a), 201);
-    assert_int_equal(td_admin_create_tenant(&srv, "refuse-taken", "pool", NULL, NULL, NULL, &other),
-                     201);
+    make_tenant("refuse", "schema", NULL, "o@r.io", &a);
+    make_tenant("refuse-taken", "pool", NULL, NULL, &other);
     add_project(&a, "p", NULL, 0);
     char *before = rows_of("refuse");
     PGconn *c = td_db(&srv, "postgres");
@@ -387,6 +426,31 @@ static void test_refusals(void **state)
     free(after);
 }
 
+/* A tenant on a server given by URL: refused with the reason, nothing queued (tenantd takes
+ * no backups of that server; its operator restores it with their own tool). */
+static void test_second_server_refused(void **state)
+{
+    (void)state;
+    struct td_resp r;
+    assert_int_equal(td_admin(&srv, "POST", "/admin/tenants",
+                              "{\"slug\":\"far\",\"name\":\"far\",\"isolation\":\"schema\","
+                              "\"server\":\"second\"}",
+                              &r),
+                     201);
+    td_resp_free(&r);
+    PGconn *c = td_db(&srv, "postgres");
+    long long jobs0 = td_sql_count(c, "SELECT count(*) FROM tenantd.jobs");
+    td_admin(&srv, "POST", "/admin/tenants/far/clone", "{\"slug\":\"far-copy\"}", &r);
+    TD_ASSERT_PROBLEM(&r, 503, "unavailable");
+    assert_non_null(strstr(td_jstr(r.json, "detail"), "second"));
+    td_resp_free(&r);
+    assert_int_equal(td_sql_count(c, "SELECT count(*) FROM tenantd.jobs"), jobs0);
+    PQfinish(c);
+    td_admin(&srv, "GET", "/metrics", NULL, &r);
+    assert_non_null(strstr(r.body, "tenantd_wal_archiving{server=\"second\"} 0"));
+    td_resp_free(&r);
+}
+
 /* /ready and /metrics say when the last backup and the last archived WAL were. */
 static void test_status(void **state)
 {
@@ -419,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_deleted_tenant_pool),
         cmocka_unit_test(test_deleted_tenant_schema),
         cmocka_unit_test(test_clone_beside_original),
+        cmocka_unit_test(test_second_server_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -418,20 +418,20 @@ static void test_audit_entries(void **state)
     assert_string_equal(td_jstr(json_object_get(e, "old_values"), "email"), "audited@roles.test");
     assert_true(json_is_null(json_object_get(e, "new_values")));
 
-    e = find_entry(data, "create", "project", project_id);
+    e = find_entry(data, "create", "projects", project_id);
     assert_non_null(e);
     assert_true(json_is_null(json_object_get(e, "old_values")));
     assert_string_equal(td_jstr(json_object_get(e, "new_values"), "name"), "Ledger");
     assert_string_equal(td_jstr(e, "actor_id"), admin_id);
 
-    e = find_entry(data, "update", "project", project_id);
+    e = find_entry(data, "update", "projects", project_id);
     assert_non_null(e);
     assert_string_equal(td_jstr(json_object_get(e, "old_values"), "name"), "Ledger");
     assert_string_equal(td_jstr(json_object_get(e, "old_values"), "status"), "active");
     assert_string_equal(td_jstr(json_object_get(e, "new_values"), "name"), "Ledger 2");
     assert_string_equal(td_jstr(json_object_get(e, "new_values"), "status"), "archived");
 
-    e = find_entry(data, "delete", "project", project_id);
+    e = find_entry(data, "delete", "projects", project_id);
     assert_non_null(e);
     assert_string_equal(td_jstr(json_object_get(e, "old_values"), "name"), "Ledger 2");
     assert_true(json_is_null(json_object_get(e, "new_values")));

@@ -1,6 +1,7 @@
 -- A small domain for the export, import and move tests: every kind of column an export
--- must restore exactly, a composite foreign key, a self-reference, a private column and
--- a hidden table. No policies: tenantd enables and forces them after each file.
+-- must restore exactly, a composite foreign key, a self-reference, a private column, a
+-- hidden table and a generated column. No policies: tenantd enables and forces them after
+-- each file.
 CREATE TABLE st_items (
     tenant_id uuid NOT NULL DEFAULT NULLIF(current_setting('app.tenant_id', true), '')::uuid,
     id uuid NOT NULL DEFAULT gen_random_uuid(),
@@ -31,6 +32,7 @@ CREATE TABLE st_parts (
     item_id uuid NOT NULL,
     parent_id uuid,
     qty integer NOT NULL CHECK (qty > 0),
+    qty_twice integer GENERATED ALWAYS AS (qty * 2) STORED,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, item_id) REFERENCES st_items (tenant_id, id) ON DELETE CASCADE,

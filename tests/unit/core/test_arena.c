@@ -101,8 +101,11 @@ static void record(void *p)
     e->log->order[e->log->n++] = e->id;
 }
 
+static int freed; /* calls of free_it */
+
 static void free_it(void *p)
 {
+    freed++;
     free(p);
 }
 
@@ -127,15 +130,21 @@ static void test_defer_reverse_order(void **state)
     assert_int_equal(log.order[3], 1);
 }
 
-/* A foreign heap object tied to the arena is released with it (valgrind: no leak). */
+/* A foreign heap object tied to the arena is released with it, once, and only when the
+ * arena is freed (valgrind also sees no leak). */
 static void test_defer_frees_foreign(void **state)
 {
     (void)state;
     struct td_arena *a = td_arena_new();
     char *heap = td_xstrdup("owned by the arena");
+    freed = 0;
     td_arena_defer(a, free_it, heap);
+    td_arena_alloc(a, 100000); /* a new block: the deferred call is kept across blocks */
+    assert_int_equal(freed, 0);
     td_arena_free(a);
+    assert_int_equal(freed, 1);
     td_arena_free(NULL);
+    assert_int_equal(freed, 1);
 }
 
 int main(void)

@@ -72,6 +72,7 @@ static void test_defaults(void **state)
      * per-database pool per connection */
     assert_true(cfg.max_connections >= cfg.pool_size && cfg.max_connections <= 400);
     assert_int_equal(cfg.tenant_pools, cfg.max_connections);
+    assert_int_equal(cfg.hibernate_after_s, 0); /* hibernation off */
     assert_null(cfg.default_isolation);
     assert_true(cfg.tenant_share >= 1 && cfg.tenant_share <= 100);
     assert_true(cfg.acquire_timeout_ms > 0);
@@ -98,6 +99,7 @@ static void test_env_override(void **state)
     setenv("TENANTD_POOL_SIZE", "7", 1);
     setenv("TENANTD_TENANT_POOLS", "3", 1);
     setenv("TENANTD_MAX_CONNECTIONS", "40", 1);
+    setenv("TENANTD_HIBERNATE_AFTER", "7d", 1);
     setenv("TENANTD_DEFAULT_ISOLATION", "schema", 1);
     struct td_config cfg;
     const char *err;
@@ -113,6 +115,7 @@ static void test_env_override(void **state)
     assert_int_equal(cfg.pool_size, 7);
     assert_int_equal(cfg.tenant_pools, 3);
     assert_int_equal(cfg.max_connections, 40);
+    assert_int_equal(cfg.hibernate_after_s, 7 * 86400);
     assert_string_equal(cfg.default_isolation, "schema");
     td_config_cleanup(&cfg);
 
@@ -219,6 +222,10 @@ static void test_bad_env(void **state)
     expect_bad_env("TENANTD_JWT_TTL", "0");
     expect_bad_env("TENANTD_TENANT_POOLS", "0");
     expect_bad_env("TENANTD_MAX_CONNECTIONS", "0");
+    expect_bad_env("TENANTD_HIBERNATE_AFTER", "7");
+    expect_bad_env("TENANTD_HIBERNATE_AFTER", "7x");
+    expect_bad_env("TENANTD_HIBERNATE_AFTER", "-1s");
+    expect_bad_env("TENANTD_HIBERNATE_AFTER", "1ds");
     expect_bad_env("TENANTD_DEFAULT_ISOLATION", "shared");
 }
 
