@@ -22,11 +22,11 @@ struct td_config {
     int tenant_pools;
     char *hibernate_after; /* "0" (off) or 30s, 15m, 12h, 7d */
     int hibernate_after_s;
-        /* the same in seconds (0: off) */ /* per-database pools kept (unset: max_connections) */
-    char *default_isolation;               /* NULL: by plan */
-    int tenant_share;                      /* percent of a server's pool one tenant may hold */
-    int conn_max_tenants; /* recycle a connection after this many distinct tenants */
-    int user_check_ttl;   /* seconds a passed user check serves reads; 0: every request */
+    /* the same in seconds (0: off) */ /* per-database pools kept (unset: max_connections) */
+    char *default_isolation;           /* NULL: by plan */
+    int tenant_share;                  /* percent of a server's pool one tenant may hold */
+    int conn_max_tenants;              /* recycle a connection after this many distinct tenants */
+    int user_check_ttl; /* seconds a passed user check serves reads; 0: every request */
     int acquire_timeout_ms;
     char *log_level;
     int prepare;             /* 1: prepared statements (off behind PgBouncer < 1.21) */

@@ -1,6 +1,7 @@
 /*
  * router.h - method + path to a route, with {param} segments. The table is static data
- * owned by the caller (src/api/routes.c); matching allocates nothing.
+ * owned by the caller (src/api/routes.c); matching copies the {param} segments and the
+ * /t/{slug} prefix into the request's arena, and allocates nothing else.
  */
 #ifndef TD_HTTP_ROUTER_H
 #define TD_HTTP_ROUTER_H

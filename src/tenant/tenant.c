@@ -6,6 +6,7 @@
 #include "auth/jwt.h"
 #include "core/clock.h"
 #include "core/hash.h"
+#include "core/htab.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "db/sqljson.h"
@@ -129,117 +130,219 @@ void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out)
 
 /* ---- cache ---------------------------------------------------------------- */
 
-#define CACHE_BUCKETS 4096
+/*
+ * Tenants are filed by id; a slug is filed as a pointer to an id, so that forgetting a
+ * tenant is one removal in one shard (no scan, and no slug entry to chase: a slug whose
+ * id is gone is a miss, and a slug reused by a new tenant is re-pointed on its load).
+ * Keys are spread over CACHE_SHARDS shards, each with its own lock and table, so lookups
+ * of different tenants rarely wait for each other. No lock is held while another is
+ * taken.
+ */
+#define CACHE_SHARDS 16
+#define CACHE_BUCKETS 1024 /* per shard */
 
-struct cache_entry {
-    char *key; /* slug or id */
-    struct tnt_tenant *t;
-    struct cache_entry *next;
+struct by_id {
+    struct td_hnode node;
+    struct tnt_tenant *t; /* key: t->id */
+};
+
+struct by_slug {
+    struct td_hnode node;
+    char *slug;
+    char id[37];
+};
+
+struct cache_shard {
+    pthread_mutex_t mu;
+    struct td_htab ids, slugs;
 };
 
 struct tnt_cache {
     struct db *db;
-    int max, ttl_ms, count;
-    pthread_mutex_t mu;
-    struct cache_entry *buckets[CACHE_BUCKETS];
+    int max_per_shard, ttl_ms;
+    struct cache_shard shards[CACHE_SHARDS];
 };
 
 struct tnt_cache *tnt_cache_new(struct db *db, int max, int ttl_ms)
 {
     struct tnt_cache *c = td_xcalloc(1, sizeof(*c));
     c->db = db;
-    c->max = max;
+    c->max_per_shard = max / CACHE_SHARDS > 0 ? max / CACHE_SHARDS : 1;
     c->ttl_ms = ttl_ms;
-    pthread_mutex_init(&c->mu, NULL);
+    for (int i = 0; i < CACHE_SHARDS; i++) {
+        pthread_mutex_init(&c->shards[i].mu, NULL);
+        td_htab_init(&c->shards[i].ids, CACHE_BUCKETS);
+        td_htab_init(&c->shards[i].slugs, CACHE_BUCKETS);
+    }
     return c;
 }
 
-static unsigned bucket_of(const char *key)
+static struct cache_shard *shard_of(struct tnt_cache *c, unsigned hash)
 {
-    return td_hash_str(key) % CACHE_BUCKETS;
+    /* the high bits: the low ones pick the bucket inside the shard */
+    return &c->shards[(hash >> 24) % CACHE_SHARDS];
 }
 
-static void clear_locked(struct tnt_cache *c, const char *id)
+static int id_eq(const struct td_hnode *n, const void *key)
 {
-    for (int b = 0; b < CACHE_BUCKETS; b++) {
-        struct cache_entry **pp = &c->buckets[b];
-        while (*pp) {
-            struct cache_entry *e = *pp;
-            if (id && strcmp(e->t->id, id) != 0) {
-                pp = &e->next;
-                continue;
-            }
-            *pp = e->next;
-            tnt_tenant_unref(e->t);
-            free(e->key);
-            free(e);
-            c->count--;
-        }
-    }
+    return strcmp(TD_CONTAINER_OF(n, struct by_id, node)->t->id, key) == 0;
+}
+
+static int slug_eq(const struct td_hnode *n, const void *key)
+{
+    return strcmp(TD_CONTAINER_OF(n, struct by_slug, node)->slug, key) == 0;
+}
+
+static void free_id(struct by_id *e)
+{
+    tnt_tenant_unref(e->t);
+    free(e);
+}
+
+static void free_slug(struct by_slug *e)
+{
+    free(e->slug);
+    free(e);
+}
+
+/* Empty the shard (its lock held, or the cache being freed). */
+static void clear_shard(struct cache_shard *s)
+{
+    struct td_hnode *n;
+    while ((n = td_htab_pop(&s->ids)))
+        free_id(TD_CONTAINER_OF(n, struct by_id, node));
+    while ((n = td_htab_pop(&s->slugs)))
+        free_slug(TD_CONTAINER_OF(n, struct by_slug, node));
 }
 
 void tnt_cache_free(struct tnt_cache *c)
 {
     if (!c)
         return;
-    clear_locked(c, NULL);
-    pthread_mutex_destroy(&c->mu);
+    for (int i = 0; i < CACHE_SHARDS; i++) {
+        clear_shard(&c->shards[i]);
+        td_htab_cleanup(&c->shards[i].ids);
+        td_htab_cleanup(&c->shards[i].slugs);
+        pthread_mutex_destroy(&c->shards[i].mu);
+    }
     free(c);
 }
 
 void tnt_cache_invalidate(struct tnt_cache *c, const char *id)
 {
-    pthread_mutex_lock(&c->mu);
-    clear_locked(c, id);
-    pthread_mutex_unlock(&c->mu);
-}
-
-/* The entry filed under key, expired or not, or NULL. */
-static struct cache_entry *find_locked(struct tnt_cache *c, const char *key)
-{
-    for (struct cache_entry *e = c->buckets[bucket_of(key)]; e; e = e->next)
-        if (strcmp(e->key, key) == 0)
-            return e;
-    return NULL;
-}
-
-static struct tnt_tenant *lookup_locked(struct tnt_cache *c, const char *key)
-{
-    struct cache_entry *e = find_locked(c, key);
-    return e && td_now_us() - e->t->loaded_us < (long long)c->ttl_ms * 1000 ? e->t : NULL;
-}
-
-static void insert_locked(struct tnt_cache *c, const char *key, struct tnt_tenant *t)
-{
-    struct cache_entry *e = find_locked(c, key);
-    if (e) {
-        tnt_tenant_unref(e->t);
-        e->t = tnt_tenant_ref(t);
+    if (!id) {
+        for (int i = 0; i < CACHE_SHARDS; i++) {
+            pthread_mutex_lock(&c->shards[i].mu);
+            clear_shard(&c->shards[i]);
+            pthread_mutex_unlock(&c->shards[i].mu);
+        }
         return;
     }
-    if (c->count >= c->max)
-        clear_locked(c, NULL); /* rare: a full cache starts over rather than track recency */
-    unsigned b = bucket_of(key);
-    e = td_xcalloc(1, sizeof(*e));
-    e->key = td_xstrdup(key);
+    unsigned h = td_hash_str(id);
+    struct cache_shard *s = shard_of(c, h);
+    pthread_mutex_lock(&s->mu);
+    struct td_hnode *n = td_htab_find(&s->ids, h, id_eq, id);
+    if (n)
+        td_htab_del(&s->ids, n);
+    pthread_mutex_unlock(&s->mu);
+    if (n)
+        free_id(TD_CONTAINER_OF(n, struct by_id, node));
+}
+
+/* A reference to the unexpired tenant with this id, or NULL. */
+static struct tnt_tenant *lookup_id(struct tnt_cache *c, const char *id)
+{
+    unsigned h = td_hash_str(id);
+    struct cache_shard *s = shard_of(c, h);
+    struct tnt_tenant *t = NULL;
+    pthread_mutex_lock(&s->mu);
+    struct td_hnode *n = td_htab_find(&s->ids, h, id_eq, id);
+    if (n) {
+        struct tnt_tenant *e = TD_CONTAINER_OF(n, struct by_id, node)->t;
+        if (td_now_us() - e->loaded_us < (long long)c->ttl_ms * 1000)
+            t = tnt_tenant_ref(e);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return t;
+}
+
+/* The id the slug was last seen with into id[37]; 0 when unknown. */
+static int lookup_slug(struct tnt_cache *c, const char *slug, char *id)
+{
+    unsigned h = td_hash_str(slug);
+    struct cache_shard *s = shard_of(c, h);
+    pthread_mutex_lock(&s->mu);
+    struct td_hnode *n = td_htab_find(&s->slugs, h, slug_eq, slug);
+    if (n)
+        memcpy(id, TD_CONTAINER_OF(n, struct by_slug, node)->id, 37);
+    pthread_mutex_unlock(&s->mu);
+    return n != NULL;
+}
+
+/* File t by id. An entry that only expired (no change was announced) hands its generation
+ * on: what was learnt about the tenant's users stays valid (src/tenant/usercheck.h). */
+static void insert_id(struct tnt_cache *c, struct tnt_tenant *t)
+{
+    unsigned h = td_hash_str(t->id);
+    struct cache_shard *s = shard_of(c, h);
+    struct by_id *old = NULL, *e = td_xcalloc(1, sizeof(*e));
     e->t = tnt_tenant_ref(t);
-    e->next = c->buckets[b];
-    c->buckets[b] = e;
-    c->count++;
+    pthread_mutex_lock(&s->mu);
+    struct td_hnode *n = td_htab_find(&s->ids, h, id_eq, t->id);
+    if (n) {
+        old = TD_CONTAINER_OF(n, struct by_id, node);
+        t->gen = old->t->gen;
+        td_htab_del(&s->ids, n);
+    } else if (s->ids.count >= (size_t)c->max_per_shard) {
+        clear_shard(s); /* rare: a full shard starts over rather than track recency */
+    }
+    td_htab_add(&s->ids, &e->node, h);
+    pthread_mutex_unlock(&s->mu);
+    if (old)
+        free_id(old);
+}
+
+static void insert_slug(struct tnt_cache *c, const char *slug, const char *id)
+{
+    unsigned h = td_hash_str(slug);
+    struct cache_shard *s = shard_of(c, h);
+    pthread_mutex_lock(&s->mu);
+    struct td_hnode *n = td_htab_find(&s->slugs, h, slug_eq, slug);
+    if (n) {
+        memcpy(TD_CONTAINER_OF(n, struct by_slug, node)->id, id, 37);
+    } else {
+        if (s->slugs.count >= (size_t)c->max_per_shard)
+            clear_shard(s);
+        struct by_slug *e = td_xcalloc(1, sizeof(*e));
+        e->slug = td_xstrdup(slug);
+        memcpy(e->id, id, 37);
+        td_htab_add(&s->slugs, &e->node, h);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The cached tenant key names (an id, or a slug whose tenant is still cached), or NULL. */
+static struct tnt_tenant *lookup(struct tnt_cache *c, const char *key, int by_id)
+{
+    char id[37];
+    if (by_id)
+        return lookup_id(c, key);
+    if (!lookup_slug(c, key, id))
+        return NULL;
+    struct tnt_tenant *t = lookup_id(c, id);
+    if (t && strcmp(t->slug, key) != 0) { /* cannot happen: slugs do not change */
+        tnt_tenant_unref(t);
+        t = NULL;
+    }
+    return t;
 }
 
 int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
 {
-    *out = NULL;
-    pthread_mutex_lock(&c->mu);
-    struct tnt_tenant *t = lookup_locked(c, key);
-    if (t)
-        *out = tnt_tenant_ref(t);
-    pthread_mutex_unlock(&c->mu);
+    int by_id = auth_is_uuid(key);
+    *out = lookup(c, key, by_id);
     if (*out)
         return 0;
-
-    int by_id = auth_is_uuid(key);
     if (!by_id && strlen(key) > 40)
         return TD_ETENANT_NOTFOUND;
     char sql[512];
@@ -255,20 +358,13 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
         PQclear(r);
         return TD_ETENANT_NOTFOUND;
     }
-    t = tnt_tenant_from_row(c->db, r, 0);
+    struct tnt_tenant *t = tnt_tenant_from_row(c->db, r, 0);
     PQclear(r);
-    pthread_mutex_lock(&c->mu);
-    /* an entry that only expired (no change was announced) hands its generation on: what
-     * was learnt about the tenant's users stays valid (src/tenant/usercheck.h) */
-    struct cache_entry *old = find_locked(c, t->id);
-    if (old)
-        t->gen = old->t->gen;
-    insert_locked(c, t->id, t);
+    insert_id(c, t);
     /* never file a tenant under a UUID that is not its id (a UUID-shaped slug from an older
      * catalog would answer for the tenant that has that id) */
     if (!auth_is_uuid(t->slug))
-        insert_locked(c, t->slug, t);
-    pthread_mutex_unlock(&c->mu);
+        insert_slug(c, t->slug, t->id);
     *out = t; /* the creation reference becomes the caller's */
     return 0;
 }

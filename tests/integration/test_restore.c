@@ -355,6 +355,28 @@ static void refused(const char *path, const char *body, long status, const char 
     td_resp_free(&r);
 }
 
+/* A pool tenant's clone shares the pool tables with its original: row keys are
+ * (tenant_id, id), so the same row ids live side by side. */
+static void test_clone_pool(void **state)
+{
+    (void)state;
+    struct td_principal a;
+    char got[48];
+    make_tenant("orig-pool", "pool", "starter", "o@p.io", &a);
+    add_project(&a, "first", NULL, 0);
+    add_project(&a, "second", NULL, 0);
+    char *rows = rows_of("orig-pool");
+    run_job("/admin/tenants/orig-pool/clone", "{\"slug\":\"orig-pool-copy\"}", got, sizeof(got));
+    char *copy = rows_of("orig-pool-copy");
+    assert_string_equal(rows, copy);
+    char *orig = rows_of("orig-pool");
+    assert_string_equal(rows, orig);
+    assert_int_equal(td_login(&srv, "orig-pool-copy", "o@p.io", "password1", NULL, 0), 200);
+    free(rows);
+    free(copy);
+    free(orig);
+}
+
 /* Every refusal is a 4xx problem and queues nothing. */
 static void test_refusals(void **state)
 {
@@ -483,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_deleted_tenant_pool),
         cmocka_unit_test(test_deleted_tenant_schema),
         cmocka_unit_test(test_clone_beside_original),
+        cmocka_unit_test(test_clone_pool),
         cmocka_unit_test(test_second_server_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
