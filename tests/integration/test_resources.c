@@ -289,6 +289,20 @@ static void validation(const struct tenant *t)
     char ids[256];
     list(t, "/line-items", NULL, ids, sizeof(ids), NULL);
     assert_string_equal(ids, "");
+    /* ON DELETE SET NULL: deleting the referrer clears the reference */
+    char ref[64];
+    expect(t, "POST", "/customers", "{\"name\":\"Referrer\"}", 201, NULL, ref);
+    snprintf(body, sizeof(body), "{\"customer_id\":\"%s\",\"referrer_id\":\"%s\",\"amount\":2}",
+             cust, ref);
+    expect(t, "POST", "/invoices", body, 201, NULL, inv);
+    snprintf(path, sizeof(path), "/customers/%s", ref);
+    expect(t, "DELETE", path, NULL, 204, NULL, NULL);
+    snprintf(path, sizeof(path), "/invoices/%s", inv);
+    req(t, NULL, "GET", path, NULL, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    assert_true(json_is_null(json_object_get(r.json, "referrer_id")));
+    td_resp_free(&r);
+    expect(t, "DELETE", path, NULL, 204, NULL, NULL);
     snprintf(path, sizeof(path), "/customers/%s", cust);
     expect(t, "DELETE", path, NULL, 204, NULL, NULL);
 }
