@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/mem.h"
 #include "db/pool.h"
+#include "db/replica.h"
 #include "http/router.h"
 #include "jobs/jobs.h"
 #include "tenant/tenant.h"
@@ -405,6 +406,45 @@ static void render_pools(struct buf *b, struct td_app *app)
     free(st);
 }
 
+/* Each server's replica (servers without one are left out). */
+static void render_replicas(struct buf *b, struct td_app *app)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } g[] = {
+        {"tenantd_replica_up", "gauge",
+         "1 when the replica answered the last poll (within a second) and replays WAL."},
+        {"tenantd_replica_lag_bytes", "gauge",
+         "WAL bytes the replica's replay is behind its primary's insert position."},
+        {"tenantd_replica_reads_total", "counter",
+         "Read transactions that may use a replica, by where they ran (replica or primary)."},
+        {"tenantd_replica_fallbacks_total", "counter",
+         "Reads sent to the replica that failed there and ran on the primary instead."},
+    };
+    int ns = app && app->db ? db_server_count(app->db) : 0;
+    for (size_t k = 0; k < sizeof(g) / sizeof(g[0]); k++) {
+        help(b, g[k].name, g[k].type, g[k].help);
+        for (int s = 0; s < ns; s++) {
+            struct db_replica_stats st;
+            db_server_replica_stats(app->db, s, &st);
+            const char *n = db_server_name(app->db, s);
+            if (!st.configured)
+                continue;
+            if (k == 0)
+                out(b, "%s{server=\"%s\"} %d\n", g[k].name, n, st.up);
+            else if (k == 1)
+                out(b, "%s{server=\"%s\"} %lld\n", g[k].name, n, st.lag_bytes);
+            else if (k == 2)
+                out(b,
+                    "%s{server=\"%s\",target=\"replica\"} %lld\n%s{server=\"%s\","
+                    "target=\"primary\"} %lld\n",
+                    g[k].name, n, st.reads_replica, g[k].name, n, st.reads_primary);
+            else
+                out(b, "%s{server=\"%s\"} %lld\n", g[k].name, n, st.fallbacks);
+        }
+    }
+}
+
 /* A counter by result and a histogram of durations, for one kind of slow operation. */
 static void render_slow(struct buf *b, const char *name, const char *hname, const char *what,
                         struct slow_series *s)
@@ -503,6 +543,7 @@ char *api_metrics_render(struct td_app *app, size_t *len)
          "Requests refused with 429 because the plan's monthly API budget is spent.");
     out(&b, "tenantd_rate_limited_total %llu\n", get(&rate_limited));
     render_pools(&b, app);
+    render_replicas(&b, app);
     render_slow(&b, "tenantd_tenant_provisions", "tenantd_tenant_provision",
                 "tenant provisionings (storage and migrations)", &provisions);
     render_slow(&b, "tenantd_migration_runs", "tenantd_migration_run",

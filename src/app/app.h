@@ -21,6 +21,7 @@ struct auth_jwt;
 struct res_registry;
 struct tnt_usercheck;
 struct pgc_cluster;
+struct pgc_replica;
 struct tnt_listener;
 
 struct td_app {
@@ -32,6 +33,7 @@ struct td_app {
     struct tnt_usage *usage;
     atomic_int ready;
     struct pgc_cluster *cluster; /* embedded PostgreSQL, or NULL */
+    struct pgc_replica *replica; /* its streaming replica (TENANTD_REPLICA), or NULL */
     struct tnt_listener *listener;
     struct bkp *backup;              /* backups and restore (serve only), or NULL */
     struct auth_throttle *throttle;  /* failed logins, per process */
