@@ -3,9 +3,8 @@
 # test). A fresh tenantd with its embedded cluster; one schema tenant whose projects table
 # gets BENCH_ROWS rows of about 1 kB (SQL straight into its storage); then, one at a time:
 #   export   GET /admin/tenants/{id}/export into a file
-#   import   POST /admin/tenants/import of that file, as a new database tenant (not into
-#            the pool, where the original arrives later: while the built-in tables' keys are
-#            (id) alone, a copy cannot share the pool tables with its original)
+#   import   POST /admin/tenants/import of that file, as a new pool tenant (the original
+#            joins it in the pool tables later: tenant tables are keyed by (tenant_id, id))
 #   move     POST /admin/tenants/{id}/move schema -> database, then database -> pool
 # For each: wall time, size, rows checked in SQL, and tenantd's peak RSS during it (VmHWM,
 # reset before each step through /proc/PID/clear_refs) next to its RSS before.
@@ -82,11 +81,11 @@ lines=$(wc -l <"$work/big.ndjson")
 
 import() {
     curl -sf -H "$auth" -H 'Content-Type: application/x-ndjson' --data-binary "@$work/big.ndjson" \
-        -o "$work/import.json" "$api/admin/tenants/import?slug=big-copy&isolation=database"
+        -o "$work/import.json" "$api/admin/tenants/import?slug=big-copy&isolation=pool"
 }
 step import "SELECT $rows" tenantd import
 copy=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/import.json")
-n=$(sql "SELECT count(*) FROM t_${copy//-/}.projects" "td_${copy//-/}")
+n=$(sql "SELECT count(*) FROM pool.projects WHERE tenant_id = '$copy'")
 [ "$n" = "$rows" ] || die "the import holds $n projects"
 
 move() {

@@ -22,11 +22,11 @@ struct td_config {
     int tenant_pools;
     char *hibernate_after; /* "0" (off) or 30s, 15m, 12h, 7d */
     int hibernate_after_s;
-        /* the same in seconds (0: off) */ /* per-database pools kept (unset: max_connections) */
-    char *default_isolation;               /* NULL: by plan */
-    int tenant_share;                      /* percent of a server's pool one tenant may hold */
-    int conn_max_tenants; /* recycle a connection after this many distinct tenants */
-    int user_check_ttl;   /* seconds a passed user check serves reads; 0: every request */
+    /* the same in seconds (0: off) */ /* per-database pools kept (unset: max_connections) */
+    char *default_isolation;           /* NULL: by plan */
+    int tenant_share;                  /* percent of a server's pool one tenant may hold */
+    int conn_max_tenants;              /* recycle a connection after this many distinct tenants */
+    int user_check_ttl; /* seconds a passed user check serves reads; 0: every request */
     int acquire_timeout_ms;
     char *log_level;
     int prepare;             /* 1: prepared statements (off behind PgBouncer < 1.21) */
@@ -44,6 +44,10 @@ struct td_config {
     char *backup_dir;        /* NULL: <data_dir>/backups */
     int backup_interval;     /* seconds between full base backups */
     int backup_incr;         /* seconds between incremental backups (shorter WAL replay) */
+    char *replica_urls;      /* "name=url,...": streaming replicas of the servers */
+    int replica;             /* 1: the embedded cluster gets a streaming replica */
+    char *read_replicas;     /* "off", "analytics" (default) or "reads" (tenant GETs too) */
+    int replica_max_lag_kb;  /* a replica further behind than this serves no reads */
 };
 
 /*

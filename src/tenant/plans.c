@@ -4,6 +4,7 @@
 #include "tenant/plans.h"
 
 #include "core/hash.h"
+#include "core/htab.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -28,24 +29,33 @@ const struct tnt_plan *tnt_plan_get(const char *name)
     return NULL;
 }
 
-#define USAGE_BUCKETS 1024
+/* Every authenticated request counts under its tenant's key: the entries are spread over
+ * shards, each with its own lock, so that requests of different tenants rarely wait for
+ * each other. The flusher visits one shard at a time. */
+#define USAGE_SHARDS 16
+#define USAGE_BUCKETS 256 /* per shard */
 
 struct usage_entry {
+    struct td_hnode node;
     char id[37];
     int month;         /* year * 12 + month */
     long long base;    /* total in the catalog at the last flush */
     long long pending; /* counted here, not yet flushed */
     int loaded;        /* base holds the catalog's total of this month */
-    struct usage_entry *next;
+};
+
+struct usage_shard {
+    pthread_mutex_t mu;
+    struct td_htab tab;
 };
 
 struct tnt_usage {
     struct db *db;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* stop and cv: the flusher's sleep */
     pthread_cond_t cv;
     pthread_t thread;
     int stop;
-    struct usage_entry *buckets[USAGE_BUCKETS];
+    struct usage_shard shards[USAGE_SHARDS];
 };
 
 static int month_now(void)
@@ -68,29 +78,34 @@ long tnt_usage_month_left(void)
     return (long)(end - now);
 }
 
-static unsigned bucket(const char *id)
+static struct usage_shard *shard_of(struct tnt_usage *u, unsigned hash)
 {
-    return td_hash_str(id) % USAGE_BUCKETS;
+    return &u->shards[(hash >> 24) % USAGE_SHARDS];
 }
 
-static struct usage_entry *entry_get(struct tnt_usage *u, const char *id)
+static int entry_eq(const struct td_hnode *n, const void *id)
 {
-    unsigned b = bucket(id);
+    return strcmp(TD_CONTAINER_OF(n, struct usage_entry, node)->id, id) == 0;
+}
+
+/* The entry of id in its shard s (s->mu held), made or reset for this month. */
+static struct usage_entry *entry_get(struct usage_shard *s, unsigned hash, const char *id)
+{
     int m = month_now();
-    for (struct usage_entry *e = u->buckets[b]; e; e = e->next)
-        if (strcmp(e->id, id) == 0) {
-            if (e->month != m) {
-                e->month = m;
-                e->base = e->pending = 0;
-                e->loaded = 0;
-            }
-            return e;
+    struct td_hnode *n = td_htab_find(&s->tab, hash, entry_eq, id);
+    if (n) {
+        struct usage_entry *e = TD_CONTAINER_OF(n, struct usage_entry, node);
+        if (e->month != m) {
+            e->month = m;
+            e->base = e->pending = 0;
+            e->loaded = 0;
         }
+        return e;
+    }
     struct usage_entry *e = td_xcalloc(1, sizeof(*e));
     snprintf(e->id, sizeof(e->id), "%s", id);
     e->month = m;
-    e->next = u->buckets[b];
-    u->buckets[b] = e;
+    td_htab_add(&s->tab, &e->node, hash);
     return e;
 }
 
@@ -98,19 +113,19 @@ static const char load_sql[] = "SELECT api_calls FROM tenantd.usage WHERE tenant
                                "AND month = (date_trunc('month', now() AT TIME ZONE 'UTC'))::date";
 
 /*
- * Called with u->mu held; returns with it held. The first time this instance sees a
- * tenant in a month, read the month's total from the catalog, so that a restarted
- * instance does not start over from zero and let a spent budget through until its
- * first flush. The query runs without the lock; counting waits for it, so no call is
- * counted (and flushed) before base is known. A failed read counts from zero and the
- * next flush corrects the total.
+ * Called with s->mu held (s: the shard of id); returns with it held. The first time this instance
+ * sees a tenant in a month, read the month's total from the catalog, so that a restarted instance
+ * does not start over from zero and let a spent budget through until its first flush. The query
+ * runs without the lock; counting waits for it, so no call is counted (and flushed) before base is
+ * known. A failed read counts from zero and the next flush corrects the total.
  */
-static struct usage_entry *entry_loaded(struct tnt_usage *u, const char *id)
+static struct usage_entry *entry_loaded(struct tnt_usage *u, struct usage_shard *s, unsigned hash,
+                                        const char *id)
 {
-    struct usage_entry *e = entry_get(u, id);
+    struct usage_entry *e = entry_get(s, hash, id);
     if (e->loaded)
         return e;
-    pthread_mutex_unlock(&u->mu);
+    pthread_mutex_unlock(&s->mu);
     struct db_target tg = {.server = 0};
     struct db_stmt st = {load_sql, 1, (const char *const[]){id}, 0};
     PGresult *r = NULL;
@@ -118,8 +133,8 @@ static struct usage_entry *entry_loaded(struct tnt_usage *u, const char *id)
     if (db_exec(u->db, &tg, &st, 1, &r) == 0 && PQntuples(r) == 1)
         total = atoll(PQgetvalue(r, 0, 0));
     PQclear(r);
-    pthread_mutex_lock(&u->mu);
-    e = entry_get(u, id);
+    pthread_mutex_lock(&s->mu);
+    e = entry_get(s, hash, id);
     if (!e->loaded) {
         /* pending is still 0 here: nothing is counted before the entry is loaded */
         e->base = total > e->base ? total : e->base;
@@ -130,21 +145,25 @@ static struct usage_entry *entry_loaded(struct tnt_usage *u, const char *id)
 
 int tnt_usage_hit(struct tnt_usage *u, const char *tenant_id, long limit)
 {
-    pthread_mutex_lock(&u->mu);
-    struct usage_entry *e = entry_loaded(u, tenant_id);
+    unsigned h = td_hash_str(tenant_id);
+    struct usage_shard *s = shard_of(u, h);
+    pthread_mutex_lock(&s->mu);
+    struct usage_entry *e = entry_loaded(u, s, h, tenant_id);
     int over = limit >= 0 && e->base + e->pending >= limit;
     if (!over)
         e->pending++;
-    pthread_mutex_unlock(&u->mu);
+    pthread_mutex_unlock(&s->mu);
     return over;
 }
 
 long long tnt_usage_month(struct tnt_usage *u, const char *tenant_id)
 {
-    pthread_mutex_lock(&u->mu);
-    struct usage_entry *e = entry_loaded(u, tenant_id);
+    unsigned h = td_hash_str(tenant_id);
+    struct usage_shard *s = shard_of(u, h);
+    pthread_mutex_lock(&s->mu);
+    struct usage_entry *e = entry_loaded(u, s, h, tenant_id);
     long long n = e->base + e->pending;
-    pthread_mutex_unlock(&u->mu);
+    pthread_mutex_unlock(&s->mu);
     return n;
 }
 
@@ -172,45 +191,61 @@ static void append(char **buf, size_t *len, size_t *cap, const char *s)
     *len += n;
 }
 
+/* Move shard s's pending counts into the array literals (s->mu held). */
+static void take_pending(struct usage_shard *s, int m, char **ids, size_t *il, size_t *ic,
+                         char **ns, size_t *nl, size_t *nc, int *count)
+{
+    for (unsigned b = 0; b <= s->tab.mask; b++)
+        for (struct td_hnode *n = s->tab.buckets[b]; n; n = n->next) {
+            struct usage_entry *e = TD_CONTAINER_OF(n, struct usage_entry, node);
+            if (!e->pending || e->month != m)
+                continue;
+            char num[32];
+            snprintf(num, sizeof(num), "%s%lld", *count ? "," : "", e->pending);
+            append(ids, il, ic, *count ? "," : "");
+            append(ids, il, ic, e->id);
+            append(ns, nl, nc, num);
+            e->base += e->pending; /* optimistic; corrected by what the catalog returns */
+            e->pending = 0;
+            (*count)++;
+        }
+}
+
+/* The catalog's totals after a flush, into each tenant's entry. */
+static void take_totals(struct tnt_usage *u, const PGresult *r)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *id = PQgetvalue(r, i, 0);
+        unsigned h = td_hash_str(id);
+        struct usage_shard *s = shard_of(u, h);
+        pthread_mutex_lock(&s->mu);
+        entry_get(s, h, id)->base = atoll(PQgetvalue(r, i, 1));
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
 void tnt_usage_flush(struct tnt_usage *u)
 {
     size_t il = 0, ic = 64, nl = 0, nc = 64;
     char *ids = td_xmalloc(ic), *ns = td_xmalloc(nc);
-    int count = 0;
+    int count = 0, m = month_now();
     append(&ids, &il, &ic, "{");
     append(&ns, &nl, &nc, "{");
-    pthread_mutex_lock(&u->mu);
-    int m = month_now();
-    for (int b = 0; b < USAGE_BUCKETS; b++)
-        for (struct usage_entry *e = u->buckets[b]; e; e = e->next) {
-            if (!e->pending || e->month != m)
-                continue;
-            char num[32];
-            snprintf(num, sizeof(num), "%s%lld", count ? "," : "", e->pending);
-            append(&ids, &il, &ic, count ? "," : "");
-            append(&ids, &il, &ic, e->id);
-            append(&ns, &nl, &nc, num);
-            e->base += e->pending; /* optimistic; corrected by what the catalog returns */
-            e->pending = 0;
-            count++;
-        }
-    pthread_mutex_unlock(&u->mu);
+    for (int i = 0; i < USAGE_SHARDS; i++) {
+        pthread_mutex_lock(&u->shards[i].mu);
+        take_pending(&u->shards[i], m, &ids, &il, &ic, &ns, &nl, &nc, &count);
+        pthread_mutex_unlock(&u->shards[i].mu);
+    }
     append(&ids, &il, &ic, "}");
     append(&ns, &nl, &nc, "}");
     if (count) {
         struct db_target tg = {.server = 0};
         struct db_stmt st = {flush_sql, 2, (const char *const[]){ids, ns}, 0};
         PGresult *r = NULL;
-        if (db_exec(u->db, &tg, &st, 1, &r) == 0) {
-            pthread_mutex_lock(&u->mu);
-            for (int i = 0; i < PQntuples(r); i++) {
-                struct usage_entry *e = entry_get(u, PQgetvalue(r, i, 0));
-                e->base = atoll(PQgetvalue(r, i, 1));
-            }
-            pthread_mutex_unlock(&u->mu);
-        } else {
+        if (db_exec(u->db, &tg, &st, 1, &r) == 0)
+            take_totals(u, r);
+        else
             td_log_warn("could not record API usage of %d tenants", count);
-        }
         PQclear(r);
     }
     free(ids);
@@ -240,6 +275,10 @@ struct tnt_usage *tnt_usage_new(struct db *db)
     u->db = db;
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->cv, NULL);
+    for (int i = 0; i < USAGE_SHARDS; i++) {
+        pthread_mutex_init(&u->shards[i].mu, NULL);
+        td_htab_init(&u->shards[i].tab, USAGE_BUCKETS);
+    }
     pthread_create(&u->thread, NULL, flusher, u);
     return u;
 }
@@ -254,13 +293,12 @@ void tnt_usage_free(struct tnt_usage *u)
     pthread_mutex_unlock(&u->mu);
     pthread_join(u->thread, NULL);
     tnt_usage_flush(u);
-    for (int b = 0; b < USAGE_BUCKETS; b++) {
-        struct usage_entry *e = u->buckets[b];
-        while (e) {
-            struct usage_entry *next = e->next;
-            free(e);
-            e = next;
-        }
+    for (int i = 0; i < USAGE_SHARDS; i++) {
+        struct td_hnode *n;
+        while ((n = td_htab_pop(&u->shards[i].tab)))
+            free(TD_CONTAINER_OF(n, struct usage_entry, node));
+        td_htab_cleanup(&u->shards[i].tab);
+        pthread_mutex_destroy(&u->shards[i].mu);
     }
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->cv);
