@@ -40,7 +40,7 @@ tests/console/node_modules/.package-lock.json: tests/console/package-lock.json |
 	cd tests/console && npm ci --no-audit --no-fund --loglevel=error
 
 run: build
-	./build/tenantd serve
+	./build/tenantd serve $(if $(REPLICA),--replica $(REPLICA))
 
 test: build
 	cd build && ctest --output-on-failure -j 1

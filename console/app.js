@@ -333,7 +333,11 @@
   function actions(t, servers) {
     const enc = encodeURIComponent(t.slug);
     const box = el('p', { class: 'outcome', id: 'action-result', role: 'status', 'aria-live': 'polite' });
-    const reload = () => setTimeout(route, 600);
+    // redraw this tenant's page with the change, unless another page is open by then
+    const reload = () => {
+      const here = location.hash;
+      setTimeout(() => { if (location.hash === here) route(); }, 600);
+    };
     const patch = (body, what) => outcome(box, api('PATCH', '/admin/tenants/' + enc, body), what).then(reload, () => null);
 
     const suspend = el('button', { type: 'button', id: 'act-status', onclick: () =>

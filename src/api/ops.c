@@ -88,10 +88,22 @@ int api_admin_analytics(struct http_req *req)
     snprintf(lim, sizeof(lim), "%ld", limit);
     PGconn *pg = NULL;
     PGresult *r = NULL;
-    int rc = db_admin_connect(req->app->db, 0, NULL, &pg);
+    int on_replica = 0;
+    /* the replica when it has replayed the last refresh this process made */
+    int rc = strcmp(req->app->cfg->read_replicas, "off")
+                 ? db_read_connect(req->app->db, 0, "analytics", &pg, &on_replica)
+                 : db_admin_connect(req->app->db, 0, NULL, &pg);
     if (rc == 0)
         rc = db_admin_exec(pg, "reading analytics", analytics_sql, 1, (const char *const[]){lim},
                            &r);
+    if (rc < 0 && on_replica) {
+        PQfinish(pg);
+        pg = NULL;
+        rc = db_admin_connect(req->app->db, 0, NULL, &pg);
+        if (rc == 0)
+            rc = db_admin_exec(pg, "reading analytics", analytics_sql, 1,
+                               (const char *const[]){lim}, &r);
+    }
     if (rc == 0)
         rc = http_reply_json_text(req, 200, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
     PQclear(r);
@@ -101,5 +113,5 @@ int api_admin_analytics(struct http_req *req)
 
 void api_metrics_observe(struct http_req *req)
 {
-    api_metrics_request(req);
+    api_metrics_request(req->app->metrics, req);
 }

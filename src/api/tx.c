@@ -58,6 +58,9 @@ static int build_tx(struct http_req *req, const char *min_role, const struct db_
 {
     int k = 0;
     tnt_tenant_target(req->tenant, tg);
+    /* a replica that has replayed this tenant's last write answers as the primary would */
+    tg->read_only = (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) &&
+                    !strcmp(req->app->cfg->read_replicas, "reads");
     role[0] = '\0';
     if (!req->has_claims || !check) {
         /* no user, or a remembered check */

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "pg/cluster.h"
+#include "pg/replica.h"
 #include "tenant/notify.h"
 #include "tenant/provision.h"
 #include "tenant/usercheck.h"
@@ -78,7 +79,24 @@ static int open_cluster(struct td_app *app, enum td_app_mode mode, const char **
     free(extra);
     if (rc == 0)
         *conninfo = pgc_cluster_conninfo(app->cluster);
+    /* a replica that cannot be made is not fatal: reads then go to the primary */
+    if (rc == 0 && cfg->replica && mode == TD_APP_FULL &&
+        pgc_replica_start(app->cluster, &app->replica) < 0)
+        td_log_warn("serving without the embedded replica");
     return rc;
+}
+
+/* TENANTD_REPLICA_URLS plus the embedded replica (of server main); NULL: none, or reads
+ * from replicas are off. Caller frees. */
+static char *replica_list(const struct td_app *app)
+{
+    const struct td_config *cfg = app->cfg;
+    if (!strcmp(cfg->read_replicas, "off"))
+        return NULL;
+    if (!app->replica)
+        return cfg->replica_urls ? td_xstrdup(cfg->replica_urls) : NULL;
+    return td_xasprintf("main=%s%s%s", pgc_replica_conninfo(app->replica),
+                        cfg->replica_urls ? "," : "", cfg->replica_urls ? cfg->replica_urls : "");
 }
 
 static int load_migrations(struct td_app *app)
@@ -100,6 +118,7 @@ static int open_db(struct td_app *app, enum td_app_mode mode, const char *catalo
 {
     struct td_config *cfg = app->cfg;
     int full = mode == TD_APP_FULL;
+    char *replicas = full ? replica_list(app) : NULL;
     struct db_config dc = {
         .main_conninfo = catalog,
         .servers = cfg->db_servers,
@@ -113,10 +132,14 @@ static int open_db(struct td_app *app, enum td_app_mode mode, const char *catalo
         .tenant_share = cfg->tenant_share,
         .conn_max_tenants = cfg->conn_max_tenants,
         .prepare = full ? cfg->prepare : 0,
+        .replicas = replicas,
+        .replica_max_lag = (long long)cfg->replica_max_lag_kb * 1024,
     };
     int rc = db_new(&dc, &app->db);
     if (rc < 0)
-        td_log_error("invalid value for TENANTD_DB_SERVERS or TENANTD_POOLER_URLS");
+        td_log_error("invalid value for TENANTD_DB_SERVERS, TENANTD_POOLER_URLS or "
+                     "TENANTD_REPLICA_URLS");
+    free(replicas);
     return rc;
 }
 
@@ -145,6 +168,7 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
     memset(app, 0, sizeof(*app));
     app->cfg = cfg;
     atomic_init(&app->ready, 0);
+    app->metrics = api_metrics_new();
     mig_expected_init(&app->expected, cfg->migrations_dir);
     if (sodium_init() < 0)
         return TD_EINTERNAL;
@@ -161,7 +185,7 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
         return rc;
     long long mig_t0 = td_now_us();
     rc = tnt_bootstrap(app->db, &app->catalog_migs, &app->tenant_migs, app_pw);
-    api_metrics_migration(rc, mig_t0);
+    api_metrics_migration(app->metrics, rc, mig_t0);
     if (rc < 0)
         return rc;
     app->jwt = auth_jwt_new(cfg->jwt_secret);
@@ -182,11 +206,13 @@ void td_app_close(struct td_app *app)
     auth_throttle_free(app->throttle);
     tnt_cache_free(app->cache);
     auth_jwt_free(app->jwt);
+    api_metrics_free(app->metrics);
     tnt_usercheck_free(app->usercheck);
     db_free(app->db);
     mig_set_cleanup(&app->catalog_migs);
     mig_set_cleanup(&app->tenant_migs);
     mig_expected_cleanup(&app->expected);
+    pgc_replica_stop(app->replica);
     pgc_cluster_stop(app->cluster);
     memset(app, 0, sizeof(*app));
 }

@@ -18,10 +18,13 @@ struct tnt_usage;
 struct bkp;
 struct auth_throttle;
 struct auth_jwt;
+struct api_metrics;
 struct res_registry;
 struct tnt_usercheck;
 struct pgc_cluster;
+struct pgc_replica;
 struct tnt_listener;
+struct jobs;
 
 struct td_app {
     struct td_config *cfg;
@@ -32,11 +35,14 @@ struct td_app {
     struct tnt_usage *usage;
     atomic_int ready;
     struct pgc_cluster *cluster; /* embedded PostgreSQL, or NULL */
+    struct pgc_replica *replica; /* its streaming replica (TENANTD_REPLICA), or NULL */
     struct tnt_listener *listener;
     struct bkp *backup;              /* backups and restore (serve only), or NULL */
     struct auth_throttle *throttle;  /* failed logins, per process */
     struct auth_jwt *jwt;            /* the JWT secret and the tokens verified with it */
     struct tnt_usercheck *usercheck; /* user checks remembered for reads */
+    struct api_metrics *metrics;     /* what GET /metrics shows */
+    struct jobs *_Atomic jobs;       /* serve only: the job workers once started, or NULL */
     struct res_registry *resources;  /* served tenant tables (serve only), or NULL */
 };
 

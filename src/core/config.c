@@ -153,6 +153,11 @@ static int valid_bool(const char *v)
     return !strcmp(v, "0") || !strcmp(v, "1");
 }
 
+static int valid_read_replicas(const char *v)
+{
+    return !strcmp(v, "off") || !strcmp(v, "analytics") || !strcmp(v, "reads");
+}
+
 /*
  * Connections kept open per server when TENANTD_MAX_CONNECTIONS is unset: each hot tenant
  * database keeps one warm backend (about 2 MiB of private memory after use, measured in
@@ -229,6 +234,13 @@ static const struct cfg_entry entries[] = {
     {"cors_origins", CFG_STR, OFF(cors_origins), NULL, "TENANTD_CORS_ORIGINS", NULL, valid_origins},
     {"metrics_listen", CFG_STR, OFF(metrics_listen), NULL, "TENANTD_METRICS_LISTEN",
      "--metrics-listen", valid_port_addr},
+    {"replica_urls", CFG_STR, OFF(replica_urls), NULL, "TENANTD_REPLICA_URLS", NULL,
+     valid_nonempty},
+    {"replica", CFG_INT, OFF(replica), "0", "TENANTD_REPLICA", "--replica", valid_bool},
+    {"read_replicas", CFG_STR, OFF(read_replicas), "analytics", "TENANTD_READ_REPLICAS", NULL,
+     valid_read_replicas},
+    {"replica_max_lag_kb", CFG_INT, OFF(replica_max_lag_kb), "16384", "TENANTD_REPLICA_MAX_LAG_KB",
+     NULL, valid_pos_int},
 };
 
 #define NENTRIES (sizeof(entries) / sizeof(entries[0]))
@@ -326,5 +338,7 @@ const char *td_config_flags_help(void)
            "  --admin-token TOKEN     operator bearer token (TENANTD_ADMIN_TOKEN)\n"
            "  --jwt-secret SECRET     HS256 key, >= 32 bytes (TENANTD_JWT_SECRET)\n"
            "  --base-domain DOMAIN    subdomain routing (TENANTD_BASE_DOMAIN)\n"
-           "  --metrics-listen H:P    GET /metrics without a token here (TENANTD_METRICS_LISTEN)\n";
+           "  --metrics-listen H:P    GET /metrics without a token here (TENANTD_METRICS_LISTEN)\n"
+           "  --replica 0|1           start a streaming replica of the embedded cluster "
+           "(TENANTD_REPLICA)\n";
 }

@@ -44,6 +44,10 @@ struct td_config {
     char *backup_dir;        /* NULL: <data_dir>/backups */
     int backup_interval;     /* seconds between full base backups */
     int backup_incr;         /* seconds between incremental backups (shorter WAL replay) */
+    char *replica_urls;      /* "name=url,...": streaming replicas of the servers */
+    int replica;             /* 1: the embedded cluster gets a streaming replica */
+    char *read_replicas;     /* "off", "analytics" (default) or "reads" (tenant GETs too) */
+    int replica_max_lag_kb;  /* a replica further behind than this serves no reads */
 };
 
 /*

@@ -5,11 +5,13 @@
 #include "db/db.h"
 
 #include "core/hash.h"
+#include "core/htab.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "db/internal.h"
 #include "db/pool.h"
+#include "db/replica.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -31,16 +33,16 @@
  * DEALLOCATE churn in the LRU.
  */
 struct stmt {
+    struct td_hnode node; /* in db_conn.stmts, hashed by key */
     unsigned long long key;
     char name[24];
-    int ready;         /* the server confirmed the Parse */
-    struct stmt *next; /* hash chain */
+    int ready; /* the server confirmed the Parse */
     struct td_link lru;
 };
 
 struct db_conn {
     PGconn *pg;
-    struct stmt *buckets[STMT_BUCKETS];
+    struct td_htab stmts;
     struct td_list lru; /* least recently used first */
     int nstmts;
     unsigned long long seq;
@@ -65,6 +67,8 @@ struct db {
     pthread_mutex_t idle_mu;
     PGconn *idle_admin[DB_IDLE_ADMIN];
     int nidle_admin;
+    struct db_server replicas[DB_MAX_SERVERS]; /* pool NULL: that server has none */
+    struct db_replicas *rep;
     struct db_hibernator *hib; /* NULL: hibernation off */
 };
 
@@ -116,20 +120,15 @@ static void *app_open(void *ctx, const char *database)
         return NULL;
     struct db_conn *c = td_xcalloc(1, sizeof(*c));
     c->pg = pg;
+    td_htab_init(&c->stmts, STMT_BUCKETS);
     return c;
 }
 
 static void conn_forget_stmts(struct db_conn *c)
 {
-    for (int b = 0; b < STMT_BUCKETS; b++) {
-        struct stmt *st = c->buckets[b];
-        while (st) {
-            struct stmt *next = st->next;
-            free(st);
-            st = next;
-        }
-        c->buckets[b] = NULL;
-    }
+    struct td_hnode *n;
+    while ((n = td_htab_pop(&c->stmts)))
+        free(TD_CONTAINER_OF(n, struct stmt, node));
     c->lru = (struct td_list){NULL, NULL};
     c->nstmts = 0;
 }
@@ -158,6 +157,7 @@ static void app_close(void *ctx, void *conn)
     struct db_conn *c = conn;
     finish_and_wait(c->pg);
     conn_forget_stmts(c);
+    td_htab_cleanup(&c->stmts);
     free(c);
 }
 
@@ -167,16 +167,18 @@ static unsigned long long stmt_key(const char *sql, const char *search_path)
     return td_hash64_str(h, search_path ? search_path : "");
 }
 
+/* The 64-bit key decides; the table hashes its low 32 bits. */
+static int stmt_eq(const struct td_hnode *n, const void *key)
+{
+    return TD_CONTAINER_OF(n, struct stmt, node)->key == *(const unsigned long long *)key;
+}
+
 /* Drop the least recently used statement (name copied to evicted) to make room. */
 static void stmt_evict(struct db_conn *c, char *evicted, size_t cap)
 {
     struct stmt *st = TD_CONTAINER_OF(c->lru.head, struct stmt, lru);
     td_list_unlink(&c->lru, &st->lru);
-    for (struct stmt **pp = &c->buckets[st->key % STMT_BUCKETS]; *pp; pp = &(*pp)->next)
-        if (*pp == st) {
-            *pp = st->next;
-            break;
-        }
+    td_htab_del(&c->stmts, &st->node);
     snprintf(evicted, cap, "%s", st->ready ? st->name : "");
     free(st);
     c->nstmts--;
@@ -190,23 +192,22 @@ static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *
                                 int *fresh, int *created, char *evicted, size_t cap)
 {
     unsigned long long key = stmt_key(sql, search_path);
-    struct stmt **head = &c->buckets[key % STMT_BUCKETS];
     evicted[0] = '\0';
     *created = 0;
-    for (struct stmt *st = *head; st; st = st->next)
-        if (st->key == key) {
-            td_list_append(&c->lru, &st->lru);
-            *fresh = !st->ready;
-            return st;
-        }
+    struct td_hnode *n = td_htab_find(&c->stmts, (unsigned)key, stmt_eq, &key);
+    if (n) {
+        struct stmt *st = TD_CONTAINER_OF(n, struct stmt, node);
+        td_list_append(&c->lru, &st->lru);
+        *fresh = !st->ready;
+        return st;
+    }
     *created = 1;
     if (c->nstmts >= STMT_MAX)
         stmt_evict(c, evicted, cap);
     struct stmt *st = td_xcalloc(1, sizeof(*st));
     st->key = key;
     snprintf(st->name, sizeof(st->name), "td%llu", ++c->seq);
-    st->next = *head;
-    *head = st;
+    td_htab_add(&c->stmts, &st->node, (unsigned)key);
     td_list_append(&c->lru, &st->lru);
     c->nstmts++;
     *fresh = 1;
@@ -215,10 +216,9 @@ static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *
 
 static const struct db_pool_ops app_ops = {app_open, app_close, NULL};
 
-static void add_server(struct db *db, const char *name, size_t namelen, const char *conninfo,
-                       size_t infolen)
+static void init_server(struct db *db, struct db_server *s, const char *name, size_t namelen,
+                        const char *conninfo, size_t infolen)
 {
-    struct db_server *s = &db->servers[db->nservers++];
     s->name = td_xstrndup(name, namelen);
     s->conninfo = td_xstrndup(conninfo, infolen);
     s->db = db;
@@ -231,6 +231,39 @@ static void add_server(struct db *db, const char *name, size_t namelen, const ch
         .max_tenants = db->cfg.conn_max_tenants,
     };
     s->pool = db_pool_new(&pc, &app_ops, s);
+}
+
+static void add_server(struct db *db, const char *name, size_t namelen, const char *conninfo,
+                       size_t infolen)
+{
+    init_server(db, &db->servers[db->nservers++], name, namelen, conninfo, infolen);
+}
+
+/* "name=conninfo,...": the streaming replica of each named server (one each). */
+static int set_replicas(struct db *db, const char *p)
+{
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        int found = -1;
+        for (int i = 0; eq && i < db->nservers; i++)
+            if (strlen(db->servers[i].name) == (size_t)(eq - p) &&
+                !memcmp(db->servers[i].name, p, (size_t)(eq - p)))
+                found = i;
+        if (found < 0 || (size_t)(eq - p) + 1 >= len || db->replicas[found].pool)
+            return TD_EBADREQ;
+        init_server(db, &db->replicas[found], p, (size_t)(eq - p), eq + 1,
+                    len - (size_t)(eq - p) - 1);
+        p = end ? end + 1 : NULL;
+    }
+    const char *prim[DB_MAX_SERVERS], *repl[DB_MAX_SERVERS];
+    for (int i = 0; i < db->nservers; i++) {
+        prim[i] = db->servers[i].conninfo;
+        repl[i] = db->replicas[i].pool ? db->replicas[i].conninfo : NULL;
+    }
+    db->rep = db_replicas_new(db->nservers, prim, repl, db->cfg.replica_max_lag);
+    return 0;
 }
 
 /* "name=conninfo,...": where the runtime role of each named server connects instead. */
@@ -278,7 +311,7 @@ int db_new(const struct db_config *cfg, struct db **out)
         add_server(db, p, (size_t)(eq - p), eq + 1, len - (size_t)(eq - p) - 1);
         p = end ? end + 1 : NULL;
     }
-    if (set_poolers(db, cfg->poolers) < 0) {
+    if (set_poolers(db, cfg->poolers) < 0 || set_replicas(db, cfg->replicas) < 0) {
         db_free(db);
         return TD_EBADREQ;
     }
@@ -291,6 +324,13 @@ void db_free(struct db *db)
 {
     if (!db)
         return;
+    db_replicas_free(db->rep);
+    for (int i = 0; i < DB_MAX_SERVERS; i++) {
+        if (db->replicas[i].pool)
+            db_pool_free(db->replicas[i].pool);
+        free(db->replicas[i].name);
+        free(db->replicas[i].conninfo);
+    }
     db__hibernator_stop(db->hib);
     for (int i = 0; i < db->nservers; i++) {
         db_pool_free(db->servers[i].pool);
@@ -500,15 +540,10 @@ fail:
     return TD_EUNAVAILABLE;
 }
 
-int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmts, int n,
-            PGresult **res)
+/* Run t's transaction on s (the server or its replica). */
+static int exec_on(struct db *db, struct db_server *s, const struct db_target *t,
+                   const struct db_stmt *stmts, int n, PGresult **res)
 {
-    for (int i = 0; i < n; i++)
-        res[i] = NULL;
-    /* a server this process does not know is never replaced by another one */
-    if (t->server < 0 || t->server >= db->nservers)
-        return TD_EUNAVAILABLE;
-    struct db_server *s = &db->servers[t->server];
     for (int attempt = 0; attempt < 2; attempt++) {
         struct db_slot *slot = NULL;
         int rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
@@ -525,6 +560,8 @@ int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmt
         int reused = attempt == 0 && PQstatus(c->pg) == CONNECTION_OK;
         int broken = 0, got_any = 0;
         rc = run_pipeline(c, db->cfg.prepare, t, stmts, n, res, &broken, &got_any);
+        if (rc == 0 && !t->read_only && s == &db->servers[t->server])
+            db_replicas_wrote(db->rep, t->server, t->tenant_id, c->pg);
         db_pool_release(s->pool, slot, t->tenant_id, broken);
         /* A pooled connection that died while idle (server restart) failed before the
          * server answered anything: nothing ran, so one retry on a fresh one is safe. */
@@ -533,6 +570,28 @@ int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmt
         return rc;
     }
     return TD_EUNAVAILABLE;
+}
+
+int db_exec(struct db *db, const struct db_target *t, const struct db_stmt *stmts, int n,
+            PGresult **res)
+{
+    for (int i = 0; i < n; i++)
+        res[i] = NULL;
+    /* a server this process does not know is never replaced by another one */
+    if (t->server < 0 || t->server >= db->nservers)
+        return TD_EUNAVAILABLE;
+    if (t->read_only && db_replicas_pick(db->rep, t->server, t->tenant_id)) {
+        int rc = exec_on(db, &db->replicas[t->server], t, stmts, n, res);
+        if (rc == 0)
+            return 0;
+        /* down, stopping, or a recovery conflict: a read is safe to run again there */
+        db_replicas_failed(db->rep, t->server);
+        for (int i = 0; i < n; i++) {
+            PQclear(res[i]);
+            res[i] = NULL;
+        }
+    }
+    return exec_on(db, &db->servers[t->server], t, stmts, n, res);
 }
 
 int db_admin_connect(struct db *db, int server, const char *database, PGconn **out)
@@ -626,4 +685,30 @@ void db_server_stats(struct db *db, int server, int *open, int *in_use, int *wai
 void db_server_pool_stats(struct db *db, int server, struct db_pool_stats *st)
 {
     db_pool_stats(db->servers[server].pool, st);
+}
+
+void db_server_replica_stats(struct db *db, int server, struct db_replica_stats *st)
+{
+    db_replicas_stats(db->rep, server, st);
+}
+
+int db_read_connect(struct db *db, int server, const char *key, PGconn **out, int *on_replica)
+{
+    *on_replica = 0;
+    if (server >= 0 && server < db->nservers && db_replicas_pick(db->rep, server, key)) {
+        *out = connect_as(db->replicas[server].conninfo, NULL, NULL, NULL);
+        if (*out) {
+            PGresult *r = PQexec(*out, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
+            PQclear(r);
+            *on_replica = 1;
+            return 0;
+        }
+        db_replicas_failed(db->rep, server);
+    }
+    return db_admin_connect(db, server, NULL, out);
+}
+
+void db_note_write(struct db *db, int server, const char *key, PGconn *pg)
+{
+    db_replicas_wrote(db->rep, server, key, pg);
 }

@@ -34,6 +34,9 @@ struct db_target {
     const char *ctx_params[2];
     char *ctx_value; /* out, may be NULL: item's value (text) when the statement ran */
     size_t ctx_value_cap;
+    /* 1: a read that may run on the server's replica once it has replayed the tenant's
+     * last write (db/replica.h); 0: the primary, and a write's commit LSN is remembered */
+    int read_only;
     struct db_error *error; /* out, may be NULL: the first failing statement's fields */
 };
 
@@ -75,7 +78,9 @@ struct db_config {
     int acquire_timeout_ms;
     int tenant_share; /* percent */
     int conn_max_tenants;
-    int prepare; /* 1: named prepared statements per connection */
+    int prepare;               /* 1: named prepared statements per connection */
+    const char *replicas;      /* "name=url,...": streaming replicas of those servers, or NULL */
+    long long replica_max_lag; /* bytes of WAL behind its primary a replica may serve at */
 };
 
 /* Create the registry (no connection is opened yet). Returns 0 or TD_EBADREQ for a bad
@@ -126,6 +131,18 @@ void db_forget_database(struct db *db, int server, const char *database);
 
 /* Connections currently open to server (all its pools), and the budget. */
 void db_server_stats(struct db *db, int server, int *open, int *in_use, int *waiting, int *pools);
+/* Server's replica: lag and how many reads it took (db/replica.h). */
+struct db_replica_stats;
+void db_server_replica_stats(struct db *db, int server, struct db_replica_stats *st);
+/* A superuser connection to server's replica when one is up within the lag bound and key
+ * (NULL: none) has no write it has not replayed, else to the primary (*on_replica 0).
+ * Caller PQfinish()es. 0 or TD_EUNAVAILABLE. */
+int db_read_connect(struct db *db, int server, const char *key, PGconn **out,
+                    int *on_replica) TD_MUSTCHECK;
+/* After a write made through an admin connection pg (NULL: not at hand) that key's reads
+ * must see. */
+void db_note_write(struct db *db, int server, const char *key, PGconn *pg);
+
 /* Every counter of server's pool (LRU hits, misses and evictions included). */
 struct db_pool_stats;
 void db_server_pool_stats(struct db *db, int server, struct db_pool_stats *st);

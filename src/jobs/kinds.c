@@ -91,6 +91,7 @@ static int collect_one(struct jobs__ctx *c, const PGresult *tr, int row, struct 
     struct tnt_tenant *t = tnt_tenant_from_row(c->db, tr, row);
     struct db_target tg;
     tnt_tenant_target(t, &tg);
+    tg.read_only = 1; /* a caught-up replica counts as well as the primary */
     struct db_stmt st = {count_sql, 0, NULL, 0};
     PGresult *r = NULL;
     int rc = db_exec(c->db, &tg, &st, 1, &r);
@@ -153,6 +154,8 @@ static int run_analytics_refresh(struct jobs__ctx *c)
                            "REFRESH MATERIALIZED VIEW CONCURRENTLY tenantd.analytics_usage; "
                            "REFRESH MATERIALIZED VIEW tenantd.analytics_meta",
                            0, NULL, NULL);
+    if (rc == 0) /* GET /admin/analytics reads a replica only once it has this refresh */
+        db_note_write(c->db, 0, "analytics", c->pg);
     if (rc < 0)
         jobs__fail(c, rc, "could not refresh the analytics views (%s)", td_err_code(rc));
     else

@@ -628,7 +628,8 @@ static int ensure_auth(const struct pgc_cluster *c, int *changed)
     char *ident_path = td_xasprintf("%s/pg_ident.conf", c->pg_dir);
     int rc = write_file(hba_path,
                         "# written by tenantd at every start: the socket only, peer\n"
-                        "local all all peer map=tenantd\n",
+                        "local all all peer map=tenantd\n"
+                        "local replication all peer map=tenantd\n",
                         changed);
     if (rc == TD_OK)
         rc = write_file(ident_path, ident, changed);

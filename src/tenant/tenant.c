@@ -107,6 +107,7 @@ void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out)
     out->ctx_params[0] = out->ctx_params[1] = NULL;
     out->ctx_value = NULL;
     out->ctx_value_cap = 0;
+    out->read_only = 0;
     out->error = NULL;
     switch (t->isolation) {
     case TNT_ISO_POOL:

@@ -124,9 +124,14 @@ try {
   assert.equal(await page.textContent('#page h1'), xss);
 
   step('the tenant page: bars and chart');
-  await page.evaluate((s) => { location.hash = '#/tenant/' + s; }, slug);
+  // the previous tenant's page has the same elements: wait for this one's title
+  const open = async (s, title) => {
+    await page.evaluate((x) => { location.hash = '#/tenant/' + x; }, s);
+    await page.waitForFunction((t) => document.querySelector('#page h1')?.textContent === t, title);
+    await page.waitForSelector('#daily-chart canvas');
+  };
+  await open(slug, 'Shop ' + rnd);
   await page.waitForSelector('#h-usage');
-  await page.waitForSelector('#daily-chart canvas');
   assert.equal(await page.locator('.meter .bar').count(), 3);
   const fills = await page.$$eval('.meter .fill', (xs) => xs.map((x) => x.getBoundingClientRect().width));
   assert.ok(fills[0] > 10, 'the users bar shows one of five users: ' + fills);
@@ -202,8 +207,7 @@ try {
   assert.equal(after.isolation, 'schema', 'a request from another origin moved the tenant');
 
   step('delete with the slug typed');
-  await page.evaluate((s) => { location.hash = '#/tenant/' + s; }, 'long-' + rnd);
-  await page.waitForSelector('#act-confirm');
+  await open('long-' + rnd, long);
   assert.equal(await page.isDisabled('form:has(#act-confirm) button'), true);
   await page.fill('#act-confirm', 'long-' + rnd);
   await page.click('form:has(#act-confirm) button');

@@ -189,6 +189,20 @@ static void crud(const struct tenant *t)
     expect(t, "DELETE", path, NULL, 404, "not_found", NULL);
     expect(t, "GET", "/customers/not-a-uuid", NULL, 404, "not_found", NULL);
     expect(t, "GET", "/ledger-notes", NULL, 404, "not_found", NULL);
+    /* a row of defaults only, one or several */
+    req(t, t->member, "POST", "/pings", "{}", &r);
+    TD_ASSERT_STATUS(&r, 201);
+    assert_int_equal(strlen(td_jstr(r.json, "at")), 27);
+    assert_true(json_is_null(json_object_get(r.json, "note")));
+    td_resp_free(&r);
+    req(t, t->member, "POST", "/pings", "[{},{\"note\":\"n\"},{}]", &r);
+    TD_ASSERT_STATUS(&r, 201);
+    assert_int_equal(json_array_size(json_object_get(r.json, "data")), 3);
+    td_resp_free(&r);
+    req(t, t->member, "POST", "/pings", "[{},{}]", &r);
+    TD_ASSERT_STATUS(&r, 201);
+    assert_int_equal(json_array_size(json_object_get(r.json, "data")), 2);
+    td_resp_free(&r);
     expect(t, "PUT", "/customers", "{}", 405, NULL, NULL);
 }
 
@@ -289,6 +303,20 @@ static void validation(const struct tenant *t)
     char ids[256];
     list(t, "/line-items", NULL, ids, sizeof(ids), NULL);
     assert_string_equal(ids, "");
+    /* ON DELETE SET NULL: deleting the referrer clears the reference */
+    char ref[64];
+    expect(t, "POST", "/customers", "{\"name\":\"Referrer\"}", 201, NULL, ref);
+    snprintf(body, sizeof(body), "{\"customer_id\":\"%s\",\"referrer_id\":\"%s\",\"amount\":2}",
+             cust, ref);
+    expect(t, "POST", "/invoices", body, 201, NULL, inv);
+    snprintf(path, sizeof(path), "/customers/%s", ref);
+    expect(t, "DELETE", path, NULL, 204, NULL, NULL);
+    snprintf(path, sizeof(path), "/invoices/%s", inv);
+    req(t, NULL, "GET", path, NULL, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    assert_true(json_is_null(json_object_get(r.json, "referrer_id")));
+    td_resp_free(&r);
+    expect(t, "DELETE", path, NULL, 204, NULL, NULL);
     snprintf(path, sizeof(path), "/customers/%s", cust);
     expect(t, "DELETE", path, NULL, 204, NULL, NULL);
 }
