@@ -5,6 +5,7 @@
 #include "db/db.h"
 
 #include "core/hash.h"
+#include "core/htab.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -32,16 +33,16 @@
  * DEALLOCATE churn in the LRU.
  */
 struct stmt {
+    struct td_hnode node; /* in db_conn.stmts, hashed by key */
     unsigned long long key;
     char name[24];
-    int ready;         /* the server confirmed the Parse */
-    struct stmt *next; /* hash chain */
+    int ready; /* the server confirmed the Parse */
     struct td_link lru;
 };
 
 struct db_conn {
     PGconn *pg;
-    struct stmt *buckets[STMT_BUCKETS];
+    struct td_htab stmts;
     struct td_list lru; /* least recently used first */
     int nstmts;
     unsigned long long seq;
@@ -119,20 +120,15 @@ static void *app_open(void *ctx, const char *database)
         return NULL;
     struct db_conn *c = td_xcalloc(1, sizeof(*c));
     c->pg = pg;
+    td_htab_init(&c->stmts, STMT_BUCKETS);
     return c;
 }
 
 static void conn_forget_stmts(struct db_conn *c)
 {
-    for (int b = 0; b < STMT_BUCKETS; b++) {
-        struct stmt *st = c->buckets[b];
-        while (st) {
-            struct stmt *next = st->next;
-            free(st);
-            st = next;
-        }
-        c->buckets[b] = NULL;
-    }
+    struct td_hnode *n;
+    while ((n = td_htab_pop(&c->stmts)))
+        free(TD_CONTAINER_OF(n, struct stmt, node));
     c->lru = (struct td_list){NULL, NULL};
     c->nstmts = 0;
 }
@@ -161,6 +157,7 @@ static void app_close(void *ctx, void *conn)
     struct db_conn *c = conn;
     finish_and_wait(c->pg);
     conn_forget_stmts(c);
+    td_htab_cleanup(&c->stmts);
     free(c);
 }
 
@@ -170,16 +167,18 @@ static unsigned long long stmt_key(const char *sql, const char *search_path)
     return td_hash64_str(h, search_path ? search_path : "");
 }
 
+/* The 64-bit key decides; the table hashes its low 32 bits. */
+static int stmt_eq(const struct td_hnode *n, const void *key)
+{
+    return TD_CONTAINER_OF(n, struct stmt, node)->key == *(const unsigned long long *)key;
+}
+
 /* Drop the least recently used statement (name copied to evicted) to make room. */
 static void stmt_evict(struct db_conn *c, char *evicted, size_t cap)
 {
     struct stmt *st = TD_CONTAINER_OF(c->lru.head, struct stmt, lru);
     td_list_unlink(&c->lru, &st->lru);
-    for (struct stmt **pp = &c->buckets[st->key % STMT_BUCKETS]; *pp; pp = &(*pp)->next)
-        if (*pp == st) {
-            *pp = st->next;
-            break;
-        }
+    td_htab_del(&c->stmts, &st->node);
     snprintf(evicted, cap, "%s", st->ready ? st->name : "");
     free(st);
     c->nstmts--;
@@ -193,23 +192,22 @@ static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *
                                 int *fresh, int *created, char *evicted, size_t cap)
 {
     unsigned long long key = stmt_key(sql, search_path);
-    struct stmt **head = &c->buckets[key % STMT_BUCKETS];
     evicted[0] = '\0';
     *created = 0;
-    for (struct stmt *st = *head; st; st = st->next)
-        if (st->key == key) {
-            td_list_append(&c->lru, &st->lru);
-            *fresh = !st->ready;
-            return st;
-        }
+    struct td_hnode *n = td_htab_find(&c->stmts, (unsigned)key, stmt_eq, &key);
+    if (n) {
+        struct stmt *st = TD_CONTAINER_OF(n, struct stmt, node);
+        td_list_append(&c->lru, &st->lru);
+        *fresh = !st->ready;
+        return st;
+    }
     *created = 1;
     if (c->nstmts >= STMT_MAX)
         stmt_evict(c, evicted, cap);
     struct stmt *st = td_xcalloc(1, sizeof(*st));
     st->key = key;
     snprintf(st->name, sizeof(st->name), "td%llu", ++c->seq);
-    st->next = *head;
-    *head = st;
+    td_htab_add(&c->stmts, &st->node, (unsigned)key);
     td_list_append(&c->lru, &st->lru);
     c->nstmts++;
     *fresh = 1;
@@ -475,9 +473,28 @@ static int send_ctx(struct db_conn *c, int prepare, const struct db_target *t, s
 
 /* Send everything, then read every result. Returns 0, a mapped error, or
  * TD_EUNAVAILABLE with *broken set when the connection failed. */
+/* The LSN query's result and the Sync after it (see run_pipeline); 0 when the
+ * connection failed. */
+static int read_lsn(PGconn *pg, unsigned long long *lsn)
+{
+    PGresult *r = PQgetResult(pg);
+    if (!r)
+        return 0;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        *lsn = db_lsn_parse(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    while ((r = PQgetResult(pg)))
+        PQclear(r);
+    r = PQgetResult(pg);
+    int ok = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    return ok;
+}
+
+/* lsn (NULL: not wanted) receives the primary's WAL position after the commit. */
 static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *t,
                         const struct db_stmt *stmts, int n, PGresult **res, int *broken,
-                        int *got_any)
+                        int *got_any, unsigned long long *lsn)
 {
     PGconn *pg = c->pg;
     struct sent sent[3 * (DB_MAX_PIPELINE + 1)];
@@ -493,6 +510,12 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
                        stmts[i].binary, sent, &ns, 0, i))
             goto fail;
     if (!PQpipelineSync(pg))
+        goto fail;
+    /* its own implicit transaction after the Sync, so after the commit: past the end of
+     * the commit record, where a replica must have replayed to (same round trip) */
+    if (lsn && (!PQsendQueryParams(pg, "SELECT pg_current_wal_insert_lsn()", 0, NULL, NULL, NULL,
+                                   NULL, 0) ||
+                !PQpipelineSync(pg)))
         goto fail;
     for (int q = 0; q < ns; q++) {
         PGresult *r = PQgetResult(pg);
@@ -528,6 +551,8 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
         if (st == PGRES_PIPELINE_SYNC)
             break;
     }
+    if (lsn && !read_lsn(pg, lsn))
+        goto fail;
     if (!PQexitPipelineMode(pg))
         goto fail;
     if (PQtransactionStatus(pg) != PQTRANS_IDLE)
@@ -546,6 +571,9 @@ fail:
 static int exec_on(struct db *db, struct db_server *s, const struct db_target *t,
                    const struct db_stmt *stmts, int n, PGresult **res)
 {
+    /* a tenant's write to a server with a replica: remember where its commit ends */
+    int want_lsn = !t->read_only && t->tenant_id && s == &db->servers[t->server] &&
+                   db_replicas_has(db->rep, t->server);
     for (int attempt = 0; attempt < 2; attempt++) {
         struct db_slot *slot = NULL;
         int rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
@@ -558,12 +586,14 @@ static int exec_on(struct db *db, struct db_server *s, const struct db_target *t
                 break;
         if (rc < 0)
             return rc;
-        struct db_conn *c = slot->conn;
+        struct db_conn *c = db_slot_conn(slot);
         int reused = attempt == 0 && PQstatus(c->pg) == CONNECTION_OK;
         int broken = 0, got_any = 0;
-        rc = run_pipeline(c, db->cfg.prepare, t, stmts, n, res, &broken, &got_any);
-        if (rc == 0 && !t->read_only && s == &db->servers[t->server])
-            db_replicas_wrote(db->rep, t->server, t->tenant_id, c->pg);
+        unsigned long long lsn = 0;
+        rc = run_pipeline(c, db->cfg.prepare, t, stmts, n, res, &broken, &got_any,
+                          want_lsn ? &lsn : NULL);
+        if (rc == 0 && want_lsn)
+            db_replicas_wrote(db->rep, t->server, t->tenant_id, lsn);
         db_pool_release(s->pool, slot, t->tenant_id, broken);
         /* A pooled connection that died while idle (server restart) failed before the
          * server answered anything: nothing ran, so one retry on a fresh one is safe. */
@@ -712,5 +742,5 @@ int db_read_connect(struct db *db, int server, const char *key, PGconn **out, in
 
 void db_note_write(struct db *db, int server, const char *key, PGconn *pg)
 {
-    db_replicas_wrote(db->rep, server, key, pg);
+    db_replicas_wrote(db->rep, server, key, pg ? db_lsn_query(pg) : 0);
 }
