@@ -96,7 +96,7 @@ int api_signup(struct http_req *req)
     struct tnt_tenant *t = NULL;
     long long t0 = td_now_us();
     rc = tnt_provision(req->app->db, &req->app->tenant_migs, &n, &t, &owner_json);
-    api_metrics_provision(rc, t0);
+    api_metrics_provision(req->app->metrics, rc, t0);
     if (rc == TD_ECONFLICT)
         detail = "this slug is taken";
     if (rc < 0)

@@ -1,9 +1,10 @@
 /*
  * metrics.c - Prometheus counters and histograms of the process, and their exposition.
  *
- * Every series is a plain atomic in static storage, so recording a request costs a few
- * relaxed atomic additions. Per-tenant counts live in a hash table whose entries are only
- * ever added (never freed until exit), which lets readers walk the chains without a lock.
+ * Every series is a plain atomic in the application's struct api_metrics, so recording a
+ * request costs a few relaxed atomic additions. Per-tenant counts live in a hash table whose
+ * entries are only ever added (never freed until exit), which lets readers walk the chains without
+ * a lock.
  */
 #include "api/metrics.h"
 
@@ -78,15 +79,42 @@ struct tenant_count {
     struct tenant_count *_Atomic next;
 };
 
-static struct slot slots[M_NSLOTS];
-static struct tenant_count *_Atomic tenant_buckets[T_BUCKETS];
-static pthread_mutex_t tenant_locks[T_STRIPES] = {[0 ... T_STRIPES - 1] =
-                                                      PTHREAD_MUTEX_INITIALIZER};
-static atomic_int tenant_entries;
-static atomic_ullong tenant_overflow;
-static atomic_ullong denied_mismatch, denied_rls_write, rate_limited;
-static struct slow_series provisions;
-static struct slow_series migrations;
+/* Everything one application counts (zero when made). */
+struct api_metrics {
+    struct slot slots[M_NSLOTS];
+    struct tenant_count *_Atomic tenant_buckets[T_BUCKETS];
+    pthread_mutex_t tenant_locks[T_STRIPES];
+    atomic_int tenant_entries;
+    atomic_ullong tenant_overflow;
+    atomic_ullong denied_mismatch, denied_rls_write, rate_limited;
+    struct slow_series provisions;
+    struct slow_series migrations;
+};
+
+struct api_metrics *api_metrics_new(void)
+{
+    struct api_metrics *m = td_xcalloc(1, sizeof(*m));
+    for (int i = 0; i < T_STRIPES; i++)
+        pthread_mutex_init(&m->tenant_locks[i], NULL);
+    return m;
+}
+
+void api_metrics_free(struct api_metrics *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < T_BUCKETS; i++) {
+        struct tenant_count *e = atomic_load(&m->tenant_buckets[i]);
+        while (e) {
+            struct tenant_count *next = atomic_load(&e->next);
+            free(e);
+            e = next;
+        }
+    }
+    for (int i = 0; i < T_STRIPES; i++)
+        pthread_mutex_destroy(&m->tenant_locks[i]);
+    free(m);
+}
 
 static void add(atomic_ullong *a, unsigned long long v)
 {
@@ -150,27 +178,28 @@ static struct tenant_count *chain_find(struct tenant_count *e, const char *id)
     return NULL;
 }
 
-static void count_tenant(const struct tnt_tenant *t)
+static void count_tenant(struct api_metrics *m, const struct tnt_tenant *t)
 {
     unsigned b = td_hash_str(t->id) % T_BUCKETS;
     struct tenant_count *e =
-        chain_find(atomic_load_explicit(&tenant_buckets[b], memory_order_acquire), t->id);
+        chain_find(atomic_load_explicit(&m->tenant_buckets[b], memory_order_acquire), t->id);
     if (!e) {
-        pthread_mutex_t *mu = &tenant_locks[b % T_STRIPES];
+        pthread_mutex_t *mu = &m->tenant_locks[b % T_STRIPES];
         pthread_mutex_lock(mu);
-        e = chain_find(atomic_load_explicit(&tenant_buckets[b], memory_order_acquire), t->id);
-        if (!e && atomic_load(&tenant_entries) < T_MAX) {
+        e = chain_find(atomic_load_explicit(&m->tenant_buckets[b], memory_order_acquire), t->id);
+        if (!e && atomic_load(&m->tenant_entries) < T_MAX) {
             e = td_xcalloc(1, sizeof(*e));
             snprintf(e->id, sizeof(e->id), "%s", t->id);
             snprintf(e->slug, sizeof(e->slug), "%s", t->slug);
-            atomic_store_explicit(&e->next, atomic_load(&tenant_buckets[b]), memory_order_relaxed);
+            atomic_store_explicit(&e->next, atomic_load(&m->tenant_buckets[b]),
+                                  memory_order_relaxed);
             /* publish the filled entry: readers walk the chain without the lock */
-            atomic_store_explicit(&tenant_buckets[b], e, memory_order_release);
-            atomic_fetch_add(&tenant_entries, 1);
+            atomic_store_explicit(&m->tenant_buckets[b], e, memory_order_release);
+            atomic_fetch_add(&m->tenant_entries, 1);
         }
         pthread_mutex_unlock(mu);
     }
-    add(e ? &e->n : &tenant_overflow, 1);
+    add(e ? &e->n : &m->tenant_overflow, 1);
 }
 
 static void observe(atomic_ullong *le, size_t nb, const double *bounds, atomic_ullong *sum_us,
@@ -184,12 +213,12 @@ static void observe(atomic_ullong *le, size_t nb, const double *bounds, atomic_u
     add(sum_us, (unsigned long long)us);
 }
 
-void api_metrics_request(const struct http_req *req)
+void api_metrics_request(struct api_metrics *m, const struct http_req *req)
 {
     /* no response was queued (the client went away): nothing to count */
     if (req->status < M_STATUS_MIN || req->status >= M_STATUS_MIN + M_NSTATUS)
         return;
-    struct slot *sl = &slots[slot_of(req)];
+    struct slot *sl = &m->slots[slot_of(req)];
     add(&sl->by_status[req->status - M_STATUS_MIN], 1);
     long long us = td_now_us() - req->started_us;
     if (us < 0)
@@ -199,16 +228,16 @@ void api_metrics_request(const struct http_req *req)
 
     int tenant_route = (req->route_flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON)) != 0;
     if (tenant_route && req->tenant)
-        count_tenant(req->tenant);
+        count_tenant(m, req->tenant);
     if (req->err == TD_EMISMATCH)
-        add(&denied_mismatch, 1);
+        add(&m->denied_mismatch, 1);
     /* a write naming a row the tenant's storage does not show it (RLS or another
      * tenant's schema): it matched nothing and the answer is 404 */
     if (tenant_route && req->err == TD_ENOTFOUND && req->nparams > 0 &&
         (!strcmp(req->method, "PATCH") || !strcmp(req->method, "DELETE")))
-        add(&denied_rls_write, 1);
+        add(&m->denied_rls_write, 1);
     if (req->status == 429)
-        add(&rate_limited, 1);
+        add(&m->rate_limited, 1);
 }
 
 static void slow_observe(struct slow_series *s, int rc, long long started_us)
@@ -218,17 +247,17 @@ static void slow_observe(struct slow_series *s, int rc, long long started_us)
     observe(s->le, M_NSLOW_BOUNDS, slow_bounds, &s->sum_us, us < 0 ? 0 : us);
 }
 
-void api_metrics_provision(int rc, long long started_us)
+void api_metrics_provision(struct api_metrics *m, int rc, long long started_us)
 {
     /* a taken slug or an unknown server is refused before any storage is made */
     if (rc == TD_ECONFLICT || rc == TD_EVALIDATION)
         return;
-    slow_observe(&provisions, rc, started_us);
+    slow_observe(&m->provisions, rc, started_us);
 }
 
-void api_metrics_migration(int rc, long long started_us)
+void api_metrics_migration(struct api_metrics *m, int rc, long long started_us)
 {
-    slow_observe(&migrations, rc, started_us);
+    slow_observe(&m->migrations, rc, started_us);
 }
 
 /* ---- exposition ---------------------------------------------------------------------- */
@@ -275,7 +304,7 @@ static void hist_lines(struct buf *b, const char *name, const char *labels,
         name, o, labels, c, count);
 }
 
-static void render_requests(struct buf *b)
+static void render_requests(struct buf *b, struct api_metrics *m)
 {
     size_t n;
     const struct http_route *r = all_routes(&n);
@@ -288,7 +317,7 @@ static void render_requests(struct buf *b)
         if (!unmatched && s >= n)
             continue;
         for (int st = 0; st < M_NSTATUS; st++) {
-            unsigned long long v = get(&slots[s].by_status[st]);
+            unsigned long long v = get(&m->slots[s].by_status[st]);
             if (v)
                 out(b,
                     "tenantd_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %llu\n",
@@ -315,9 +344,9 @@ static void render_requests(struct buf *b)
             if (!match)
                 continue;
             for (size_t i = 0; i <= M_NREQ_BOUNDS; i++)
-                le[i] += get(&slots[k].latency.le[i]);
-            sum += get(&slots[k].latency.sum_us);
-            count += get(&slots[k].latency.count);
+                le[i] += get(&m->slots[k].latency.le[i]);
+            sum += get(&m->slots[k].latency.sum_us);
+            count += get(&m->slots[k].latency.count);
         }
         if (!count)
             continue;
@@ -341,14 +370,14 @@ static int by_count_desc(const void *a, const void *b)
     return strcmp(x->e->slug, y->e->slug);
 }
 
-static void render_tenants(struct buf *b)
+static void render_tenants(struct buf *b, struct api_metrics *m)
 {
-    int cap = atomic_load(&tenant_entries) + 16, nrows = 0;
+    int cap = atomic_load(&m->tenant_entries) + 16, nrows = 0;
     struct tenant_row *rows = td_xcalloc((size_t)cap, sizeof(*rows));
-    unsigned long long other = get(&tenant_overflow);
+    unsigned long long other = get(&m->tenant_overflow);
     for (int i = 0; i < T_BUCKETS; i++)
         for (struct tenant_count *e =
-                 atomic_load_explicit(&tenant_buckets[i], memory_order_acquire);
+                 atomic_load_explicit(&m->tenant_buckets[i], memory_order_acquire);
              e; e = atomic_load_explicit(&e->next, memory_order_acquire)) {
             unsigned long long v = get(&e->n);
             if (nrows < cap) {
@@ -465,10 +494,10 @@ static void render_slow(struct buf *b, const char *name, const char *hname, cons
                get(&s->ok) + get(&s->failed));
 }
 
-static void render_jobs(struct buf *b)
+static void render_jobs(struct buf *b, const struct jobs *j)
 {
     struct jobs_stats js;
-    jobs_get_stats(&js);
+    jobs_get_stats(j, &js);
     help(b, "tenantd_jobs_total", "counter",
          "Background jobs finished by this instance, by outcome (retry: failed, will run "
          "again; dead: failed its last attempt; skipped: its tenant is suspended or deleted).");
@@ -531,24 +560,25 @@ static void render_backup(struct buf *b, struct td_app *app)
 
 char *api_metrics_render(struct td_app *app, size_t *len)
 {
+    struct api_metrics *m = app->metrics;
     struct buf b = {td_xmalloc(16384), 0, 16384};
-    render_requests(&b);
-    render_tenants(&b);
+    render_requests(&b, m);
+    render_tenants(&b, m);
     help(&b, "tenantd_denied_total", "counter",
          "Cross-tenant attempts refused: tenant_mismatch (token of another tenant), "
          "rls_empty_write (a PATCH or DELETE naming a row the tenant cannot see).");
-    out(&b, "tenantd_denied_total{reason=\"tenant_mismatch\"} %llu\n", get(&denied_mismatch));
-    out(&b, "tenantd_denied_total{reason=\"rls_empty_write\"} %llu\n", get(&denied_rls_write));
+    out(&b, "tenantd_denied_total{reason=\"tenant_mismatch\"} %llu\n", get(&m->denied_mismatch));
+    out(&b, "tenantd_denied_total{reason=\"rls_empty_write\"} %llu\n", get(&m->denied_rls_write));
     help(&b, "tenantd_rate_limited_total", "counter",
          "Requests refused with 429 because the plan's monthly API budget is spent.");
-    out(&b, "tenantd_rate_limited_total %llu\n", get(&rate_limited));
+    out(&b, "tenantd_rate_limited_total %llu\n", get(&m->rate_limited));
     render_pools(&b, app);
     render_replicas(&b, app);
     render_slow(&b, "tenantd_tenant_provisions", "tenantd_tenant_provision",
-                "tenant provisionings (storage and migrations)", &provisions);
+                "tenant provisionings (storage and migrations)", &m->provisions);
     render_slow(&b, "tenantd_migration_runs", "tenantd_migration_run",
-                "start-up migration runs (catalog and shared pool schemas)", &migrations);
-    render_jobs(&b);
+                "start-up migration runs (catalog and shared pool schemas)", &m->migrations);
+    render_jobs(&b, atomic_load(&app->jobs));
     render_backup(&b, app);
     *len = b.len;
     return b.p;

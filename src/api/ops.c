@@ -113,5 +113,5 @@ int api_admin_analytics(struct http_req *req)
 
 void api_metrics_observe(struct http_req *req)
 {
-    api_metrics_request(req);
+    api_metrics_request(req->app->metrics, req);
 }

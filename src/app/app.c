@@ -168,6 +168,7 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
     memset(app, 0, sizeof(*app));
     app->cfg = cfg;
     atomic_init(&app->ready, 0);
+    app->metrics = api_metrics_new();
     mig_expected_init(&app->expected, cfg->migrations_dir);
     if (sodium_init() < 0)
         return TD_EINTERNAL;
@@ -184,7 +185,7 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
         return rc;
     long long mig_t0 = td_now_us();
     rc = tnt_bootstrap(app->db, &app->catalog_migs, &app->tenant_migs, app_pw);
-    api_metrics_migration(rc, mig_t0);
+    api_metrics_migration(app->metrics, rc, mig_t0);
     if (rc < 0)
         return rc;
     app->jwt = auth_jwt_new(cfg->jwt_secret);
@@ -205,6 +206,7 @@ void td_app_close(struct td_app *app)
     auth_throttle_free(app->throttle);
     tnt_cache_free(app->cache);
     auth_jwt_free(app->jwt);
+    api_metrics_free(app->metrics);
     tnt_usercheck_free(app->usercheck);
     db_free(app->db);
     mig_set_cleanup(&app->catalog_migs);

@@ -18,11 +18,13 @@ struct tnt_usage;
 struct bkp;
 struct auth_throttle;
 struct auth_jwt;
+struct api_metrics;
 struct res_registry;
 struct tnt_usercheck;
 struct pgc_cluster;
 struct pgc_replica;
 struct tnt_listener;
+struct jobs;
 
 struct td_app {
     struct td_config *cfg;
@@ -39,6 +41,8 @@ struct td_app {
     struct auth_throttle *throttle;  /* failed logins, per process */
     struct auth_jwt *jwt;            /* the JWT secret and the tokens verified with it */
     struct tnt_usercheck *usercheck; /* user checks remembered for reads */
+    struct api_metrics *metrics;     /* what GET /metrics shows */
+    struct jobs *_Atomic jobs;       /* serve only: the job workers once started, or NULL */
     struct res_registry *resources;  /* served tenant tables (serve only), or NULL */
 };
 

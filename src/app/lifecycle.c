@@ -57,7 +57,7 @@ int app_tenant_create(struct td_app *app, const struct app_tenant_spec *s, json_
         s->server, s->owner};
     long long t0 = td_now_us();
     rc = tnt_provision(app->db, &app->tenant_migs, &n, &t, &owner_json);
-    api_metrics_provision(rc, t0);
+    api_metrics_provision(app->metrics, rc, t0);
     if (rc == TD_ECONFLICT)
         *detail = "this slug is taken";
     if (rc < 0)

@@ -61,6 +61,7 @@ int td_serve(struct td_config *cfg)
     const struct jobs_kind_ext *kinds = bkp_job_kinds(app.backup, &nk);
     if (jobs_start(app.db, &app.expected, cfg->job_workers, kinds, nk, &jobs) < 0)
         goto out;
+    atomic_store(&app.jobs, jobs); /* the HTTP loops already read it for /metrics */
     td_log_info("tenantd listening on http://%s (admin token in %s/admin-token unless "
                 "TENANTD_ADMIN_TOKEN is set; JWT secret in %s/jwt-secret)",
                 cfg->listen, cfg->data_dir, cfg->data_dir);
@@ -74,6 +75,7 @@ int td_serve(struct td_config *cfg)
 out:
     http_server_stop(msrv, 1);
     http_server_stop(srv, 10);
+    atomic_store(&app.jobs, NULL);
     jobs_stop(jobs);
     bkp_close(app.backup);
     res_registry_free(app.resources);

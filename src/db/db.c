@@ -5,6 +5,7 @@
 #include "db/db.h"
 
 #include "core/hash.h"
+#include "core/htab.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -32,16 +33,16 @@
  * DEALLOCATE churn in the LRU.
  */
 struct stmt {
+    struct td_hnode node; /* in db_conn.stmts, hashed by key */
     unsigned long long key;
     char name[24];
-    int ready;         /* the server confirmed the Parse */
-    struct stmt *next; /* hash chain */
+    int ready; /* the server confirmed the Parse */
     struct td_link lru;
 };
 
 struct db_conn {
     PGconn *pg;
-    struct stmt *buckets[STMT_BUCKETS];
+    struct td_htab stmts;
     struct td_list lru; /* least recently used first */
     int nstmts;
     unsigned long long seq;
@@ -119,20 +120,15 @@ static void *app_open(void *ctx, const char *database)
         return NULL;
     struct db_conn *c = td_xcalloc(1, sizeof(*c));
     c->pg = pg;
+    td_htab_init(&c->stmts, STMT_BUCKETS);
     return c;
 }
 
 static void conn_forget_stmts(struct db_conn *c)
 {
-    for (int b = 0; b < STMT_BUCKETS; b++) {
-        struct stmt *st = c->buckets[b];
-        while (st) {
-            struct stmt *next = st->next;
-            free(st);
-            st = next;
-        }
-        c->buckets[b] = NULL;
-    }
+    struct td_hnode *n;
+    while ((n = td_htab_pop(&c->stmts)))
+        free(TD_CONTAINER_OF(n, struct stmt, node));
     c->lru = (struct td_list){NULL, NULL};
     c->nstmts = 0;
 }
@@ -161,6 +157,7 @@ static void app_close(void *ctx, void *conn)
     struct db_conn *c = conn;
     finish_and_wait(c->pg);
     conn_forget_stmts(c);
+    td_htab_cleanup(&c->stmts);
     free(c);
 }
 
@@ -170,16 +167,18 @@ static unsigned long long stmt_key(const char *sql, const char *search_path)
     return td_hash64_str(h, search_path ? search_path : "");
 }
 
+/* The 64-bit key decides; the table hashes its low 32 bits. */
+static int stmt_eq(const struct td_hnode *n, const void *key)
+{
+    return TD_CONTAINER_OF(n, struct stmt, node)->key == *(const unsigned long long *)key;
+}
+
 /* Drop the least recently used statement (name copied to evicted) to make room. */
 static void stmt_evict(struct db_conn *c, char *evicted, size_t cap)
 {
     struct stmt *st = TD_CONTAINER_OF(c->lru.head, struct stmt, lru);
     td_list_unlink(&c->lru, &st->lru);
-    for (struct stmt **pp = &c->buckets[st->key % STMT_BUCKETS]; *pp; pp = &(*pp)->next)
-        if (*pp == st) {
-            *pp = st->next;
-            break;
-        }
+    td_htab_del(&c->stmts, &st->node);
     snprintf(evicted, cap, "%s", st->ready ? st->name : "");
     free(st);
     c->nstmts--;
@@ -193,23 +192,22 @@ static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *
                                 int *fresh, int *created, char *evicted, size_t cap)
 {
     unsigned long long key = stmt_key(sql, search_path);
-    struct stmt **head = &c->buckets[key % STMT_BUCKETS];
     evicted[0] = '\0';
     *created = 0;
-    for (struct stmt *st = *head; st; st = st->next)
-        if (st->key == key) {
-            td_list_append(&c->lru, &st->lru);
-            *fresh = !st->ready;
-            return st;
-        }
+    struct td_hnode *n = td_htab_find(&c->stmts, (unsigned)key, stmt_eq, &key);
+    if (n) {
+        struct stmt *st = TD_CONTAINER_OF(n, struct stmt, node);
+        td_list_append(&c->lru, &st->lru);
+        *fresh = !st->ready;
+        return st;
+    }
     *created = 1;
     if (c->nstmts >= STMT_MAX)
         stmt_evict(c, evicted, cap);
     struct stmt *st = td_xcalloc(1, sizeof(*st));
     st->key = key;
     snprintf(st->name, sizeof(st->name), "td%llu", ++c->seq);
-    st->next = *head;
-    *head = st;
+    td_htab_add(&c->stmts, &st->node, (unsigned)key);
     td_list_append(&c->lru, &st->lru);
     c->nstmts++;
     *fresh = 1;

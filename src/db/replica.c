@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#define REPLICA_POLL_MS 50
+#define REPLICA_POLL_MS 20
 #define REPLICA_STALE_US 1000000ULL /* a sample older than this: the replica is skipped */
 #define KEY_SLOTS 8192              /* remembered keys; an overwritten one is a miss */
 

@@ -43,6 +43,9 @@ struct jobs {
     atomic_int stop;
     const struct jobs_kind_ext *ext; /* set before the workers start, read-only after */
     int n_ext;
+    /* jobs_get_stats: finished jobs by outcome, and worker 0's last counts (-1: none yet) */
+    atomic_llong st_done, st_retried, st_dead, st_skipped;
+    atomic_llong q_queued, q_running, q_dead, m_pending, m_failed;
 };
 
 static const struct jobs_kind_ext *ext_find(struct jobs *j, const char *name)
@@ -53,20 +56,21 @@ static const struct jobs_kind_ext *ext_find(struct jobs *j, const char *name)
     return NULL;
 }
 
-static atomic_llong st_done, st_retried, st_dead, st_skipped;
-static atomic_llong q_queued = -1, q_running = -1, q_dead = -1, m_pending = -1, m_failed = -1;
-
-void jobs_get_stats(struct jobs_stats *o)
+void jobs_get_stats(const struct jobs *j, struct jobs_stats *o)
 {
-    o->done = atomic_load(&st_done);
-    o->retried = atomic_load(&st_retried);
-    o->dead = atomic_load(&st_dead);
-    o->skipped = atomic_load(&st_skipped);
-    o->queued = atomic_load(&q_queued);
-    o->running = atomic_load(&q_running);
-    o->dead_now = atomic_load(&q_dead);
-    o->mig_pending = atomic_load(&m_pending);
-    o->mig_failed = atomic_load(&m_failed);
+    if (!j) {
+        *o = (struct jobs_stats){0, 0, 0, 0, -1, -1, -1, -1, -1};
+        return;
+    }
+    o->done = atomic_load(&j->st_done);
+    o->retried = atomic_load(&j->st_retried);
+    o->dead = atomic_load(&j->st_dead);
+    o->skipped = atomic_load(&j->st_skipped);
+    o->queued = atomic_load(&j->q_queued);
+    o->running = atomic_load(&j->q_running);
+    o->dead_now = atomic_load(&j->q_dead);
+    o->mig_pending = atomic_load(&j->m_pending);
+    o->mig_failed = atomic_load(&j->m_failed);
 }
 
 int jobs__fail(struct jobs__ctx *ctx, int rc, const char *fmt, ...)
@@ -152,7 +156,7 @@ static void tick(struct worker *w, long long *next_tick, long long *next_count)
         r = NULL;
         if (db_admin_exec(w->pg, "dead-lettering lost jobs", lost_sql, 0, NULL, &r) == 0 &&
             atoi(PQcmdTuples(r)) > 0) {
-            atomic_fetch_add(&st_dead, atoi(PQcmdTuples(r)));
+            atomic_fetch_add(&w->jobs->st_dead, atoi(PQcmdTuples(r)));
             td_log_warn("jobs: %s job(s) lost their worker on the last attempt: dead",
                         PQcmdTuples(r));
         }
@@ -165,11 +169,11 @@ static void tick(struct worker *w, long long *next_tick, long long *next_count)
         snprintf(ver, sizeof(ver), "%d", mig_expected_get(w->jobs->expected));
         if (db_admin_exec(w->pg, "counting jobs", count_sql, 1, (const char *const[]){ver}, &r) ==
             0) {
-            atomic_store(&q_queued, atoll(PQgetvalue(r, 0, 0)));
-            atomic_store(&q_running, atoll(PQgetvalue(r, 0, 1)));
-            atomic_store(&q_dead, atoll(PQgetvalue(r, 0, 2)));
-            atomic_store(&m_pending, atoll(PQgetvalue(r, 0, 3)));
-            atomic_store(&m_failed, atoll(PQgetvalue(r, 0, 4)));
+            atomic_store(&w->jobs->q_queued, atoll(PQgetvalue(r, 0, 0)));
+            atomic_store(&w->jobs->q_running, atoll(PQgetvalue(r, 0, 1)));
+            atomic_store(&w->jobs->q_dead, atoll(PQgetvalue(r, 0, 2)));
+            atomic_store(&w->jobs->m_pending, atoll(PQgetvalue(r, 0, 3)));
+            atomic_store(&w->jobs->m_failed, atoll(PQgetvalue(r, 0, 4)));
         }
         PQclear(r);
     }
@@ -216,7 +220,7 @@ static void retry(struct worker *w, const char *id, const char *kind, const char
     const char *p[3] = {id, w->name, error};
     if (db_admin_exec(w->pg, "scheduling a retry", retry_sql, 3, p, &r) == 0 && PQntuples(r) == 1) {
         int dead = strcmp(PQgetvalue(r, 0, 0), "dead") == 0;
-        atomic_fetch_add(dead ? &st_dead : &st_retried, 1);
+        atomic_fetch_add(dead ? &w->jobs->st_dead : &w->jobs->st_retried, 1);
         if (dead)
             td_log_warn("jobs: %s job %s failed its last attempt and is dead: %s", kind, id, error);
         else
@@ -270,7 +274,7 @@ static void run_claimed(struct worker *w, PGresult *r)
         rc = x->run(x->arg, w->pg, id, payload, ctx.error, sizeof(ctx.error));
         if (rc == 0) {
             finish(w, id, "done", NULL);
-            atomic_fetch_add(&st_done, 1);
+            atomic_fetch_add(&w->jobs->st_done, 1);
         }
         goto out;
     }
@@ -293,7 +297,7 @@ static void run_claimed(struct worker *w, PGresult *r)
     }
     if (skip) {
         finish(w, id, "skipped", skip);
-        atomic_fetch_add(&st_skipped, 1);
+        atomic_fetch_add(&w->jobs->st_skipped, 1);
         td_log_info("jobs: %s job %s skipped: %s", kind, id, skip);
         rc = 0;
         goto out;
@@ -309,7 +313,7 @@ static void run_claimed(struct worker *w, PGresult *r)
     ctx.payload = payload;
     if ((rc = k->run(&ctx)) == 0) {
         finish(w, id, "done", NULL);
-        atomic_fetch_add(&st_done, 1);
+        atomic_fetch_add(&w->jobs->st_done, 1);
         td_log_debug("jobs: %s job %s done in %lld ms", kind, id, td_now_ms() - t0);
     }
 out:
@@ -393,6 +397,11 @@ int jobs_start(struct db *db, struct mig_expected *expected, int n, const struct
     struct jobs *j = td_xcalloc(1, sizeof(*j));
     j->db = db;
     j->expected = expected;
+    atomic_init(&j->q_queued, -1);
+    atomic_init(&j->q_running, -1);
+    atomic_init(&j->q_dead, -1);
+    atomic_init(&j->m_pending, -1);
+    atomic_init(&j->m_failed, -1);
     j->ext = ext;
     j->n_ext = n_ext;
     j->workers = td_xcalloc((size_t)n, sizeof(*j->workers));

@@ -66,7 +66,7 @@ int jobs_enqueue(PGconn *pg, const char *tenant_id, const char *kind, const char
  * plans): kept forever. */
 int jobs_audit_retention_days(const char *plan);
 
-/* Counters of this process (finished jobs by outcome) and the last counts made by
+/* Counters of one struct jobs (finished jobs by outcome) and the last counts made by
  * worker 0 (-1 until it has counted): the queue, and tenants whose storage is behind the
  * expected tenant migration version or whose last migration failed. */
 struct jobs_stats {
@@ -74,7 +74,7 @@ struct jobs_stats {
     long long queued, running, dead_now;
     long long mig_pending, mig_failed;
 };
-/* Thread-safe snapshot. */
-void jobs_get_stats(struct jobs_stats *out);
+/* Thread-safe snapshot of j's counters; j NULL (no workers): zeros and -1. */
+void jobs_get_stats(const struct jobs *j, struct jobs_stats *out);
 
 #endif

@@ -157,6 +157,33 @@ int res_value_text_ok(const struct res_col *c, const char *v)
 }
 
 /* A scalar JSON value for kind k of c into its parameter text. */
+/* Whether number text v (number_ok) fits numeric(p,s) of c: at most p - s digits before
+ * the point once the exponent is applied (PostgreSQL would refuse it with 22003, which
+ * cannot name the column). Columns without a precision take any. */
+static int numeric_fits(const struct res_col *c, const char *v)
+{
+    int p, sc = 0;
+    if (c->kind != RES_NUMERIC || sscanf(c->sqltype, "numeric(%d,%d)", &p, &sc) < 1)
+        return 1;
+    const char *d = v + (*v == '-' || *v == '+');
+    while (*d == '0')
+        d++;
+    long digits = 0, first = -1, pos = 0;
+    for (; isdigit((unsigned char)*d) || *d == '.'; d++) {
+        if (*d == '.') {
+            if (first < 0)
+                first = pos; /* digits before the point (leading zeros dropped) */
+            continue;
+        }
+        pos++;
+    }
+    digits = first < 0 ? pos : first;
+    if (*d == 'e' || *d == 'E')
+        digits += strtol(d + 1, NULL, 10);
+    /* 0.x and values that round down to no integer digit always fit */
+    return digits <= (long)(p - sc) || (digits <= 0);
+}
+
 static int scalar(const struct res_col *c, json_t *v, struct td_arena *a, const char **text,
                   const char **why)
 {
@@ -176,10 +203,13 @@ static int scalar(const struct res_col *c, json_t *v, struct td_arena *a, const 
         else if (json_is_real(v))
             snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
         else if (json_is_string(v) && c->kind == RES_NUMERIC && number_ok(json_string_value(v)))
-            return *text = json_string_value(v), 0;
+            snprintf(buf, sizeof(buf), "%s", "");
         else
             return *why = "must be a number", -1;
-        return *text = td_arena_strdup(a, buf), 0;
+        *text = buf[0] ? td_arena_strdup(a, buf) : json_string_value(v);
+        if (!numeric_fits(c, *text))
+            return *why = "is out of range for its precision", -1;
+        return 0;
     case RES_BOOL:
         if (!json_is_boolean(v))
             return *why = "must be true or false", -1;

@@ -40,7 +40,7 @@ static long lock_waiters(PGconn *c)
     char v[32];
     if (!td_sql_value(c,
                       "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                      "AND query ILIKE '%INSERT INTO projects%'",
+                      "AND query ILIKE '%INSERT INTO \"projects\"%'",
                       0, NULL, v, sizeof(v)))
         return -1;
     return atol(v);

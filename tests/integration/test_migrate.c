@@ -8,6 +8,7 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -27,6 +28,10 @@ static char migenv[128];               /* TENANTD_MIGRATIONS_DIR=... */
 static struct td_principal ta, tb, tp; /* schema, schema (broken later), pool */
 static char td_slug[64] = "mig-d";     /* database tenant */
 static char td_id[64];
+/* The shipped tenant migrations' version (B) and the test's own files after it: B+1 adds the
+ * priority column, B+2 sleeps. Held as text too, for the ledger assertions. */
+static int base_v;
+static char vb[16], vp[16], prio_file[64], prio_name[48], slow_file[64];
 
 static const char priority_sql[] =
     "ALTER TABLE projects ADD COLUMN priority integer NOT NULL DEFAULT 0;\n"
@@ -200,6 +205,29 @@ static void db_exec(const char *dbname, const char *sql)
     PQfinish(c);
 }
 
+/* The highest NNNN of migrations/tenant/NNNN_*.sql in the copy, and the names after it. */
+static int shipped_version(void)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/tenant", migdir);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int v = atoi(e->d_name);
+        if (v > base_v && strstr(e->d_name, ".sql"))
+            base_v = v;
+    }
+    closedir(d);
+    snprintf(vb, sizeof(vb), "%d", base_v);
+    snprintf(vp, sizeof(vp), "%d", base_v + 1);
+    snprintf(prio_name, sizeof(prio_name), "%04d_priority", base_v + 1);
+    snprintf(prio_file, sizeof(prio_file), "tenant/%s.sql", prio_name);
+    snprintf(slow_file, sizeof(slow_file), "tenant/%04d_slow.sql", base_v + 2);
+    return base_v > 0 ? 0 : -1;
+}
+
 static int setup(void **state)
 {
     const char *src = getenv("TD_SOURCE_DIR");
@@ -216,6 +244,8 @@ static int setup(void **state)
     if (system(cmd) != 0)
         return -1;
     snprintf(migenv, sizeof(migenv), "TENANTD_MIGRATIONS_DIR=%s", migdir);
+    if (shipped_version() < 0)
+        return -1;
     if (td_server_start(&srv, env) < 0)
         return -1;
     if (td_admin_create_tenant(&srv, "mig-a", "schema", NULL, "owner@a.example", "password-a1",
@@ -265,9 +295,9 @@ static void test_nothing_pending(void **state)
 
     td_admin(&srv, "GET", "/admin/migrations", NULL, &resp);
     TD_ASSERT_STATUS(&resp, 200);
-    assert_int_equal(jint(resp.json, "expected_version"), 1);
+    assert_int_equal(jint(resp.json, "expected_version"), base_v);
     assert_int_equal(jint(resp.json, "pending"), 0);
-    assert_int_equal(jint(json_object_get(resp.json, "tenants_by_version"), "1"), 4);
+    assert_int_equal(jint(json_object_get(resp.json, "tenants_by_version"), vb), 4);
     assert_int_equal(json_array_size(json_object_get(resp.json, "failed")), 0);
     assert_true(jint(resp.json, "catalog_version") >= 2);
     td_resp_free(&resp);
@@ -288,7 +318,7 @@ static void test_dry_run_changes_nothing(void **state)
     int seen_a = 0, seen_pool = 0;
     (void)state;
 
-    write_file(migdir, "tenant/0002_priority.sql", priority_sql);
+    write_file(migdir, prio_file, priority_sql);
     migrate(args, "dry", &r);
     assert_int_equal(r.status, 0);
     assert_non_null(r.json);
@@ -297,7 +327,7 @@ static void test_dry_run_changes_nothing(void **state)
     json_array_foreach(json_object_get(r.json, "plan"), i, item)
     {
         const char *slug = td_jstr(item, "tenant");
-        assert_string_equal(td_jstr(item, "pending"), "0002_priority");
+        assert_string_equal(td_jstr(item, "pending"), prio_name);
         seen_a += slug && !strcmp(slug, "mig-a");
         seen_pool += !slug;
     }
@@ -307,21 +337,21 @@ static void test_dry_run_changes_nothing(void **state)
 
     /* nothing applied: ledgers, catalog summary, the column itself */
     ledger_max(ta.tenant_id, NULL, v, sizeof(v));
-    assert_string_equal(v, "1");
+    assert_string_equal(v, vb);
     ledger_max(NULL, NULL, v, sizeof(v));
-    assert_string_equal(v, "1");
+    assert_string_equal(v, vb);
     tenant_dbname(dbname, sizeof(dbname));
     ledger_max(td_id, dbname, v, sizeof(v));
-    assert_string_equal(v, "1");
+    assert_string_equal(v, vb);
     catalog_value("SELECT schema_version FROM tenantd.tenants WHERE slug = $1", "mig-a", v,
                   sizeof(v));
-    assert_string_equal(v, "1");
+    assert_string_equal(v, vb);
     catalog_value("SELECT count(*) FROM information_schema.columns WHERE column_name = 'priority'",
                   NULL, v, sizeof(v));
     assert_string_equal(v, "0");
 }
 
-/* With 0002 on disk the server expects version 2: schema tenants still at 1 get 503
+/* With B+1 on disk the server expects version B+1: schema tenants still at B get 503
  * unavailable with Retry-After (noticed without a restart); the pool tenant is served. */
 static void test_behind_tenant_gets_503(void **state)
 {
@@ -364,31 +394,31 @@ static void test_partial_failure(void **state)
     f = json_array_get(json_object_get(r.json, "failures"), 0);
     assert_non_null(f);
     assert_string_equal(td_jstr(f, "tenant"), "mig-b");
-    assert_non_null(strstr(td_jstr(f, "error"), "0002_priority"));
+    assert_non_null(strstr(td_jstr(f, "error"), prio_name));
     assert_non_null(strstr(td_jstr(f, "error"), "priority"));
     run_free(&r);
 
     ledger_max(ta.tenant_id, NULL, v, sizeof(v));
-    assert_string_equal(v, "2");
+    assert_string_equal(v, vp);
     tenant_dbname(dbname, sizeof(dbname));
     ledger_max(td_id, dbname, v, sizeof(v));
-    assert_string_equal(v, "2");
+    assert_string_equal(v, vp);
     ledger_max(NULL, NULL, v, sizeof(v));
-    assert_string_equal(v, "2");
+    assert_string_equal(v, vp);
     ledger_max(tb.tenant_id, NULL, v, sizeof(v));
-    assert_string_equal(v, "1");
+    assert_string_equal(v, vb);
 
     td_admin(&srv, "GET", "/admin/migrations", NULL, &resp);
     TD_ASSERT_STATUS(&resp, 200);
-    assert_int_equal(jint(resp.json, "expected_version"), 2);
+    assert_int_equal(jint(resp.json, "expected_version"), base_v + 1);
     assert_int_equal(jint(resp.json, "pending"), 1);
-    assert_int_equal(jint(json_object_get(resp.json, "tenants_by_version"), "1"), 1);
-    assert_int_equal(jint(json_object_get(resp.json, "tenants_by_version"), "2"), 3);
+    assert_int_equal(jint(json_object_get(resp.json, "tenants_by_version"), vb), 1);
+    assert_int_equal(jint(json_object_get(resp.json, "tenants_by_version"), vp), 3);
     f = json_array_get(json_object_get(resp.json, "failed"), 0);
     assert_int_equal(json_array_size(json_object_get(resp.json, "failed")), 1);
     assert_string_equal(td_jstr(f, "slug"), "mig-b");
     assert_string_equal(td_jstr(f, "id"), tb.tenant_id);
-    assert_int_equal(jint(f, "version"), 1);
+    assert_int_equal(jint(f, "version"), base_v);
     assert_non_null(strstr(td_jstr(f, "error"), "priority"));
     td_resp_free(&resp);
 
@@ -420,12 +450,12 @@ static void test_rerun_after_repair(void **state)
     assert_int_equal(jint(r.json, "failed"), 0);
     run_free(&r);
     ledger_max(tb.tenant_id, NULL, v, sizeof(v));
-    assert_string_equal(v, "2");
+    assert_string_equal(v, vp);
 
     td_admin(&srv, "GET", "/admin/migrations", NULL, &resp);
     TD_ASSERT_STATUS(&resp, 200);
     assert_int_equal(jint(resp.json, "pending"), 0);
-    assert_int_equal(jint(json_object_get(resp.json, "tenants_by_version"), "2"), 4);
+    assert_int_equal(jint(json_object_get(resp.json, "tenants_by_version"), vp), 4);
     assert_int_equal(json_array_size(json_object_get(resp.json, "failed")), 0);
     td_resp_free(&resp);
 
@@ -494,7 +524,7 @@ static void test_concurrent_runners(void **state)
     (void)state;
 
     /* slow enough (1 s per target) for the second runner to meet the first */
-    write_file(migdir, "tenant/0003_slow.sql", "SELECT pg_sleep(1);\n");
+    write_file(migdir, slow_file, "SELECT pg_sleep(1);\n");
     first = migrate_start(jobs1, "first");
     for (int i = 0; i < 200 && !runner_lock_held(); i++)
         td_sleep_ms(50);

@@ -114,6 +114,22 @@ static void test_read_your_writes_and_replica_share(void **state)
     assert_int_equal(metric("tenantd_replica_up{server=\"main\"}"), 1);
 }
 
+/* GET /admin/analytics reads its materialized views on the replica once it caught up. */
+static void test_analytics_reads_replica(void **state)
+{
+    (void)state;
+    td_sleep_ms(300);
+    long long rep0 = metric(READS_REPLICA);
+    for (int i = 0; i < 5; i++) {
+        struct td_resp r;
+        td_admin(&srv, "GET", "/admin/analytics", NULL, &r);
+        TD_ASSERT_STATUS(&r, 200);
+        assert_non_null(json_object_get(r.json, "tenants_total"));
+        td_resp_free(&r);
+    }
+    assert_true(metric(READS_REPLICA) - rep0 >= 5);
+}
+
 /* Replay paused: alice's new rows are not on the replica, so her reads go to the primary
  * and see them; bob wrote nothing since, so his still go to the replica. */
 static void test_paused_replay_sends_writer_to_primary(void **state)
@@ -194,6 +210,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_your_writes_and_replica_share),
+        cmocka_unit_test(test_analytics_reads_replica),
         cmocka_unit_test(test_paused_replay_sends_writer_to_primary),
         cmocka_unit_test(test_replica_stopped_under_load),
     };

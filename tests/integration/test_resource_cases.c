@@ -393,6 +393,13 @@ static void test_validation(void **state)
                        "customers_tier_range");
         expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"balance\":\"1e\"}", 400, v,
                        "balance");
+        /* numeric(14, 4): 10 digits before the point, the 11th is named */
+        expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"balance\":\"12345678901\"}", 400,
+                       v, "balance");
+        expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"balance\":1e12}", 400, v,
+                       "balance");
+        expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"balance\":\"1.5e10\"}", 400, v,
+                       "balance");
         expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"birthday\":\"03/02/1990\"}", 400,
                        v, "birthday");
         expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"birthday\":\"1990-02-30\"}", 400,

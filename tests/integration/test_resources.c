@@ -189,6 +189,20 @@ static void crud(const struct tenant *t)
     expect(t, "DELETE", path, NULL, 404, "not_found", NULL);
     expect(t, "GET", "/customers/not-a-uuid", NULL, 404, "not_found", NULL);
     expect(t, "GET", "/ledger-notes", NULL, 404, "not_found", NULL);
+    /* a row of defaults only, one or several */
+    req(t, t->member, "POST", "/pings", "{}", &r);
+    TD_ASSERT_STATUS(&r, 201);
+    assert_int_equal(strlen(td_jstr(r.json, "at")), 27);
+    assert_true(json_is_null(json_object_get(r.json, "note")));
+    td_resp_free(&r);
+    req(t, t->member, "POST", "/pings", "[{},{\"note\":\"n\"},{}]", &r);
+    TD_ASSERT_STATUS(&r, 201);
+    assert_int_equal(json_array_size(json_object_get(r.json, "data")), 3);
+    td_resp_free(&r);
+    req(t, t->member, "POST", "/pings", "[{},{}]", &r);
+    TD_ASSERT_STATUS(&r, 201);
+    assert_int_equal(json_array_size(json_object_get(r.json, "data")), 2);
+    td_resp_free(&r);
     expect(t, "PUT", "/customers", "{}", 405, NULL, NULL);
 }
 

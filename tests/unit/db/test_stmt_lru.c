@@ -26,6 +26,20 @@ static struct look look(struct db_conn *c, const char *sql, const char *path)
     return l;
 }
 
+static struct db_conn *conn_new(void)
+{
+    struct db_conn *c = td_xcalloc(1, sizeof(*c));
+    td_htab_init(&c->stmts, STMT_BUCKETS);
+    return c;
+}
+
+static void conn_free(struct db_conn *c)
+{
+    conn_forget_stmts(c);
+    td_htab_cleanup(&c->stmts);
+    free(c);
+}
+
 static void sql_of(int i, char *buf, size_t cap)
 {
     snprintf(buf, cap, "SELECT %d", i);
@@ -34,7 +48,7 @@ static void sql_of(int i, char *buf, size_t cap)
 static void test_key_and_fresh(void **state)
 {
     (void)state;
-    struct db_conn *c = td_xcalloc(1, sizeof(*c));
+    struct db_conn *c = conn_new();
     struct look a = look(c, "SELECT 1", NULL);
     assert_true(a.created);
     assert_true(a.fresh);
@@ -54,13 +68,13 @@ static void test_key_and_fresh(void **state)
     assert_int_equal(c->nstmts, 2);
     conn_forget_stmts(c);
     assert_int_equal(c->nstmts, 0);
-    free(c);
+    conn_free(c);
 }
 
 static void test_lru_eviction(void **state)
 {
     (void)state;
-    struct db_conn *c = td_xcalloc(1, sizeof(*c));
+    struct db_conn *c = conn_new();
     char sql[32], first_name[24];
     for (int i = 0; i < STMT_MAX; i++) {
         sql_of(i, sql, sizeof(sql));
@@ -95,8 +109,7 @@ static void test_lru_eviction(void **state)
     l = look(c, sql, NULL);
     assert_string_equal(l.evicted, ""); /* 10000..: never ready */
     assert_int_equal(c->nstmts, STMT_MAX);
-    conn_forget_stmts(c);
-    free(c);
+    conn_free(c);
 }
 
 int main(void)
