@@ -473,9 +473,28 @@ static int send_ctx(struct db_conn *c, int prepare, const struct db_target *t, s
 
 /* Send everything, then read every result. Returns 0, a mapped error, or
  * TD_EUNAVAILABLE with *broken set when the connection failed. */
+/* The LSN query's result and the Sync after it (see run_pipeline); 0 when the
+ * connection failed. */
+static int read_lsn(PGconn *pg, unsigned long long *lsn)
+{
+    PGresult *r = PQgetResult(pg);
+    if (!r)
+        return 0;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        *lsn = db_lsn_parse(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    while ((r = PQgetResult(pg)))
+        PQclear(r);
+    r = PQgetResult(pg);
+    int ok = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    return ok;
+}
+
+/* lsn (NULL: not wanted) receives the primary's WAL position after the commit. */
 static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *t,
                         const struct db_stmt *stmts, int n, PGresult **res, int *broken,
-                        int *got_any)
+                        int *got_any, unsigned long long *lsn)
 {
     PGconn *pg = c->pg;
     struct sent sent[3 * (DB_MAX_PIPELINE + 1)];
@@ -491,6 +510,12 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
                        stmts[i].binary, sent, &ns, 0, i))
             goto fail;
     if (!PQpipelineSync(pg))
+        goto fail;
+    /* its own implicit transaction after the Sync, so after the commit: past the end of
+     * the commit record, where a replica must have replayed to (same round trip) */
+    if (lsn && (!PQsendQueryParams(pg, "SELECT pg_current_wal_insert_lsn()", 0, NULL, NULL, NULL,
+                                   NULL, 0) ||
+                !PQpipelineSync(pg)))
         goto fail;
     for (int q = 0; q < ns; q++) {
         PGresult *r = PQgetResult(pg);
@@ -526,6 +551,8 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
         if (st == PGRES_PIPELINE_SYNC)
             break;
     }
+    if (lsn && !read_lsn(pg, lsn))
+        goto fail;
     if (!PQexitPipelineMode(pg))
         goto fail;
     if (PQtransactionStatus(pg) != PQTRANS_IDLE)
@@ -544,6 +571,9 @@ fail:
 static int exec_on(struct db *db, struct db_server *s, const struct db_target *t,
                    const struct db_stmt *stmts, int n, PGresult **res)
 {
+    /* a tenant's write to a server with a replica: remember where its commit ends */
+    int want_lsn = !t->read_only && t->tenant_id && s == &db->servers[t->server] &&
+                   db_replicas_has(db->rep, t->server);
     for (int attempt = 0; attempt < 2; attempt++) {
         struct db_slot *slot = NULL;
         int rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
@@ -559,9 +589,11 @@ static int exec_on(struct db *db, struct db_server *s, const struct db_target *t
         struct db_conn *c = slot->conn;
         int reused = attempt == 0 && PQstatus(c->pg) == CONNECTION_OK;
         int broken = 0, got_any = 0;
-        rc = run_pipeline(c, db->cfg.prepare, t, stmts, n, res, &broken, &got_any);
-        if (rc == 0 && !t->read_only && s == &db->servers[t->server])
-            db_replicas_wrote(db->rep, t->server, t->tenant_id, c->pg);
+        unsigned long long lsn = 0;
+        rc = run_pipeline(c, db->cfg.prepare, t, stmts, n, res, &broken, &got_any,
+                          want_lsn ? &lsn : NULL);
+        if (rc == 0 && want_lsn)
+            db_replicas_wrote(db->rep, t->server, t->tenant_id, lsn);
         db_pool_release(s->pool, slot, t->tenant_id, broken);
         /* A pooled connection that died while idle (server restart) failed before the
          * server answered anything: nothing ran, so one retry on a fresh one is safe. */
@@ -710,5 +742,5 @@ int db_read_connect(struct db *db, int server, const char *key, PGconn **out, in
 
 void db_note_write(struct db *db, int server, const char *key, PGconn *pg)
 {
-    db_replicas_wrote(db->rep, server, key, pg);
+    db_replicas_wrote(db->rep, server, key, pg ? db_lsn_query(pg) : 0);
 }

@@ -252,18 +252,20 @@ void db_replicas_failed(struct db_replicas *r, int server)
     atomic_fetch_add(&r->s[server].reads_primary, 1);
 }
 
-void db_replicas_wrote(struct db_replicas *r, int server, const char *key, PGconn *pg)
+unsigned long long db_lsn_query(PGconn *pg)
+{
+    unsigned long long lsn = 0;
+    PGresult *res = PQexec(pg, "SELECT pg_current_wal_insert_lsn()");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        lsn = db_lsn_parse(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return lsn;
+}
+
+void db_replicas_wrote(struct db_replicas *r, int server, const char *key, unsigned long long lsn)
 {
     if (!db_replicas_has(r, server) || !key)
         return;
-    unsigned long long lsn = 0;
-    if (pg) {
-        /* after the commit: at or past the end of its commit record */
-        PGresult *res = PQexec(pg, "SELECT pg_current_wal_insert_lsn()");
-        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-            lsn = db_lsn_parse(PQgetvalue(res, 0, 0));
-        PQclear(res);
-    }
     unsigned long long h = key_hash(server, key);
     pthread_mutex_lock(&r->mu);
     struct key_slot *k = &r->keys[h % KEY_SLOTS];

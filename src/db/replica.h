@@ -32,9 +32,11 @@ int db_replicas_pick(struct db_replicas *r, int server, const char *key);
 /* A read picked for the replica failed there (it is then run on the primary): the replica
  * is skipped until the poller reaches it again. */
 void db_replicas_failed(struct db_replicas *r, int server);
-/* After a committed write of key: pg is the connection that ran it (asked for its
- * position, one short statement), or NULL: wait for the next sample of the primary. */
-void db_replicas_wrote(struct db_replicas *r, int server, const char *key, PGconn *pg);
+/* After a committed write of key: lsn is the primary's WAL position after the commit, or
+ * 0 (not known): the primary's position polled from now on stands for it. */
+void db_replicas_wrote(struct db_replicas *r, int server, const char *key, unsigned long long lsn);
+/* pg_current_wal_insert_lsn() on pg; 0 on failure. */
+unsigned long long db_lsn_query(PGconn *pg);
 
 struct db_replica_stats {
     int configured, up;

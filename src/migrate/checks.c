@@ -93,9 +93,58 @@ static int options(const char *comment, json_t **opts)
     return -1;
 }
 
+static int one_of(const char *s, const char *const *set)
+{
+    for (int i = 0; s && set[i]; i++)
+        if (!strcmp(s, set[i]))
+            return 1;
+    return 0;
+}
+
+/*
+ * What is wrong with the options of a table (column 0) or of a column (column 1), into
+ * why[cap]; 0 when they are all known and well typed. A misspelt option would otherwise be
+ * ignored and its default (member may write) would silently apply.
+ */
+static int bad_options(json_t *opts, int column, char *why, size_t cap)
+{
+    static const char *const roles[] = {"member", "admin", "owner", NULL};
+    static const char *const plans[] = {"free", "starter", "pro", "enterprise", NULL};
+    const char *k;
+    json_t *v;
+    json_object_foreach(opts, k, v)
+    {
+        if (column && (!strcmp(k, "private") || !strcmp(k, "readonly"))) {
+            if (!json_is_boolean(v))
+                return snprintf(why, cap, "option \"%s\" must be true or false", k), 1;
+        } else if (!column && (!strcmp(k, "read") || !strcmp(k, "write"))) {
+            if (!one_of(json_string_value(v), roles))
+                return snprintf(why, cap, "option \"%s\" must be member, admin or owner", k), 1;
+        } else if (!column && !strcmp(k, "expose")) {
+            if (!json_is_boolean(v))
+                return snprintf(why, cap, "option \"expose\" must be true or false"), 1;
+        } else if (!column && !strcmp(k, "max") && json_is_object(v)) {
+            const char *plan;
+            json_t *n;
+            json_object_foreach(v, plan, n)
+            {
+                if (!one_of(plan, plans) || !json_is_integer(n) || json_integer_value(n) < 0)
+                    return snprintf(why, cap,
+                                    "option \"max\" takes plans (free, starter, pro, "
+                                    "enterprise) with whole numbers of rows"),
+                           1;
+            }
+        } else {
+            return snprintf(why, cap, "unknown option \"%.40s\"", k), 1;
+        }
+    }
+    return 0;
+}
+
 static int check_tables(PGconn *pg, char *msg, size_t cap)
 {
     PGresult *r = NULL;
+    char why[160];
     int rc = db_admin_exec(pg, "checking the tenant tables", tables_sql, 0, NULL, &r);
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
         const char *name = PQgetvalue(r, i, 0);
@@ -108,6 +157,9 @@ static int check_tables(PGconn *pg, char *msg, size_t cap)
                      "table %s: its tenantd comment is not a JSON object after the "
                      "word tenantd",
                      name);
+            rc = TD_EVALIDATION;
+        } else if (opts && bad_options(opts, 0, why, sizeof(why))) {
+            snprintf(msg, cap, "table %s: its tenantd comment: %s", name, why);
             rc = TD_EVALIDATION;
         } else if (strcmp(name, "users") != 0 && strcmp(name, "audit_logs") != 0 &&
                    !json_is_false(json_object_get(opts, "expose"))) {
@@ -145,11 +197,16 @@ static int check_fkeys_and_columns(PGconn *pg, char *msg, size_t cap)
         rc = db_admin_exec(pg, "checking column comments", columns_sql, 0, NULL, &r);
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
         json_t *opts = NULL;
+        char why[160];
         if (options(PQgetvalue(r, i, 2), &opts) < 0) {
             snprintf(msg, cap,
                      "table %s: the tenantd comment of column %s is not a JSON object "
                      "after the word tenantd",
                      PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+            rc = TD_EVALIDATION;
+        } else if (opts && bad_options(opts, 1, why, sizeof(why))) {
+            snprintf(msg, cap, "table %s: the tenantd comment of column %s: %s",
+                     PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), why);
             rc = TD_EVALIDATION;
         }
         json_decref(opts);

@@ -47,6 +47,10 @@ static void *listen_loop(void *arg)
         PGnotify *n;
         while ((n = PQnotifies(pg))) {
             tnt_cache_invalidate(l->cache, n->extra && *n->extra ? n->extra : NULL);
+            /* its storage changed (restore, move, import): reads wait for a replica to
+             * replay past the primary's position from now on */
+            for (int s = 0; n->extra && *n->extra && s < db_server_count(l->db); s++)
+                db_note_write(l->db, s, n->extra, NULL);
             PQfreemem(n);
         }
     }

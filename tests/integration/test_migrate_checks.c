@@ -302,6 +302,23 @@ static void test_refused_comments(void **state)
     snprintf(sql + n, sizeof(sql) - (size_t)n,
              "COMMENT ON COLUMN chk_badcol.id IS 'tenantd private';\n");
     refused(sql, "chk_badcol", "column id");
+    /* readable JSON, but an option that would be ignored: refused, not defaulted */
+    n = snprintf(sql, sizeof(sql), tbl, "chk_typo");
+    snprintf(sql + n, sizeof(sql) - (size_t)n,
+             "COMMENT ON TABLE chk_typo IS 'tenantd {\"wirte\": \"admin\"}';\n");
+    refused(sql, "chk_typo", "unknown option \"wirte\"");
+    n = snprintf(sql, sizeof(sql), tbl, "chk_role");
+    snprintf(sql + n, sizeof(sql) - (size_t)n,
+             "COMMENT ON TABLE chk_role IS 'tenantd {\"write\": \"root\"}';\n");
+    refused(sql, "chk_role", "must be member, admin or owner");
+    n = snprintf(sql, sizeof(sql), tbl, "chk_max");
+    snprintf(sql + n, sizeof(sql) - (size_t)n,
+             "COMMENT ON TABLE chk_max IS 'tenantd {\"max\": {\"free\": \"3\"}}';\n");
+    refused(sql, "chk_max", "option \"max\"");
+    n = snprintf(sql, sizeof(sql), tbl, "chk_colopt");
+    snprintf(sql + n, sizeof(sql) - (size_t)n,
+             "COMMENT ON COLUMN chk_colopt.id IS 'tenantd {\"private\": \"yes\"}';\n");
+    refused(sql, "chk_colopt", "must be true or false");
 }
 
 static void test_refused_route(void **state)
