@@ -119,8 +119,14 @@ static int reply_job(struct http_req *req, PGconn *pg, const char *id, int statu
     int rc = db_admin_exec(pg, "reading a job", job_sql, 1, (const char *const[]){id}, &r);
     if (rc == 0 && PQntuples(r) != 1)
         rc = TD_ENOTFOUND;
-    if (rc == 0)
-        rc = http_reply_json(req, status, job_json(r));
+    if (rc == 0) {
+        /* progress as 0.8, not the 17 digits of the nearest double */
+        json_t *j = job_json(r);
+        char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(4));
+        rc = http_reply_json_text(req, status, text, strlen(text));
+        free(text);
+        json_decref(j);
+    }
     PQclear(r);
     return rc;
 }
