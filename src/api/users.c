@@ -21,7 +21,8 @@
  * Stored audit values are jsonb objects, whose own text is not compact ("a": 1, "b": 2):
  * each member is written out here instead. A timestamp under a key ending in _at is
  * rewritten in the API's format, so entries stored before values were formatted on write
- * read like every other body. Values nested inside a member (json columns) keep jsonb's text.
+ * read like every other body. Values nested inside a member (json columns) are compacted
+ * with the page (api_reply_page).
  */
 #define AUDIT_TS_RE                                                                                \
     "'^\\d{4}-\\d\\d-\\d\\d[T ]\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?(Z|[+-]\\d\\d(:\\d\\d)?)$'"

@@ -533,7 +533,7 @@ static void test_audit(void **state)
     for (int i = 0; i < NISO; i++) {
         const struct td_principal *p = &owners[i];
         char id[64], path[160];
-        create(p, "/customers", "{\"name\":\"audited\",\"tier\":1}", id);
+        create(p, "/customers", "{\"name\":\"audited\",\"tier\":1,\"prefs\":{\"a\":[1,2]}}", id);
         PGconn *c = NULL;
         (void)c;
         snprintf(path, sizeof(path), "/customers/%s", id);
@@ -546,6 +546,9 @@ static void test_audit(void **state)
         td_resp_free(&r);
         req(p, "GET", "/audit-logs?limit=100", NULL, &r);
         TD_ASSERT_STATUS(&r, 200);
+        /* nested jsonb in audit values is compact too (SPEC 3) */
+        assert_non_null(strstr(r.body, "\"prefs\":{\"a\":[1,2]}"));
+        assert_null(strstr(r.body, "\"a\": ["));
         int seen = 0;
         size_t k;
         json_t *e;
