@@ -387,6 +387,15 @@ static void test_validation(void **state)
         expect_problem(p, "POST", "/customers", "{\"name\":5}", 400, v, "name");
         expect_problem(p, "POST", "/customers", "{\"name\":\"123456789012345678901\"}", 400, v,
                        "name");
+        /* varchar(20) counts code points: 20 two-byte letters fit, 21 do not */
+        create(p, "/customers",
+               "{\"name\":\"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+               "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\"}",
+               NULL);
+        expect_problem(p, "POST", "/customers",
+                       "{\"name\":\"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+                       "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\"}",
+                       400, v, "name");
         expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"tier\":\"2\"}", 400, v, "tier");
         expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"tier\":70000}", 400, v, "tier");
         expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"tier\":9}", 400, v,
