@@ -71,6 +71,12 @@ static void col_expr(struct sb *b, const char *alias, const struct res_col *c)
     if (c->kind == RES_TSTZ && !c->is_array)
         sb_add(b, "to_char((%s.%s) AT TIME ZONE 'UTC', " TS_FMT ") AS %s", alias, c->qname,
                c->qname);
+    else if (c->kind == RES_TSTZ) /* each element too; NULL stays NULL, {} stays [] */
+        sb_add(b,
+               "CASE WHEN %s.%s IS NULL THEN NULL ELSE ARRAY(SELECT to_char(u_.e AT TIME ZONE "
+               "'UTC', " TS_FMT ") FROM unnest(%s.%s) WITH ORDINALITY u_(e, n) ORDER BY u_.n) "
+               "END AS %s",
+               alias, c->qname, alias, c->qname, c->qname);
     else
         sb_add(b, "%s.%s", alias, c->qname);
 }

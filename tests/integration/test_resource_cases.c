@@ -171,6 +171,7 @@ static void test_crud(void **state)
         assert_string_equal(td_jstr(r.json, "birthday"), "1990-02-03");
         assert_non_null(strstr(r.body, "\"prefs\":{\"a\":[1,2]}"));
         assert_non_null(strstr(r.body, "\"tags\":[\"x\",\"y\"]"));
+        assert_true(json_is_null(json_object_get(r.json, "seen_at")));
         assert_int_equal(json_integer_value(json_object_get(r.json, "score")), 7);
         assert_null(json_object_get(r.json, "api_key"));
         assert_null(json_object_get(r.json, "tenant_id"));
@@ -192,6 +193,18 @@ static void test_crud(void **state)
         assert_true(json_is_null(json_object_get(r.json, "birthday")));
         assert_string_equal(td_jstr(r.json, "name"), "Ada");
         assert_string_not_equal(td_jstr(r.json, "updated_at"), updated);
+        td_resp_free(&r);
+
+        /* timestamptz[]: each element in the API's format, null kept, {} as [] */
+        req(p, "PATCH", path,
+            "{\"seen_at\":[\"2020-01-01T00:00:00Z\",null,\"2020-06-01T12:30:00.5+02:00\"]}", &r);
+        TD_ASSERT_STATUS(&r, 200);
+        assert_non_null(strstr(r.body, "\"seen_at\":[\"2020-01-01T00:00:00.000000Z\",null,"
+                                       "\"2020-06-01T10:30:00.500000Z\"]"));
+        td_resp_free(&r);
+        req(p, "PATCH", path, "{\"seen_at\":[]}", &r);
+        TD_ASSERT_STATUS(&r, 200);
+        assert_non_null(strstr(r.body, "\"seen_at\":[]"));
         td_resp_free(&r);
 
         /* a batch is all or none */
