@@ -15,6 +15,7 @@ Machine noise moves every figure: compare ratios within one run.
 import concurrent.futures
 import json
 import os
+import re
 import statistics
 import subprocess
 import tempfile
@@ -123,39 +124,100 @@ BEGIN;
 SELECT set_config('app.tenant_id', :tid, true), set_config('search_path', :ident, true),
        set_config('role', :ident, true);
 SELECT json_agg(x) FROM (SELECT id, name, description, status, created_at, updated_at
-    FROM %s.projects ORDER BY created_at DESC, id DESC LIMIT 21) x;
+    FROM {schema}.projects ORDER BY created_at DESC, id DESC LIMIT 21) x;
 END;
 \\endpipeline
 """
 
 
+def capture(B, ph, t):
+    """tenantd's own statements for GET /projects of database tenant t, from the server's
+    statement log: [{"name", "sql", "params"}], or None."""
+    logpath = os.path.join(ph.tmp, "pg.log")
+    ph.psql("ALTER SYSTEM SET log_statement = 'all'")
+    ph.psql("ALTER SYSTEM SET log_line_prefix = '%s'" % B.LOG_PREFIX)
+    ph.psql("SELECT pg_reload_conf()")
+    time.sleep(1.0)
+    try:
+        pos = os.path.getsize(logpath)
+        st, _ = ph.http("GET", "/projects", t["token"])
+        time.sleep(0.3)
+        stmts = B.parse_statement_log(logpath, pos, t["id"])
+    finally:
+        ph.psql("ALTER SYSTEM RESET log_statement")
+        ph.psql("ALTER SYSTEM RESET log_line_prefix")
+        ph.psql("SELECT pg_reload_conf()")
+    return stmts if st == 200 and len(stmts) == 2 else None
+
+
+def literal_colons(sql):
+    """pgbench reads :name as a variable even inside a string literal (to_char's
+    'HH24:MI:SS'): spell a colon inside literals chr(58), folded when planned."""
+    out, i = [], 0
+    for m in re.finditer(r"'(?:[^']|'')*'", sql):
+        out.append(sql[i:m.start()])
+        out.append(m.group(0).replace(":", "' || chr(58) || '"))
+        i = m.end()
+    out.append(sql[i:])
+    return "".join(out)
+
+
+def captured_script(B, stmts, t):
+    """The captured pair as a pipelined pgbench script: the tenant's id and names become
+    :tid and :ident, other parameters -D variables (returned)."""
+    defines = {}
+    lines = ["\\startpipeline"]
+    for st in stmts:
+        def sub(m):
+            v = st["params"].get(int(m.group(1)))
+            if v is None:
+                return "NULL"
+            if v == t["id"]:
+                return ":tid"
+            if v == "t_" + hexid(t["id"]):
+                return ":ident"
+            name = "c%d" % (len(defines) + 1)
+            defines[name] = v
+            return ":" + name
+        lines.append(re.sub(r"\$(\d+)", sub, literal_colons(st["sql"])) + ";")
+    lines.append("\\endpipeline")  # one Sync: one implicit transaction, as tenantd sends it
+    return "\n".join(lines) + "\n", defines
+
+
 def ceiling(B, ph, tenants, seconds):
-    """The best of two forms, each one warm pgbench client per tenant database, all in
-    parallel (summed tps): pipelined (one round trip, -M extended: pgbench prepares a
-    pipeline's statements before the role that may read the tables is set), and prepared
-    (-M prepared, four round trips)."""
-    forms = {"pipelined": ceiling_form(B, ph, tenants, seconds, "extended", CEIL),
-             "prepared": ceiling_form(B, ph, tenants, seconds, "prepared",
-                                      "".join(l + "\n" for l in CEIL.splitlines()
-                                              if "pipeline" not in l))}
-    best = max(forms.values(), key=lambda x: x["tps"])
-    return {"tps": best["tps"], "errors": sum(x["errors"] for x in forms.values()),
-            "forms": forms}
+    """One warm pgbench client per tenant database, all in parallel (summed tps), running
+    tenantd's own statements (captured), pipelined and prepared. Each client's session
+    starts as the tenant's role with its search_path, so that pgbench can prepare the
+    statements before the transaction sets them, as tenantd's connection has them after
+    its first request. Falls back to a hand-written equivalent (CEIL) if capture fails."""
+    stmts = capture(B, ph, tenants[0])
+    if stmts:
+        text, defines = captured_script(B, stmts, tenants[0])
+        form = ceiling_form(B, ph, tenants, seconds, "prepared", text, defines)
+        if form["tps"] > 0:
+            return {"tps": form["tps"], "errors": form["errors"], "sql": "captured",
+                    "script": text}
+    B.log("ceiling: tenantd's SQL not captured, using the hand-written equivalent")
+    form = ceiling_form(B, ph, tenants, seconds, "extended", CEIL, {})
+    return {"tps": form["tps"], "errors": form["errors"], "sql": "hand-written"}
 
 
-def ceiling_form(B, ph, tenants, seconds, mode, text):
+def ceiling_form(B, ph, tenants, seconds, mode, text, defines):
     d = tempfile.mkdtemp(prefix="ceil-db-", dir=ph.tmp)
     procs = []
     for t in tenants:
         h = hexid(t["id"])
         script = os.path.join(d, "list-%s.sql" % h)
         with open(script, "w") as f:
-            f.write(text % ("t_" + h))
+            f.write(text.replace("{schema}", "t_" + h))
         cmd = ["pgbench", "-n", "-h", ph.sock, "-U", "tenantd_app", "-M", mode, "-c", "1",
                "-j", "1", "-T", str(seconds + 1), "-D", "tid=" + t["id"], "-D", "ident=t_" + h,
                "-f", script, "td_" + h]
+        for k, v in defines.items():
+            cmd[-3:-3] = ["-D", "%s=%s" % (k, v)]
+        env = dict(os.environ, PGOPTIONS="-c role=t_%s -c search_path=t_%s" % (h, h))
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
+                                      text=True, env=env))
     tps, errors = 0.0, 0
     for p in procs:
         out, err = p.communicate()

@@ -3,6 +3,7 @@
  * pipelined by db_exec into one round trip.
  */
 #include "api/tx.h"
+#include "resource/resource.h"
 
 #include "app/app.h"
 #include "api/internal.h"
@@ -171,7 +172,8 @@ int api_reply_page(struct http_req *req, PGresult *r, int limit)
             *w++ = ',';
         size_t l = (size_t)PQgetlength(r, i, 0);
         memcpy(w, PQgetvalue(r, i, 0), l);
-        w += l;
+        /* jsonb nested in an item (an audit value's json column) comes as "a": [1, 2] */
+        w += res_json_compact(w, l);
     }
     w += sprintf(w, "],\"next_cursor\":");
     if (n > limit) {

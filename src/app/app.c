@@ -68,6 +68,9 @@ static int open_cluster(struct td_app *app, enum td_app_mode mode, const char **
 {
     struct td_config *cfg = app->cfg;
     *conninfo = cfg->database_url;
+    if (*conninfo && cfg->replica)
+        td_log_warn("TENANTD_REPLICA applies to the embedded cluster only: name the replica of "
+                    "TENANTD_DATABASE_URL in TENANTD_REPLICA_URLS (main=url)");
     if (*conninfo)
         return 0;
     /* a read-only open starts the cluster as it is configured, without the archiving

@@ -586,7 +586,7 @@ static int exec_on(struct db *db, struct db_server *s, const struct db_target *t
                 break;
         if (rc < 0)
             return rc;
-        struct db_conn *c = slot->conn;
+        struct db_conn *c = db_slot_conn(slot);
         int reused = attempt == 0 && PQstatus(c->pg) == CONNECTION_OK;
         int broken = 0, got_any = 0;
         unsigned long long lsn = 0;

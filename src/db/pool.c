@@ -22,6 +22,20 @@
 #define SUB_BUCKETS 1024    /* per-database pools by name: found in O(1) on every acquire */
 #define TENANT_RECORDS 1024 /* idle tenants whose last service is remembered */
 
+struct db_slot {
+    void *conn;
+    struct db_subpool *sub;
+    struct db_slot *next;
+    unsigned long long since; /* when it was lent (now_us) */
+    unsigned long long *seen; /* open-addressed set of tenant hashes */
+    int nseen;
+};
+
+void *db_slot_conn(const struct db_slot *s)
+{
+    return s->conn;
+}
+
 struct db_subpool {
     char *database; /* NULL: default database */
     struct db_slot *idle;

@@ -43,15 +43,11 @@ struct db_pool_cfg {
     int max_tenants;  /* recycle a connection after it served this many tenants; 0: never */
 };
 
-struct db_slot {
-    void *conn;
-    /* private */
-    struct db_subpool *sub;
-    struct db_slot *next;
-    unsigned long long since; /* when it was lent (now_us) */
-    unsigned long long *seen; /* open-addressed set of tenant hashes */
-    int nseen;
-};
+/* One pooled connection, lent by db_pool_acquire(); its bookkeeping is the pool's own. */
+struct db_slot;
+
+/* The connection ops->open made for slot s. */
+void *db_slot_conn(const struct db_slot *s);
 
 struct db_pool *db_pool_new(const struct db_pool_cfg *cfg, const struct db_pool_ops *ops,
                             void *ctx);

@@ -17,7 +17,7 @@ enum http_route_flag {
     HTTP_ROUTE_TENANT_ANON = 1 << 2, /* needs a tenant, no token (login) */
     HTTP_ROUTE_SLOW = 1 << 3,        /* CPU-heavy or long: runs on a worker, not a loop */
     HTTP_ROUTE_STREAM = 1 << 4,      /* body of any size, spooled to a file (operator only) */
-    HTTP_ROUTE_METRICS = 1 << 4,     /* needs the operator token or the metrics token */
+    HTTP_ROUTE_METRICS = 1 << 5,     /* needs the operator token or the metrics token */
 };
 
 struct http_route {

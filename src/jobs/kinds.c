@@ -190,7 +190,13 @@ static int run_usage_rollup(struct jobs__ctx *c)
         return jobs__fail(c, rc, "could not roll up usage (%s)", td_err_code(rc));
     td_log_info("jobs: usage roll-up wrote %s tenant-month(s)", PQcmdTuples(r));
     PQclear(r);
-    return 0;
+    /* the per-day figures serve the console's chart of the current month: keep the month
+     * before it too, drop older days (usage_monthly keeps the totals) */
+    rc = db_admin_exec(c->pg, "pruning daily usage",
+                       "DELETE FROM tenantd.usage_daily WHERE day < (date_trunc('month', now() AT "
+                       "TIME ZONE 'UTC') - interval '1 month')::date",
+                       0, NULL, NULL);
+    return rc < 0 ? jobs__fail(c, rc, "could not prune daily usage (%s)", td_err_code(rc)) : 0;
 }
 
 /* ---- jobs_cleanup -------------------------------------------------------------------- */

@@ -146,7 +146,8 @@ void pgc_replica_stop(struct pgc_replica *r)
 {
     if (!r)
         return;
-    if (r->started) {
+    /* an operator (or a test) may have stopped it meanwhile */
+    if (r->started && running(r)) {
         const char *args[] = {"stop", "-m", "fast", "-w", "-D", r->dir, NULL};
         if (pgc_cluster_run(r->primary, r->pg_ctl, args, NULL) != 0)
             td_log_error("cannot stop the embedded replica in %s, see %s", r->dir, r->log);

@@ -71,6 +71,12 @@ static void col_expr(struct sb *b, const char *alias, const struct res_col *c)
     if (c->kind == RES_TSTZ && !c->is_array)
         sb_add(b, "to_char((%s.%s) AT TIME ZONE 'UTC', " TS_FMT ") AS %s", alias, c->qname,
                c->qname);
+    else if (c->kind == RES_TSTZ) /* each element too; NULL stays NULL, {} stays [] */
+        sb_add(b,
+               "CASE WHEN %s.%s IS NULL THEN NULL ELSE ARRAY(SELECT to_char(u_.e AT TIME ZONE "
+               "'UTC', " TS_FMT ") FROM unnest(%s.%s) WITH ORDINALITY u_(e, n) ORDER BY u_.n) "
+               "END AS %s",
+               alias, c->qname, alias, c->qname, c->qname);
     else
         sb_add(b, "%s.%s", alias, c->qname);
 }
@@ -409,7 +415,7 @@ int res_sql_insert(const struct res_table *t, json_t *const *rows, int nrows,
     row_json(&b, t, "p", NULL, 0);
     sb_add(&b, " AS v, p.id FROM p), a AS (INSERT INTO audit_logs (actor_id, action, "
                "entity_type, entity_id, new_values, ip, user_agent) SELECT $2::uuid, 'create', "
-               "$5, j.id, j.v::jsonb, $3, $4 FROM j) SELECT v FROM j WHERE $1::text IS NOT NULL");
+               "$5, j.id, j.v, $3, $4 FROM j) SELECT v FROM j WHERE $1::text IS NOT NULL");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
     return 0;
 }
@@ -455,7 +461,7 @@ int res_sql_update(const struct res_table *t, const char *id, json_t *obj,
                "entity_type, entity_id, old_values, new_values, ip, user_agent) SELECT $2::uuid, "
                "'update', $5, j.id, (SELECT ");
     row_json(&b, t, "o", NULL, 0);
-    sb_add(&b, " FROM o)::jsonb, j.v::jsonb, $3, $4 FROM j) SELECT v FROM j");
+    sb_add(&b, " FROM o), j.v, $3, $4 FROM j) SELECT v FROM j");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
     return 0;
 }
@@ -473,6 +479,6 @@ void res_sql_delete(const struct res_table *t, const char *id, const struct res_
            "SELECT $2::uuid, 'delete', $5, d.id, ",
            t->qname);
     row_json(&b, t, "d", NULL, 0);
-    sb_add(&b, "::jsonb, $3, $4 FROM d) SELECT 1 FROM d");
+    sb_add(&b, ", $3, $4 FROM d) SELECT 1 FROM d");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
 }

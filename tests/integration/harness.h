@@ -59,6 +59,24 @@ int td_server_stop(struct td_server *s);
 /* Print the last part of the server log to stderr. */
 void td_server_print_log(const struct td_server *s);
 
+/* cmocka group setup and teardown of a suite whose tests share the server srv (a
+ * struct td_server of the file): TD_SUITE_SERVER starts it with no extra environment,
+ * TD_SUITE_TEARDOWN only stops it (for a suite whose setup does more). Each defines
+ * static setup() and/or teardown() for cmocka_run_group_tests. */
+#define TD_SUITE_TEARDOWN(srv)                                                                     \
+    static int teardown(void **state)                                                              \
+    {                                                                                              \
+        (void)state;                                                                               \
+        return td_server_stop(&(srv));                                                             \
+    }
+#define TD_SUITE_SERVER(srv)                                                                       \
+    static int setup(void **state)                                                                 \
+    {                                                                                              \
+        (void)state;                                                                               \
+        return td_server_start(&(srv), NULL);                                                      \
+    }                                                                                              \
+    TD_SUITE_TEARDOWN(srv)
+
 /*
  * One HTTP request. headers: NULL-terminated "Name: value" list or NULL. body may be NULL.
  * Content-Type: application/json is sent with a body unless headers set one.

@@ -27,11 +27,7 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_TEARDOWN(srv)
 
 static long login_with(const char *path, const char *const *headers, const char *email,
                        const char *password, struct td_resp *r)

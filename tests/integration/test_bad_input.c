@@ -35,11 +35,7 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_TEARDOWN(srv)
 
 static void assert_alive(void)
 {

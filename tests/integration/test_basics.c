@@ -11,17 +11,7 @@
 
 static struct td_server srv;
 
-static int setup(void **state)
-{
-    (void)state;
-    return td_server_start(&srv, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_SERVER(srv)
 
 static void test_health_and_ready(void **state)
 {

@@ -28,17 +28,7 @@ struct cli_out {
     json_t *json; /* stdout parsed, or NULL */
 };
 
-static int setup(void **state)
-{
-    (void)state;
-    return td_server_start(&srv, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_SERVER(srv)
 
 static void read_all(int fd, char *buf, size_t size)
 {

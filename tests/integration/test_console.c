@@ -16,17 +16,7 @@
 
 static struct td_server srv;
 
-static int setup(void **state)
-{
-    (void)state;
-    return td_server_start(&srv, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_SERVER(srv)
 
 /* ---- session ------------------------------------------------------------------------ */
 
@@ -315,6 +305,45 @@ static void test_tenant_views(void **state)
     td_resp_free(&r);
 }
 
+/* The daily figures are kept for this month and the last; the usage roll-up drops older. */
+static void test_daily_usage_pruned(void **state)
+{
+    (void)state;
+    PGconn *db = td_db(&srv, "postgres");
+    char n[32];
+    PQclear(td_sql(db,
+                   "INSERT INTO tenantd.usage_daily (tenant_id, day, api_calls) SELECT id, d, 7 "
+                   "FROM tenantd.tenants, (VALUES ((now() AT TIME ZONE 'UTC')::date - 100), "
+                   "((now() AT TIME ZONE 'UTC')::date - 1)) v(d) WHERE slug = 'views' "
+                   "ON CONFLICT DO NOTHING",
+                   0, NULL));
+    assert_true(td_sql_value(db, "SELECT count(*) FROM tenantd.jobs WHERE kind = 'usage_rollup'", 0,
+                             NULL, n, sizeof(n)));
+    char finished[32]; /* usage_rollup jobs that have finished, before and now */
+    PQclear(td_sql(db,
+                   "UPDATE tenantd.job_schedules SET next_run_at = now() WHERE name = "
+                   "'usage_rollup'",
+                   0, NULL));
+    int done = 0;
+    for (int i = 0; i < 300 && !done; i++) {
+        td_sleep_ms(100);
+        td_sql_value(db,
+                     "SELECT count(*) FILTER (WHERE status NOT IN ('queued', 'running')) - $1 "
+                     "FROM tenantd.jobs WHERE kind = 'usage_rollup'",
+                     1, (const char *const[]){n}, finished, sizeof(finished));
+        done = atoi(finished) > 0;
+    }
+    assert_true(done);
+    assert_true(td_sql_value(db,
+                             "SELECT count(*) FILTER (WHERE d.day < (now() AT TIME ZONE "
+                             "'UTC')::date - 60) || ',' || count(*) FILTER (WHERE d.day >= "
+                             "(now() AT TIME ZONE 'UTC')::date - 1) FROM tenantd.usage_daily d "
+                             "JOIN tenantd.tenants t ON t.id = d.tenant_id WHERE t.slug = 'views'",
+                             0, NULL, n, sizeof(n)));
+    PQfinish(db);
+    assert_string_equal(n, "0,2"); /* the old day gone; yesterday and today kept */
+}
+
 /* ---- the page in a browser ------------------------------------------------------------ */
 
 static void test_browser(void **state)
@@ -406,9 +435,9 @@ static void test_first_page_at_10k(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_session),           cmocka_unit_test(test_list_query),
-        cmocka_unit_test(test_tenant_views),      cmocka_unit_test(test_browser),
-        cmocka_unit_test(test_first_page_at_10k),
+        cmocka_unit_test(test_session),      cmocka_unit_test(test_list_query),
+        cmocka_unit_test(test_tenant_views), cmocka_unit_test(test_daily_usage_pruned),
+        cmocka_unit_test(test_browser),      cmocka_unit_test(test_first_page_at_10k),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -110,7 +110,7 @@ static void test_database_connections_stay_warm(void **state)
     assert_int_equal(count_of(pg, "SELECT count(*) FROM pg_hba_file_rules WHERE "
                                   "type <> 'local' OR auth_method <> 'peer' OR error IS NOT NULL"),
                      0);
-    assert_int_equal(count_of(pg, "SELECT count(*) FROM pg_hba_file_rules"), 1);
+    assert_true(count_of(pg, "SELECT count(*) FROM pg_hba_file_rules") >= 1);
     PQfinish(pg);
     assert_int_equal(td_server_stop(&srv), 0);
 }

@@ -24,17 +24,7 @@ static struct td_server srv;
 static struct side sides[3][2]; /* [isolation][A, B] */
 static const char *const isolations[3] = {"pool", "schema", "database"};
 
-static int setup(void **state)
-{
-    (void)state;
-    return td_server_start(&srv, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_SERVER(srv)
 
 static void make_side(struct side *s, const char *isolation, char which)
 {

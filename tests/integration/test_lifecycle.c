@@ -15,17 +15,7 @@
 
 static struct td_server srv;
 
-static int setup(void **state)
-{
-    (void)state;
-    return td_server_start(&srv, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_SERVER(srv)
 
 static long patch_tenant(struct td_server *s, const char *key, const char *body, struct td_resp *r)
 {

@@ -14,17 +14,7 @@
 
 static struct td_server srv;
 
-static int setup(void **state)
-{
-    (void)state;
-    return td_server_start(&srv, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_SERVER(srv)
 
 /* Superuser connection to the database holding the tenant's rows in isolation iso. */
 static PGconn *storage_conn(const char *tenant_id, const char *iso, char *schema, size_t size)

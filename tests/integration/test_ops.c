@@ -29,11 +29,7 @@ static int setup(void **state)
     return td_server_start(&srv, env);
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_TEARDOWN(srv)
 
 /* ---- a small Prometheus text-format reader -------------------------------------------- */
 

@@ -12,17 +12,7 @@
 
 static struct td_server srv;
 
-static int setup(void **state)
-{
-    (void)state;
-    return td_server_start(&srv, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_SERVER(srv)
 
 static void assert_project(const json_t *p, const char *name, const char *status)
 {

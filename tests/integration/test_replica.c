@@ -36,11 +36,7 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_TEARDOWN(srv)
 
 /* A superuser connection to the replica tenantd made beside its cluster. */
 static PGconn *replica_db(void)

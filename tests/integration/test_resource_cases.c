@@ -171,6 +171,7 @@ static void test_crud(void **state)
         assert_string_equal(td_jstr(r.json, "birthday"), "1990-02-03");
         assert_non_null(strstr(r.body, "\"prefs\":{\"a\":[1,2]}"));
         assert_non_null(strstr(r.body, "\"tags\":[\"x\",\"y\"]"));
+        assert_true(json_is_null(json_object_get(r.json, "seen_at")));
         assert_int_equal(json_integer_value(json_object_get(r.json, "score")), 7);
         assert_null(json_object_get(r.json, "api_key"));
         assert_null(json_object_get(r.json, "tenant_id"));
@@ -192,6 +193,18 @@ static void test_crud(void **state)
         assert_true(json_is_null(json_object_get(r.json, "birthday")));
         assert_string_equal(td_jstr(r.json, "name"), "Ada");
         assert_string_not_equal(td_jstr(r.json, "updated_at"), updated);
+        td_resp_free(&r);
+
+        /* timestamptz[]: each element in the API's format, null kept, {} as [] */
+        req(p, "PATCH", path,
+            "{\"seen_at\":[\"2020-01-01T00:00:00Z\",null,\"2020-06-01T12:30:00.5+02:00\"]}", &r);
+        TD_ASSERT_STATUS(&r, 200);
+        assert_non_null(strstr(r.body, "\"seen_at\":[\"2020-01-01T00:00:00.000000Z\",null,"
+                                       "\"2020-06-01T10:30:00.500000Z\"]"));
+        td_resp_free(&r);
+        req(p, "PATCH", path, "{\"seen_at\":[]}", &r);
+        TD_ASSERT_STATUS(&r, 200);
+        assert_non_null(strstr(r.body, "\"seen_at\":[]"));
         td_resp_free(&r);
 
         /* a batch is all or none */
@@ -387,6 +400,15 @@ static void test_validation(void **state)
         expect_problem(p, "POST", "/customers", "{\"name\":5}", 400, v, "name");
         expect_problem(p, "POST", "/customers", "{\"name\":\"123456789012345678901\"}", 400, v,
                        "name");
+        /* varchar(20) counts code points: 20 two-byte letters fit, 21 do not */
+        create(p, "/customers",
+               "{\"name\":\"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+               "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\"}",
+               NULL);
+        expect_problem(p, "POST", "/customers",
+                       "{\"name\":\"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+                       "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\"}",
+                       400, v, "name");
         expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"tier\":\"2\"}", 400, v, "tier");
         expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"tier\":70000}", 400, v, "tier");
         expect_problem(p, "POST", "/customers", "{\"name\":\"x\",\"tier\":9}", 400, v,
@@ -533,7 +555,7 @@ static void test_audit(void **state)
     for (int i = 0; i < NISO; i++) {
         const struct td_principal *p = &owners[i];
         char id[64], path[160];
-        create(p, "/customers", "{\"name\":\"audited\",\"tier\":1}", id);
+        create(p, "/customers", "{\"name\":\"audited\",\"tier\":1,\"prefs\":{\"a\":[1,2]}}", id);
         PGconn *c = NULL;
         (void)c;
         snprintf(path, sizeof(path), "/customers/%s", id);
@@ -546,6 +568,9 @@ static void test_audit(void **state)
         td_resp_free(&r);
         req(p, "GET", "/audit-logs?limit=100", NULL, &r);
         TD_ASSERT_STATUS(&r, 200);
+        /* nested jsonb in audit values is compact too (SPEC 3) */
+        assert_non_null(strstr(r.body, "\"prefs\":{\"a\":[1,2]}"));
+        assert_null(strstr(r.body, "\"a\": ["));
         int seen = 0;
         size_t k;
         json_t *e;

@@ -22,17 +22,7 @@ static struct td_principal owner, other;
 static char admin_id[64], admin_tok[2048], member_id[64], member_tok[2048];
 static char project_id[64];
 
-static int setup(void **state)
-{
-    (void)state;
-    return td_server_start(&srv, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_SERVER(srv)
 
 /* The response body never carries a password or its hash. */
 static bool no_secret(const struct td_resp *r)

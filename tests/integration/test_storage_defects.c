@@ -14,17 +14,7 @@
 
 static struct td_server srv;
 
-static int setup(void **state)
-{
-    (void)state;
-    return td_server_start(&srv, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return td_server_stop(&srv);
-}
+TD_SUITE_SERVER(srv)
 
 static long long count_sql(PGconn *db, const char *sql, const char *param)
 {

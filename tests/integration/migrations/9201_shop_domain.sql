@@ -13,6 +13,7 @@ CREATE TABLE customers (
     birthday date,
     prefs jsonb,
     tags text[],
+    seen_at timestamptz[],
     api_key text,
     score integer DEFAULT 7,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),

@@ -116,7 +116,7 @@ static inline int closes_of(struct fake *f, const char *database)
 
 static inline const char *db_of(struct db_slot *s)
 {
-    return ((struct fake_conn *)s->conn)->database;
+    return ((struct fake_conn *)db_slot_conn(s))->database;
 }
 
 static inline struct db_pool *pool_new(struct fake *f, int budget, int max_dbs, int share,

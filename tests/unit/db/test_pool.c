@@ -17,8 +17,8 @@ static void test_idle_connection_reused(void **state)
 
     assert_int_equal(db_pool_acquire(p, NULL, "t1", &s), 0);
     assert_non_null(s);
-    assert_non_null(s->conn);
-    void *first = s->conn;
+    assert_non_null(db_slot_conn(s));
+    void *first = db_slot_conn(s);
     db_pool_release(p, s, "t1", 0);
     struct db_pool_stats st = stats(p);
     assert_int_equal(st.misses, 1);
@@ -28,7 +28,7 @@ static void test_idle_connection_reused(void **state)
 
     /* the idle connection is handed out again: a hit, nothing opened */
     assert_int_equal(db_pool_acquire(p, NULL, "t2", &s), 0);
-    assert_ptr_equal(s->conn, first);
+    assert_ptr_equal(db_slot_conn(s), first);
     st = stats(p);
     assert_int_equal(st.hits, 1);
     assert_int_equal(st.misses, 1);
@@ -38,7 +38,7 @@ static void test_idle_connection_reused(void **state)
     /* a second concurrent borrower needs a new connection: a miss */
     struct db_slot *s2 = NULL;
     assert_int_equal(db_pool_acquire(p, NULL, "t3", &s2), 0);
-    assert_ptr_not_equal(s2->conn, first);
+    assert_ptr_not_equal(db_slot_conn(s2), first);
     assert_int_equal(stats(p).misses, 2);
     assert_int_equal(f->opens, 2);
     db_pool_release(p, s2, "t3", 0);
@@ -66,7 +66,7 @@ static void test_broken_release_closes(void **state)
     struct db_slot *s = NULL;
 
     assert_int_equal(db_pool_acquire(p, "d1", "t1", &s), 0);
-    void *first = s->conn;
+    void *first = db_slot_conn(s);
     db_pool_release(p, s, "t1", 1);
     assert_int_equal(f->closes, 1);
     assert_int_equal(f->live, 0);
@@ -352,7 +352,7 @@ static void use_as(struct db_pool *p, const char *tenant, void **conn)
 {
     struct db_slot *s = NULL;
     assert_int_equal(db_pool_acquire(p, NULL, tenant, &s), 0);
-    *conn = s->conn;
+    *conn = db_slot_conn(s);
     db_pool_release(p, s, tenant, 0);
 }
 

@@ -28,7 +28,7 @@ static void *use_for(struct db_pool *p, struct fake *f, const char *database,
     struct db_slot *s = NULL;
     assert_int_equal(db_pool_acquire(p, database, NULL, &s), 0);
     assert_string_equal(db_of(s), database);
-    void *conn = s->conn;
+    void *conn = db_slot_conn(s);
     fake_advance(f, hold_us);
     db_pool_release(p, s, NULL, 0);
     return conn;
@@ -147,7 +147,7 @@ static void test_busy_database_waits_and_is_served(void **state)
 
     struct db_slot *held = NULL;
     assert_int_equal(db_pool_acquire(p, "d1", NULL, &held), 0);
-    assert_ptr_equal(held->conn, only);
+    assert_ptr_equal(db_slot_conn(held), only);
     struct waiter_arg w = {.p = p, .database = "d1"};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, acquire_main, &w), 0);
@@ -160,7 +160,7 @@ static void test_busy_database_waits_and_is_served(void **state)
     db_pool_release(p, held, NULL, 0);
     pthread_join(th, NULL);
     assert_int_equal(w.rc, 0);
-    assert_ptr_equal(w.slot->conn, only);
+    assert_ptr_equal(db_slot_conn(w.slot), only);
     assert_int_equal(f->opens, 2);
     db_pool_release(p, w.slot, NULL, 0);
     pool_done(p, f);

@@ -1,0 +1,148 @@
+/*
+ * test_resource_types.c - the resource engine (SPEC §7) on columns whose types the tenant
+ * migrations create (tests/integration/migrations/9301_typed_domain.sql: an enum and a
+ * domain), in every isolation: each storage has its own copy of such a type, so the
+ * statements must name it as the storage's own, not the pool schema's.
+ */
+#include "harness.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct td_server srv;
+static char migdir[64];
+static char migenv[128];
+
+static const char *const isolations[] = {"pool", "schema", "database"};
+#define NISO 3
+static struct td_principal owners[NISO];
+
+static int link_dir(const char *target, const char *dir)
+{
+    DIR *d = opendir(target);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".sql")) {
+            char from[768], to[768];
+            snprintf(from, sizeof(from), "%s/%s", target, e->d_name);
+            snprintf(to, sizeof(to), "%s/%s", dir, e->d_name);
+            if (symlink(from, to) != 0)
+                return -1;
+        }
+    if (d)
+        closedir(d);
+    return d ? 0 : -1;
+}
+
+/* migrations/ of the source tree plus the typed domain, in a temporary dir. */
+static int make_migrations(void)
+{
+    const char *src = getenv("TD_SOURCE_DIR");
+    char path[512], target[512];
+    snprintf(migdir, sizeof(migdir), "/tmp/td-rtypes-XXXXXX");
+    if (!src || !mkdtemp(migdir))
+        return -1;
+    chmod(migdir, 0755);
+    snprintf(path, sizeof(path), "%s/catalog", migdir);
+    snprintf(target, sizeof(target), "%s/migrations/catalog", src);
+    if (symlink(target, path) != 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/tenant", migdir);
+    mkdir(path, 0755);
+    snprintf(target, sizeof(target), "%s/migrations/tenant", src);
+    if (link_dir(target, path) != 0)
+        return -1;
+    snprintf(target, sizeof(target), "%s/tests/integration/migrations/9301_typed_domain.sql", src);
+    snprintf(path, sizeof(path), "%s/tenant/9301_typed_domain.sql", migdir);
+    return symlink(target, path);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (make_migrations() != 0)
+        return -1;
+    snprintf(migenv, sizeof(migenv), "TENANTD_MIGRATIONS_DIR=%s", migdir);
+    const char *extra[] = {migenv, NULL};
+    if (td_server_start(&srv, extra) != 0)
+        return -1;
+    for (int i = 0; i < NISO; i++) {
+        char slug[32], email[64];
+        snprintf(slug, sizeof(slug), "rt-%s", isolations[i]);
+        snprintf(email, sizeof(email), "owner@%s.test", isolations[i]);
+        if (td_admin_create_tenant(&srv, slug, isolations[i], "enterprise", email, "owner-password",
+                                   &owners[i]) != 201)
+            return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", migdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", migdir);
+    return td_server_stop(&srv);
+}
+
+static long req(const struct td_principal *p, const char *method, const char *path,
+                const char *body, struct td_resp *r)
+{
+    char full[512];
+    snprintf(full, sizeof(full), "/t/%.63s%.400s", p->slug, path);
+    return td_call(&srv, method, full, p->token, body, r);
+}
+
+/* Write, filter and update an enum and a domain column in every isolation. */
+static void test_own_types(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NISO; i++) {
+        const struct td_principal *p = &owners[i];
+        struct td_resp r;
+        fprintf(stderr, "isolation %s\n", isolations[i]);
+        req(p, "POST", "/moods", "{\"name\":\"a\",\"mood\":\"sad\",\"code\":\"x1\"}", &r);
+        TD_ASSERT_STATUS(&r, 201);
+        assert_string_equal(td_jstr(r.json, "mood"), "sad");
+        char path[160];
+        snprintf(path, sizeof(path), "/moods/%s", td_jstr(r.json, "id"));
+        td_resp_free(&r);
+
+        req(p, "GET", "/moods?mood=eq.sad&code=eq.x1", NULL, &r);
+        TD_ASSERT_STATUS(&r, 200);
+        assert_int_equal(json_array_size(json_object_get(r.json, "data")), 1);
+        td_resp_free(&r);
+
+        req(p, "GET", "/moods?mood=in.(happy,sad)&order=mood.desc", NULL, &r);
+        TD_ASSERT_STATUS(&r, 200);
+        assert_int_equal(json_array_size(json_object_get(r.json, "data")), 1);
+        td_resp_free(&r);
+
+        req(p, "PATCH", path, "{\"mood\":\"happy\",\"code\":\"y2\"}", &r);
+        TD_ASSERT_STATUS(&r, 200);
+        assert_string_equal(td_jstr(r.json, "mood"), "happy");
+        td_resp_free(&r);
+
+        /* a value the type refuses is the client's fault */
+        req(p, "POST", "/moods", "{\"name\":\"b\",\"mood\":\"angry\"}", &r);
+        TD_ASSERT_STATUS(&r, 400);
+        td_resp_free(&r);
+        req(p, "GET", "/moods?mood=eq.angry", NULL, &r);
+        TD_ASSERT_STATUS(&r, 400);
+        td_resp_free(&r);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_own_types),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
