@@ -139,10 +139,32 @@ static void test_own_types(void **state)
     }
 }
 
+/* An embed's name is the column's, quoted like any identifier. */
+static void test_embed_name_quoted(void **state)
+{
+    (void)state;
+    const struct td_principal *p = &owners[1];
+    struct td_resp r;
+    req(p, "POST", "/moods", "{\"name\":\"q\"}", &r);
+    TD_ASSERT_STATUS(&r, 201);
+    char body[128];
+    snprintf(body, sizeof(body), "{\"by\\\"who_id\":\"%s\"}", td_jstr(r.json, "id"));
+    td_resp_free(&r);
+    req(p, "POST", "/notes", body, &r);
+    TD_ASSERT_STATUS(&r, 201);
+    td_resp_free(&r);
+    req(p, "GET", "/notes?embed=by%22who", NULL, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    json_t *row = json_array_get(json_object_get(r.json, "data"), 0);
+    assert_string_equal(td_jstr(json_object_get(row, "by\"who"), "name"), "q");
+    td_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_own_types),
+        cmocka_unit_test(test_embed_name_quoted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
