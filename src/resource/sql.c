@@ -419,7 +419,7 @@ int res_sql_insert(const struct res_table *t, json_t *const *rows, int nrows,
     row_json(&b, t, "p", NULL, 0);
     sb_add(&b, " AS v, p.id FROM p), a AS (INSERT INTO audit_logs (actor_id, action, "
                "entity_type, entity_id, new_values, ip, user_agent) SELECT $2::uuid, 'create', "
-               "$5, j.id, j.v::jsonb, $3, $4 FROM j) SELECT v FROM j WHERE $1::text IS NOT NULL");
+               "$5, j.id, j.v, $3, $4 FROM j) SELECT v FROM j WHERE $1::text IS NOT NULL");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
     return 0;
 }
@@ -465,7 +465,7 @@ int res_sql_update(const struct res_table *t, const char *id, json_t *obj,
                "entity_type, entity_id, old_values, new_values, ip, user_agent) SELECT $2::uuid, "
                "'update', $5, j.id, (SELECT ");
     row_json(&b, t, "o", NULL, 0);
-    sb_add(&b, " FROM o)::jsonb, j.v::jsonb, $3, $4 FROM j) SELECT v FROM j");
+    sb_add(&b, " FROM o), j.v, $3, $4 FROM j) SELECT v FROM j");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
     return 0;
 }
@@ -483,6 +483,6 @@ void res_sql_delete(const struct res_table *t, const char *id, const struct res_
            "SELECT $2::uuid, 'delete', $5, d.id, ",
            t->qname);
     row_json(&b, t, "d", NULL, 0);
-    sb_add(&b, "::jsonb, $3, $4 FROM d) SELECT 1 FROM d");
+    sb_add(&b, ", $3, $4 FROM d) SELECT 1 FROM d");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
 }
