@@ -2,7 +2,8 @@
  * test_resource_types.c - the resource engine (SPEC §7) on columns whose types the tenant
  * migrations create (tests/integration/migrations/9301_typed_domain.sql: an enum and a
  * domain), in every isolation: each storage has its own copy of such a type, so the
- * statements must name it as the storage's own, not the pool schema's.
+ * statements must name it as the storage's own, not the pool schema's; and an embed named
+ * after a column whose name holds a double quote.
  */
 #include "harness.h"
 
