@@ -2,7 +2,8 @@
  * test_resource_types.c - the resource engine (SPEC §7) on columns whose types the tenant
  * migrations create (tests/integration/migrations/9301_typed_domain.sql: an enum and a
  * domain), in every isolation: each storage has its own copy of such a type, so the
- * statements must name it as the storage's own, not the pool schema's.
+ * statements must name it as the storage's own, not the pool schema's; and an embed named
+ * after a column whose name holds a double quote.
  */
 #include "harness.h"
 
@@ -94,10 +95,32 @@ static void test_own_types(void **state)
     }
 }
 
+/* An embed's name is the column's, quoted like any identifier. */
+static void test_embed_name_quoted(void **state)
+{
+    (void)state;
+    const struct td_principal *p = &owners[1];
+    struct td_resp r;
+    req(p, "POST", "/moods", "{\"name\":\"q\"}", &r);
+    TD_ASSERT_STATUS(&r, 201);
+    char body[128];
+    snprintf(body, sizeof(body), "{\"by\\\"who_id\":\"%s\"}", td_jstr(r.json, "id"));
+    td_resp_free(&r);
+    req(p, "POST", "/notes", body, &r);
+    TD_ASSERT_STATUS(&r, 201);
+    td_resp_free(&r);
+    req(p, "GET", "/notes?embed=by%22who", NULL, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    json_t *row = json_array_get(json_object_get(r.json, "data"), 0);
+    assert_string_equal(td_jstr(json_object_get(row, "by\"who"), "name"), "q");
+    td_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_own_types),
+        cmocka_unit_test(test_embed_name_quoted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
