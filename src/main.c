@@ -18,7 +18,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: tenantd [serve] [flags]\n"
             "       tenantd migrate [--tenant SLUG]... [--jobs N] [--dry-run]\n"
-            "       tenantd tenants create|list|show|suspend|resume|delete ...\n"
+            "       tenantd tenants create|list|show|update|suspend|resume|delete|move|\n"
+            "                       export|import|restore|clone ...  (tenantd tenants --help)\n"
             "       tenantd version\n"
             "       tenantd --help\n\n"
             "subcommands:\n"

@@ -17,6 +17,17 @@ int cli_tenants_run(struct td_app *app, int argc, char **argv);
 /* `tenantd tenants ...` after cli_tenants_check(): open the application, run, close. */
 int cli_tenants(struct td_config *cfg, int argc, char **argv);
 
+/* `tenantd tenants restore|clone` (cli/restore.c), argv already checked. */
+struct cli_restore_args {
+    int clone, no_wait;
+    const char *key, *at, *new_slug, *confirm;
+};
+/* Queue the restore or clone job as the admin API does and, unless no_wait, wait for it
+ * (a `tenantd serve` job worker runs it); prints the job as JSON. Exit status: 0 queued
+ * (no_wait) or succeeded, 1 failed or refused (not found, slug taken, backups off), 2 a
+ * refused value (the moment, the confirmation). */
+int cli_restore(struct td_app *app, const struct cli_restore_args *a);
+
 /* `tenantd migrate [--tenant SLUG]... [--jobs N] [--dry-run] [--wait]`: a real run opens
  * the application as `serve` does (bootstrap included), a dry run opens it read-only.
  * Exit status: 0 all migrated, 1 a target or start-up failed, 2 usage, 3 another run

@@ -36,11 +36,16 @@ static const char usage_text[] =
     "       tenantd tenants move ID|SLUG [--isolation ISO] [--server NAME]\n"
     "       tenantd tenants export ID|SLUG [--output FILE]\n"
     "       tenantd tenants import [--input FILE] [--slug SLUG] [--isolation ISO] [--server NAME]\n"
+    "       tenantd tenants restore ID|SLUG --at TIME [--slug NEW | --confirm SLUG] [--no-wait]\n"
+    "       tenantd tenants clone ID|SLUG --slug NEW [--no-wait]\n"
     "PLAN is free, starter, pro or enterprise; ISO is pool, schema or database; TIME is an\n"
     "RFC 3339 timestamp. Results are JSON on stdout; export writes NDJSON (password hashes\n"
     "included: a FILE is created with mode 0600) and import reads it (stdin by default).\n"
     "Exit status: 0 done, 1 failed, 2 bad usage. Running servers sharing the catalog see\n"
-    "every change at once.\n";
+    "every change at once. restore (to the moment TIME, in place with --confirm or as a new\n"
+    "tenant with --slug) and clone queue the admin API's job, which a running `tenantd serve`\n"
+    "works on, and wait for it (exit status 1 when the job fails); --no-wait prints the\n"
+    "queued job and returns (see GET /admin/jobs/{id}).\n";
 
 /* At most this many --name value options per command. */
 #define CLI_MAX_OPTS 8
@@ -71,6 +76,8 @@ static const struct cli_cmd commands[] = {
     {"move", 1, {"isolation", "server", NULL}},
     {"export", 1, {"output", NULL}},
     {"import", 0, {"input", "slug", "isolation", "server", NULL}},
+    {"restore", 1, {"at", "slug", "confirm", "no-wait", NULL}},
+    {"clone", 1, {"slug", "no-wait", NULL}},
 };
 
 struct cli_args {
@@ -135,9 +142,13 @@ static int parse(int argc, char **argv, struct cli_args *a)
             return usage_error("unknown option \"%s\"", arg);
         if (opt(a, *o))
             return usage_error("option \"%s\" given twice", arg);
-        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        /* the one option without a value */
+        const char *value = !strcmp(*o, "no-wait") ? (eq ? NULL : "1")
+                            : eq                   ? eq + 1
+                                                   : (i + 1 < argc ? argv[++i] : NULL);
         if (!value)
-            return usage_error("option \"%s\" needs a value", arg);
+            return usage_error(eq ? "option \"%s\" takes no value" : "option \"%s\" needs a value",
+                               arg);
         a->opts[nopts++] = (struct cli_opt){*o, value};
     }
     if (npos < a->cmd->positionals)
@@ -146,6 +157,13 @@ static int parse(int argc, char **argv, struct cli_args *a)
     const char *c = a->cmd->name;
     if (!strcmp(c, "delete") && !opt(a, "confirm"))
         return usage_error("%s", "delete needs --confirm SLUG");
+    if (!strcmp(c, "restore") && !opt(a, "at"))
+        return usage_error("%s", "restore needs --at TIME");
+    if (!strcmp(c, "restore") && !opt(a, "slug") && !opt(a, "confirm"))
+        return usage_error("%s",
+                           "restore in place needs --confirm SLUG (or --slug NEW for a copy)");
+    if (!strcmp(c, "clone") && !opt(a, "slug"))
+        return usage_error("%s", "clone needs --slug NEW");
     if (!strcmp(c, "create") && (!opt(a, "slug") || !opt(a, "name")))
         return usage_error("%s", "create needs --slug and --name");
     int owner = !!opt(a, "owner-email") + !!opt(a, "owner-password") + !!opt(a, "owner-name");
@@ -504,5 +522,11 @@ int cli_tenants_run(struct td_app *app, int argc, char **argv)
         return cmd_export(app, &a);
     if (!strcmp(c, "import"))
         return cmd_import(app, &a);
+    if (!strcmp(c, "restore") || !strcmp(c, "clone")) {
+        struct cli_restore_args r = {
+            !strcmp(c, "clone"), opt(&a, "no-wait") != NULL, a.pos, opt(&a, "at"),
+            opt(&a, "slug"),     opt(&a, "confirm")};
+        return cli_restore(app, &r);
+    }
     return cmd_update(app, &a);
 }

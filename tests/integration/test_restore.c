@@ -13,11 +13,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+extern char **environ;
 
 static struct td_server srv;
-static struct td_pg second; /* a server given by URL: tenantd takes no backups of it */
+static struct td_pg second;   /* a server given by URL: tenantd takes no backups of it */
+static char servers_env[256]; /* TENANTD_DB_SERVERS naming it */
 
 static json_t *ready_backup(void)
 {
@@ -31,11 +37,11 @@ static json_t *ready_backup(void)
 static int setup(void **state)
 {
     (void)state;
-    char env[256], ci[200];
+    char *env = servers_env, ci[200];
     if (td_pg_start(&second, 5434) < 0)
         return -1;
     td_pg_conninfo(&second, "postgres", ci, sizeof(ci));
-    snprintf(env, sizeof(env), "TENANTD_DB_SERVERS=second=%s", ci);
+    snprintf(env, sizeof(servers_env), "TENANTD_DB_SERVERS=second=%s", ci);
     const char *extra[] = {"TENANTD_BACKUP=1", env, NULL};
     if (td_server_start(&srv, extra) != 0)
         return -1;
@@ -528,11 +534,114 @@ static void test_status(void **state)
     td_resp_free(&r);
 }
 
+/* `tenantd tenants <args>` on the test server's data dir, settings as the server's; exit
+ * status, stdout and stderr (NUL-terminated, truncated to size). */
+static int run_cli(const char *const *args, char *out, char *err, size_t size)
+{
+    char *argv[16], *env[256], dd[256];
+    char op[] = "/tmp/tdrs-out.XXXXXX", ep[] = "/tmp/tdrs-err.XXXXXX";
+    int k = 0, n = 0, ofd = mkstemp(op), efd = mkstemp(ep), st = 0;
+    const char *bin = getenv("TENANTD_BIN");
+    assert_true(bin && ofd >= 0 && efd >= 0);
+    unlink(op);
+    unlink(ep);
+    argv[k++] = (char *)bin;
+    argv[k++] = "tenants";
+    while (*args && k < 15)
+        argv[k++] = (char *)*args++;
+    argv[k] = NULL;
+    for (char **e = environ; *e && n < 248; e++)
+        if (strncmp(*e, "TENANTD_", 8) != 0)
+            env[n++] = *e;
+    snprintf(dd, sizeof(dd), "TENANTD_DATA_DIR=%s", srv.dir);
+    env[n++] = dd;
+    env[n++] = "TENANTD_ADMIN_TOKEN=" TD_TEST_ADMIN_TOKEN;
+    env[n++] = "TENANTD_JWT_SECRET=" TD_TEST_JWT_SECRET;
+    env[n++] = "TENANTD_LOG_LEVEL=warn";
+    env[n++] = "TENANTD_BACKUP=1";
+    env[n++] = servers_env;
+    env[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(ofd, 1);
+        dup2(efd, 2);
+        execve(bin, argv, env);
+        _exit(127);
+    }
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    int fds[2] = {ofd, efd};
+    char *bufs[2] = {out, err};
+    for (int i = 0; i < 2; i++) {
+        lseek(fds[i], 0, SEEK_SET);
+        ssize_t got = read(fds[i], bufs[i], size - 1);
+        bufs[i][got > 0 ? got : 0] = '\0';
+        close(fds[i]);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#define CLI(out, err, ...) run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err, sizeof(out))
+
+/* The CLI refuses as the admin API does, nothing queued, and a clone through it waits for
+ * the job and prints its outcome. */
+static void test_cli_restore_and_clone(void **state)
+{
+    (void)state;
+    struct td_principal a;
+    char out[16384], err[4096], past[40];
+    make_tenant("cli-src", "schema", NULL, "o@cli.io", &a);
+    add_project(&a, "kept", NULL, 0);
+    PGconn *c = td_db(&srv, "postgres");
+    long long jobs0 = td_sql_count(c, "SELECT count(*) FROM tenantd.jobs");
+
+    int st =
+        CLI(out, err, "restore", "cli-src", "--at", "2999-01-01T00:00:00Z", "--confirm", "cli-src");
+    if (st != 2)
+        fprintf(stderr, "exit %d\nstdout: %s\nstderr: %s\n", st, out, err);
+    assert_int_equal(st, 2);
+    assert_non_null(strstr(err, "at is in the future"));
+    now_rfc3339(past, sizeof(past));
+    assert_int_equal(CLI(out, err, "restore", "cli-src", "--at", past, "--confirm", "cli-srcx"), 2);
+    assert_non_null(strstr(err, "--confirm"));
+    assert_int_equal(CLI(out, err, "restore", "no-such-cli", "--at", past, "--slug", "fresh-cli"),
+                     1);
+    assert_non_null(strstr(err, "no such tenant"));
+    assert_int_equal(CLI(out, err, "clone", "cli-src", "--slug", "cli-src"), 1);
+    assert_non_null(strstr(err, "slug is taken"));
+    assert_int_equal(CLI(out, err, "clone", "cli-src"), 2);
+    assert_int_equal(CLI(out, err, "restore", "cli-src", "--at", past), 2);
+    assert_int_equal(td_sql_count(c, "SELECT count(*) FROM tenantd.jobs"), jobs0);
+
+    char *rows = rows_of("cli-src");
+    st = CLI(out, err, "clone", "cli-src", "--slug", "cli-src-copy");
+    if (st != 0)
+        fprintf(stderr, "exit %d\nstdout: %s\nstderr: %s\n", st, out, err);
+    assert_int_equal(st, 0);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "succeeded");
+    assert_string_equal(json_string_value(json_object_get(j, "kind")), "clone");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "result"), "slug")),
+                        "cli-src-copy");
+    json_decref(j);
+    char *copy = rows_of("cli-src-copy");
+    assert_string_equal(rows, copy);
+    assert_int_equal(td_sql_count(c, "SELECT count(*) FROM tenantd.operator_actions WHERE "
+                                     "tenant_slug = 'cli-src' AND actor LIKE 'tenantd tenants%'"),
+                     1);
+    PQfinish(c);
+    free(rows);
+    free(copy);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_cli_restore_and_clone),
         cmocka_unit_test(test_restore_pool),
         cmocka_unit_test(test_restore_schema),
         cmocka_unit_test(test_restore_database),
