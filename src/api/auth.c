@@ -122,6 +122,18 @@ out:
 
 static const char login_sql[] = "SELECT u.id, u.password_hash, u.role, " USER_JSON(
     "u") " FROM users u WHERE lower(u.email) = lower($1)";
+/* The email as the query above compares it. */
+static const char fold_sql[] = "SELECT lower($1)";
+
+/* Retry-After and the 429 of a throttled login. */
+static int throttled(struct http_req *req, long wait, const char **detail)
+{
+    char ra[24];
+    snprintf(ra, sizeof(ra), "%ld", wait);
+    http_set_header(req, "Retry-After", ra);
+    *detail = "too many failed logins; try again later";
+    return TD_ERATELIMIT;
+}
 
 int api_login(struct http_req *req)
 {
@@ -139,18 +151,22 @@ int api_login(struct http_req *req)
     const char *tid = req->tenant->id;
     long wait = auth_throttle_check(th, tid, email, req->client_ip, time(NULL));
     if (wait > 0) {
-        char ra[24];
-        snprintf(ra, sizeof(ra), "%ld", wait);
-        http_set_header(req, "Retry-After", ra);
-        rc = TD_ERATELIMIT;
-        detail = "too many failed logins; try again later";
+        rc = throttled(req, wait, &detail);
         goto out;
     }
-    struct db_stmt st = {login_sql, 1, &email, 0};
-    PGresult *r;
-    if ((rc = api_tenant_exec(req, NULL, &st, 1, &r)) < 0)
+    struct db_stmt st[2] = {{login_sql, 1, &email, 0}, {fold_sql, 1, &email, 0}};
+    PGresult *res[2], *r;
+    if ((rc = api_tenant_exec(req, NULL, st, 2, res)) < 0)
         goto out;
+    r = res[0];
     int found = PQntuples(r) == 1;
+    /* lower() folds more than ASCII (the Kelvin sign to k): count the email as PostgreSQL
+     * compares it, known or not, else each other spelling would get guesses of its own */
+    email = PQgetvalue(res[1], 0, 0);
+    if ((wait = auth_throttle_check(th, tid, email, req->client_ip, time(NULL))) > 0) {
+        rc = throttled(req, wait, &detail);
+        goto out;
+    }
     if (!auth_password_verify(found ? PQgetvalue(r, 0, 1) : NULL, password)) {
         auth_throttle_failed(th, tid, email, req->client_ip, time(NULL));
         rc = TD_EUNAUTHORIZED;

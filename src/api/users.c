@@ -17,28 +17,12 @@
 #include <stdio.h>
 #include <string.h>
 
-/*
- * Stored audit values are jsonb objects, whose own text is not compact ("a": 1, "b": 2):
- * each member is written out here instead. A timestamp under a key ending in _at is
- * rewritten in the API's format, so entries stored before values were formatted on write
- * read like every other body. Values nested inside a member (json columns) are compacted
- * with the page (api_reply_page).
- */
-#define AUDIT_TS_RE                                                                                \
-    "'^\\d{4}-\\d\\d-\\d\\d[T ]\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?(Z|[+-]\\d\\d(:\\d\\d)?)$'"
-#define AUDIT_VALUES(v)                                                                            \
-    "(SELECT ('{' || COALESCE(string_agg(to_json(e.key)::text || ':' || CASE WHEN e.key LIKE "     \
-    "'%\\_at' AND jsonb_typeof(e.value) = 'string' AND e.value #>> '{}' ~ " AUDIT_TS_RE            \
-    " THEN to_json(" DB_SQL_TS(                                                                    \
-        "(e.value #>> '{}')::timestamptz") ")::text ELSE e.value::text "                           \
-                                           "END, ','), '') || '}')::json FROM jsonb_each(" v       \
-                                           ") e HAVING " v " IS NOT NULL)"
+/* Audit values are stored as json in the API's compact style (written by row_to_json,
+ * timestamps formatted), so the list relays them as they are. */
 #define AUDIT_JSON(a)                                                                              \
-    DB_SQL_OBJECT(                                                                                 \
-        a ".id, " a ".actor_id, " a ".action, " a ".entity_type, " a                               \
-          ".entity_id, " AUDIT_VALUES(a ".old_values") " AS old_values, " AUDIT_VALUES(            \
-              a ".new_values") " AS new_values, " a ".ip, " a                                      \
-                               ".user_agent, " DB_SQL_TS(a ".created_at") " AS created_at")
+    DB_SQL_OBJECT(a ".id, " a ".actor_id, " a ".action, " a ".entity_type, " a ".entity_id, " a    \
+                    ".old_values, " a ".new_values, " a ".ip, " a                                  \
+                    ".user_agent, " DB_SQL_TS(a ".created_at") " AS created_at")
 
 static const char list_sql[] = LIST_SQL("users", USER_JSON("x"));
 static const char list_after_sql[] = LIST_SQL_AFTER("users", USER_JSON("x"));
@@ -54,7 +38,7 @@ static const char create_sql[] =
         "u") " AS v, u.id FROM u), "
              "a AS (INSERT INTO audit_logs (actor_id, action, entity_type, entity_id, new_values, "
              "ip, "
-             "user_agent) SELECT $6, 'create', 'user', j.id, j.v::jsonb, $7, $8 FROM j) "
+             "user_agent) SELECT $6, 'create', 'user', j.id, j.v, $7, $8 FROM j) "
              "SELECT v FROM j";
 
 /*
@@ -81,7 +65,7 @@ static const char update_sql[] =
         "u") " AS v, u.id FROM u), "
              "a AS (INSERT INTO audit_logs (actor_id, action, entity_type, entity_id, old_values, "
              "new_values, ip, user_agent) SELECT $5, 'update', 'user', j.id, "
-             "(SELECT " USER_JSON("o") " FROM o)::jsonb, j.v::jsonb, $6, $7 FROM j) "
+             "(SELECT " USER_JSON("o") " FROM o), j.v, $6, $7 FROM j) "
                                        "SELECT (SELECT st FROM s), (SELECT v FROM j)";
 
 static const char delete_sql[] =
@@ -92,8 +76,8 @@ static const char delete_sql[] =
     "ELSE 'ok' END AS st FROM lk k WHERE k.id = $1), "
     "d AS (DELETE FROM users t USING s WHERE t.id = $1 AND s.st = 'ok' RETURNING t.*), "
     "a AS (INSERT INTO audit_logs (actor_id, action, entity_type, entity_id, old_values, ip, "
-    "user_agent) SELECT $2, 'delete', 'user', d.id, (" USER_JSON("d") ")::jsonb, $3, $4 FROM d) "
-                                                                      "SELECT (SELECT st FROM s)";
+    "user_agent) SELECT $2, 'delete', 'user', d.id, " USER_JSON("d") ", $3, $4 FROM d) "
+                                                                     "SELECT (SELECT st FROM s)";
 
 static const char *const create_fields[] = {"email", "password", "name", "role", NULL};
 static const char *const patch_fields[] = {"name", "role", "password", NULL};

@@ -20,6 +20,9 @@ static const char tables_sql[] =
     "AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND "
     "a.attname = 'tenant_id' AND NOT a.attisdropped) ORDER BY c.relname";
 
+/* The describing connection's own; a request's transaction runs with just its schema too. */
+static const char search_path_sql[] = "SELECT set_config('search_path', quote_ident($1), false)";
+
 /* base: the element's type name for arrays, else the type's (domains not unwrapped). */
 static const char columns_sql[] =
     "SELECT a.attrelid::text, a.attname, format_type(a.atttypid, NULL), "
@@ -223,7 +226,14 @@ int res_desc_load(PGconn *pg, const char *schema, long version, struct res_desc 
     PGresult *tr = NULL, *cr = NULL, *fr = NULL;
     char **oids = NULL;
     *out = NULL;
-    int rc = run(pg, tables_sql, schema, &tr);
+    /* format_type names a type of the schema unqualified only when the schema is on the
+     * search_path: the casts must say `mood`, which each storage's own search_path resolves
+     * to its own copy, not `pool.mood`, which a schema or database tenant's column is not */
+    int rc = run(pg, search_path_sql, schema, &tr);
+    PQclear(tr);
+    tr = NULL;
+    if (rc == 0)
+        rc = run(pg, tables_sql, schema, &tr);
     if (rc == 0)
         rc = run(pg, columns_sql, schema, &cr);
     if (rc == 0)

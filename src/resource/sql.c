@@ -109,11 +109,14 @@ static void embed_expr(struct sb *b, const struct res_table *t, const char *alia
     const struct res_table *o = e->other;
     char ea[16];
     snprintf(ea, sizeof(ea), "e%d_%d", depth, k);
+    /* the key comes from a column's or a table's name, which may hold a double quote */
+    char *qkey = res_quote(NULL, e->key);
     if (!e->reverse) {
         sb_add(b, "(SELECT ");
         row_json(b, o, ea, NULL, depth + 1);
-        sb_add(b, " FROM %s %s WHERE %s.tenant_id = %s.tenant_id AND %s.id = %s.%s) AS \"%s\"",
-               o->qname, ea, ea, alias, ea, alias, t->cols[e->fk->col].qname, e->key);
+        sb_add(b, " FROM %s %s WHERE %s.tenant_id = %s.tenant_id AND %s.id = %s.%s) AS %s",
+               o->qname, ea, ea, alias, ea, alias, t->cols[e->fk->col].qname, qkey);
+        free(qkey);
         return;
     }
     /* the newest 100 referencing rows, newest first */
@@ -123,9 +126,10 @@ static void embed_expr(struct sb *b, const struct res_table *t, const char *alia
     row_json(b, o, ea, NULL, depth + 1);
     sb_add(b,
            " AS j_, %s.%s AS o_, %s.id AS i_ FROM %s %s WHERE %s.tenant_id = %s.tenant_id AND "
-           "%s.%s = %s.id ORDER BY %s.%s DESC, %s.id DESC LIMIT 100) s_) AS \"%s\"",
+           "%s.%s = %s.id ORDER BY %s.%s DESC, %s.id DESC LIMIT 100) s_) AS %s",
            ea, ord, ea, o->qname, ea, ea, alias, ea, o->cols[e->fk->col].qname, alias, ea, ord, ea,
-           e->key);
+           qkey);
+    free(qkey);
 }
 
 /* The row of alias as one JSON object: visible (selected) columns, then the embeds. */
@@ -453,7 +457,7 @@ int res_sql_insert(const struct res_table *t, json_t *const *rows, int nrows,
     row_json(&b, t, "p", NULL, 0);
     sb_add(&b, " AS v, p.id FROM p), a AS (INSERT INTO audit_logs (actor_id, action, "
                "entity_type, entity_id, new_values, ip, user_agent) SELECT $2::uuid, 'create', "
-               "$5, j.id, j.v::jsonb, $3, $4 FROM j) SELECT v FROM j WHERE $1::text IS NOT NULL");
+               "$5, j.id, j.v, $3, $4 FROM j) SELECT v FROM j WHERE $1::text IS NOT NULL");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
     return 0;
 }
@@ -499,7 +503,7 @@ int res_sql_update(const struct res_table *t, const char *id, json_t *obj,
                "entity_type, entity_id, old_values, new_values, ip, user_agent) SELECT $2::uuid, "
                "'update', $5, j.id, (SELECT ");
     row_json(&b, t, "o", NULL, 0);
-    sb_add(&b, " FROM o)::jsonb, j.v::jsonb, $3, $4 FROM j) SELECT v FROM j");
+    sb_add(&b, " FROM o), j.v, $3, $4 FROM j) SELECT v FROM j");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
     return 0;
 }
@@ -517,6 +521,6 @@ void res_sql_delete(const struct res_table *t, const char *id, const struct res_
            "SELECT $2::uuid, 'delete', $5, d.id, ",
            t->qname);
     row_json(&b, t, "d", NULL, 0);
-    sb_add(&b, "::jsonb, $3, $4 FROM d) SELECT 1 FROM d");
+    sb_add(&b, ", $3, $4 FROM d) SELECT 1 FROM d");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
 }

@@ -140,7 +140,7 @@ static const char owner_sql[] =
                                           "a AS (INSERT INTO %s.audit_logs (tenant_id, actor_id, "
                                           "action, entity_type, entity_id, "
                                           "new_values) SELECT $1, j.id, 'create', 'user', j.id, "
-                                          "j.v::jsonb FROM j) "
+                                          "j.v FROM j) "
                                           "SELECT v FROM j";
 
 /* Storage of t inside the open transaction on pg (already in the right database). */

@@ -404,6 +404,27 @@ static void test_login_throttling_per_address(void **state)
     td_resp_free(&r);
 }
 
+/* An email PostgreSQL's lower() folds to a throttled one (here with the Kelvin sign,
+ * U+212A, for k) counts as that email: no fresh guesses by spelling it otherwise. */
+static void test_login_throttling_case_variants(void **state)
+{
+    struct td_resp r;
+    struct td_principal t;
+    (void)state;
+    assert_int_equal(td_signup(&srv, "web-kelvin", "kim@thr.test", "kim-password", &t), 201);
+    for (int i = 0; i < 10; i++) {
+        login_from("203.0.113.9", "web-kelvin", "kim@thr.test", "wrong-password", &r);
+        TD_ASSERT_PROBLEM(&r, 401, "unauthorized");
+        td_resp_free(&r);
+    }
+    login_from("203.0.113.10", "web-kelvin", "\\u212aim@thr.test", "kim-password", &r);
+    TD_ASSERT_PROBLEM(&r, 429, "rate_limited");
+    td_resp_free(&r);
+    login_from("203.0.113.11", "web-kelvin", "\\u212aim@thr.test", "wrong-password", &r);
+    TD_ASSERT_PROBLEM(&r, 429, "rate_limited");
+    td_resp_free(&r);
+}
+
 /* ---- header limit ---------------------------------------------------------------------- */
 
 /* GET /health with one header padding the block to about total bytes. */
@@ -453,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_no_store),
         cmocka_unit_test(test_login_throttling),
         cmocka_unit_test(test_login_throttling_per_address),
+        cmocka_unit_test(test_login_throttling_case_variants),
         cmocka_unit_test(test_header_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
