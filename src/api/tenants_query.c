@@ -10,10 +10,9 @@
 #include "app/app.h"
 #include "api/internal.h"
 #include "api/validate.h"
+#include "api/tx.h"
 #include "db/sqljson.h"
 
-#include <sodium.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -172,24 +171,9 @@ static int reply(struct http_req *req, PGresult *r, int limit)
     }
     w += sprintf(w, "],\"next_cursor\":");
     if (n > limit) {
-        const unsigned char *k = (const unsigned char *)PQgetvalue(r, limit - 1, 1);
-        const unsigned char *id = (const unsigned char *)PQgetvalue(r, limit - 1, 2);
-        if (PQgetlength(r, limit - 1, 1) != 8 || PQgetlength(r, limit - 1, 2) != 16)
+        w = api_put_cursor(w, r, limit - 1, 0);
+        if (!w)
             return TD_EINTERNAL;
-        uint64_t key = 0;
-        for (int i = 0; i < 8; i++)
-            key = key << 8 | k[i];
-        char raw[96];
-        int rl = snprintf(raw, sizeof(raw), "%lld_", (long long)key);
-        for (int i = 0; i < 16; i++)
-            rl += snprintf(raw + rl, sizeof(raw) - (size_t)rl, "%s%02x",
-                           i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", id[i]);
-        *w++ = '"';
-        sodium_bin2base64(
-            w, sodium_base64_ENCODED_LEN((size_t)rl, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-            (const unsigned char *)raw, (size_t)rl, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-        w += strlen(w);
-        *w++ = '"';
     } else {
         w += sprintf(w, "null");
     }

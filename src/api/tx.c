@@ -159,6 +159,29 @@ int api_reply_row(struct http_req *req, int status, PGresult *r)
     return http_reply_json_text(req, status, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
 }
 
+char *api_put_cursor(char *w, PGresult *r, int row, long long offset)
+{
+    const unsigned char *k = (const unsigned char *)PQgetvalue(r, row, 1);
+    const unsigned char *id = (const unsigned char *)PQgetvalue(r, row, 2);
+    if (PQgetlength(r, row, 1) != 8 || PQgetlength(r, row, 2) != 16)
+        return NULL;
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = u << 8 | k[i];
+    char raw[96];
+    int rl = snprintf(raw, sizeof(raw), "%lld_", (long long)u + offset);
+    for (int i = 0; i < 16; i++)
+        rl += snprintf(raw + rl, sizeof(raw) - (size_t)rl, "%s%02x",
+                       i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", id[i]);
+    *w++ = '"';
+    sodium_bin2base64(
+        w, sodium_base64_ENCODED_LEN((size_t)rl, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+        (const unsigned char *)raw, (size_t)rl, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    w += strlen(w);
+    *w++ = '"';
+    return w;
+}
+
 int api_reply_page(struct http_req *req, PGresult *r, int limit)
 {
     int n = PQntuples(r), items = n < limit ? n : limit;
@@ -177,26 +200,10 @@ int api_reply_page(struct http_req *req, PGresult *r, int limit)
     }
     w += sprintf(w, "],\"next_cursor\":");
     if (n > limit) {
-        /* binary timestamptz: microseconds since 2000-01-01 UTC, big-endian; uuid: 16 bytes */
-        const unsigned char *ts = (const unsigned char *)PQgetvalue(r, limit - 1, 1);
-        const unsigned char *id = (const unsigned char *)PQgetvalue(r, limit - 1, 2);
-        if (PQgetlength(r, limit - 1, 1) != 8 || PQgetlength(r, limit - 1, 2) != 16)
+        /* binary timestamptz: microseconds since 2000-01-01 UTC */
+        w = api_put_cursor(w, r, limit - 1, 946684800000000LL);
+        if (!w)
             return TD_EINTERNAL;
-        uint64_t u = 0;
-        for (int i = 0; i < 8; i++)
-            u = u << 8 | ts[i];
-        long long us = (long long)u + 946684800000000LL;
-        char raw[96];
-        int rl = snprintf(raw, sizeof(raw), "%lld_", us);
-        for (int i = 0; i < 16; i++)
-            rl += snprintf(raw + rl, sizeof(raw) - (size_t)rl, "%s%02x",
-                           i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", id[i]);
-        *w++ = '"';
-        sodium_bin2base64(
-            w, sodium_base64_ENCODED_LEN((size_t)rl, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-            (const unsigned char *)raw, (size_t)rl, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-        w += strlen(w);
-        *w++ = '"';
     } else {
         w += sprintf(w, "null");
     }

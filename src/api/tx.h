@@ -47,6 +47,10 @@ extern const char api_quota_lock_sql[];
  * joined without parsing; the cursor from the last item's created_at and id, which come
  * in binary so that PostgreSQL formats no text for them. */
 int api_reply_page(struct http_req *req, PGresult *r, int limit);
+/* Write at w the quoted cursor of row: base64url("<key>_<id>"), the key column 1 (8 bytes,
+ * big-endian, plus offset) and the id column 2 (binary uuid), as api_paging reads it.
+ * Returns the end, or NULL when the columns are not 8 and 16 bytes. */
+char *api_put_cursor(char *w, PGresult *r, int row, long long offset);
 
 /* The User-Agent header, or "". */
 const char *api_user_agent(struct http_req *req);

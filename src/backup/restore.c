@@ -149,20 +149,19 @@ static int export_to(struct job *j, struct db *db, const struct tnt_tenant *t, c
     return 0;
 }
 
-/* Recover the copy, export the tenant from it into path. */
-static int export_from_copy(struct job *j, const char *path, long long *restore_ms,
-                            long long *replay_ms)
+/* One recovered copy (dbs: the databases to copy, NULL: all), the tenant exported from it.
+ * Returns 1 when the tenant lived in a database of its own at the moment that the copy left
+ * out (it was moved since): the caller copies again with every database. */
+static int copy_and_export(struct job *j, const char *path, const char *const *dbs,
+                           long long *restore_ms, long long *replay_ms)
 {
     struct bkp *b = j->b;
     struct bkp__scratch s = {.tick = beat, .tick_arg = j};
     struct db *sdb = NULL;
     struct tnt_tenant *t = NULL;
-    const char *dbname = pstr(j, "dbname");
-    const char *dbs[] = {"tenantd", dbname, NULL};
-    pthread_mutex_lock(&b->restore_mu);
     int rc = bkp__scratch_start(b, j->id, j->at, dbs, &s, j->err, j->cap);
-    *restore_ms = s.restore_ms;
-    *replay_ms = s.replay_ms;
+    *restore_ms += s.restore_ms;
+    *replay_ms += s.replay_ms;
     progress(j, 0.6);
     struct db_config dc = {.main_conninfo = s.conninfo,
                            .app_password = "unused",
@@ -180,6 +179,10 @@ static int export_from_copy(struct job *j, const char *path, long long *restore_
                   "the tenant lived on server %s at that moment; restore "
                   "covers the embedded cluster only",
                   t->server);
+    const char *want = dbs ? dbs[1] : NULL;
+    if (rc == 0 && s.partial && t->isolation == TNT_ISO_DATABASE &&
+        (!want || strcmp(want, t->dbname) != 0))
+        rc = 1;
     long long t0 = bkp__now_ms();
     if (rc == 0)
         rc = export_to(j, sdb, t, path);
@@ -187,7 +190,23 @@ static int export_from_copy(struct job *j, const char *path, long long *restore_
     tnt_tenant_unref(t);
     db_free(sdb);
     bkp__scratch_stop(b, &s);
-    pthread_mutex_unlock(&b->restore_mu);
+    return rc;
+}
+
+/* Recover the copy, export the tenant from it into path. */
+static int export_from_copy(struct job *j, const char *path, long long *restore_ms,
+                            long long *replay_ms)
+{
+    const char *dbs[] = {"tenantd", pstr(j, "dbname"), NULL};
+    pthread_mutex_lock(&j->b->restore_mu);
+    int rc = copy_and_export(j, path, dbs, restore_ms, replay_ms);
+    if (rc == 1) {
+        td_log_info("backup: job %s: the tenant had a database of its own at that moment; "
+                    "copying every database",
+                    j->id);
+        rc = copy_and_export(j, path, NULL, restore_ms, replay_ms);
+    }
+    pthread_mutex_unlock(&j->b->restore_mu);
     return rc;
 }
 

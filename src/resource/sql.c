@@ -90,11 +90,14 @@ static void embed_expr(struct sb *b, const struct res_table *t, const char *alia
     const struct res_table *o = e->other;
     char ea[16];
     snprintf(ea, sizeof(ea), "e%d_%d", depth, k);
+    /* the key comes from a column's or a table's name, which may hold a double quote */
+    char *qkey = res_quote(NULL, e->key);
     if (!e->reverse) {
         sb_add(b, "(SELECT ");
         row_json(b, o, ea, NULL, depth + 1);
-        sb_add(b, " FROM %s %s WHERE %s.tenant_id = %s.tenant_id AND %s.id = %s.%s) AS \"%s\"",
-               o->qname, ea, ea, alias, ea, alias, t->cols[e->fk->col].qname, e->key);
+        sb_add(b, " FROM %s %s WHERE %s.tenant_id = %s.tenant_id AND %s.id = %s.%s) AS %s",
+               o->qname, ea, ea, alias, ea, alias, t->cols[e->fk->col].qname, qkey);
+        free(qkey);
         return;
     }
     /* the newest 100 referencing rows, newest first */
@@ -104,9 +107,10 @@ static void embed_expr(struct sb *b, const struct res_table *t, const char *alia
     row_json(b, o, ea, NULL, depth + 1);
     sb_add(b,
            " AS j_, %s.%s AS o_, %s.id AS i_ FROM %s %s WHERE %s.tenant_id = %s.tenant_id AND "
-           "%s.%s = %s.id ORDER BY %s.%s DESC, %s.id DESC LIMIT 100) s_) AS \"%s\"",
+           "%s.%s = %s.id ORDER BY %s.%s DESC, %s.id DESC LIMIT 100) s_) AS %s",
            ea, ord, ea, o->qname, ea, ea, alias, ea, o->cols[e->fk->col].qname, alias, ea, ord, ea,
-           e->key);
+           qkey);
+    free(qkey);
 }
 
 /* The row of alias as one JSON object: visible (selected) columns, then the embeds. */

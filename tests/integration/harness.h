@@ -59,6 +59,14 @@ int td_server_stop(struct td_server *s);
 /* Print the last part of the server log to stderr. */
 void td_server_print_log(const struct td_server *s);
 
+/* A temporary migrations dir "/tmp/<prefix>-XXXXXX" (path in dir) linking the source tree's
+ * migrations/catalog, every .sql of migrations/tenant and tests/integration/migrations/<test_file>
+ * (TD_SOURCE_DIR); env gets "TENANTD_MIGRATIONS_DIR=<dir>". Returns 0 or -1. */
+int td_migrations_dir(const char *prefix, const char *test_file, char *dir, size_t dirsize,
+                      char *env, size_t envsize);
+/* rm -rf the dir made by td_migrations_dir (a failure is printed, not fatal). */
+void td_migrations_remove(const char *dir);
+
 /* cmocka group setup and teardown of a suite whose tests share the server srv (a
  * struct td_server of the file): TD_SUITE_SERVER starts it with no extra environment,
  * TD_SUITE_TEARDOWN only stops it (for a suite whose setup does more). Each defines

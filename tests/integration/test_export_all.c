@@ -9,11 +9,9 @@
  */
 #include "harness.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static struct td_server srv;
@@ -23,46 +21,13 @@ static const char *const tables[] = {"users",    "projects", "audit_logs",
                                      "st_items", "st_parts", "st_hidden"};
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
-/* migrations/ of the source tree plus the test domain, as links in a temporary dir. */
-static int make_migrations(void)
-{
-    const char *src = getenv("TD_SOURCE_DIR");
-    char path[512], target[512];
-    snprintf(migdir, sizeof(migdir), "/tmp/td-mig-XXXXXX");
-    if (!src || !mkdtemp(migdir))
-        return -1;
-    chmod(migdir, 0755);
-    snprintf(path, sizeof(path), "%s/catalog", migdir);
-    snprintf(target, sizeof(target), "%s/migrations/catalog", src);
-    if (symlink(target, path) != 0)
-        return -1;
-    snprintf(path, sizeof(path), "%s/tenant", migdir);
-    mkdir(path, 0755);
-    snprintf(target, sizeof(target), "%s/migrations/tenant", src);
-    DIR *d = opendir(target);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strstr(e->d_name, ".sql")) {
-            char from[768], to[768];
-            snprintf(from, sizeof(from), "%s/%s", target, e->d_name);
-            snprintf(to, sizeof(to), "%s/tenant/%s", migdir, e->d_name);
-            if (symlink(from, to) != 0)
-                return -1;
-        }
-    if (d)
-        closedir(d);
-    snprintf(target, sizeof(target), "%s/tests/integration/migrations/9001_export_domain.sql", src);
-    snprintf(path, sizeof(path), "%s/tenant/9001_export_domain.sql", migdir);
-    return symlink(target, path);
-}
-
 static int setup(void **state)
 {
     (void)state;
     static char env[128];
-    if (make_migrations() != 0)
+    if (td_migrations_dir("td-mig", "9001_export_domain.sql", migdir, sizeof(migdir), env,
+                          sizeof(env)) != 0)
         return -1;
-    snprintf(env, sizeof(env), "TENANTD_MIGRATIONS_DIR=%s", migdir);
     const char *extra[] = {env, NULL};
     return td_server_start(&srv, extra);
 }
@@ -70,10 +35,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", migdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", migdir);
+    td_migrations_remove(migdir);
     return td_server_stop(&srv);
 }
 

@@ -9,11 +9,9 @@
  */
 #include "harness.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,52 +23,12 @@ static const char *const isolations[] = {"pool", "schema", "database"};
 #define NISO 3
 static struct td_principal owners[NISO];
 
-static int link_dir(const char *target, const char *dir)
-{
-    DIR *d = opendir(target);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strstr(e->d_name, ".sql")) {
-            char from[768], to[768];
-            snprintf(from, sizeof(from), "%s/%s", target, e->d_name);
-            snprintf(to, sizeof(to), "%s/%s", dir, e->d_name);
-            if (symlink(from, to) != 0)
-                return -1;
-        }
-    if (d)
-        closedir(d);
-    return d ? 0 : -1;
-}
-
-/* migrations/ of the source tree plus the test domain, in a temporary dir. */
-static int make_migrations(void)
-{
-    const char *src = getenv("TD_SOURCE_DIR");
-    char path[512], target[512];
-    snprintf(migdir, sizeof(migdir), "/tmp/td-res-XXXXXX");
-    if (!src || !mkdtemp(migdir))
-        return -1;
-    chmod(migdir, 0755);
-    snprintf(path, sizeof(path), "%s/catalog", migdir);
-    snprintf(target, sizeof(target), "%s/migrations/catalog", src);
-    if (symlink(target, path) != 0)
-        return -1;
-    snprintf(path, sizeof(path), "%s/tenant", migdir);
-    mkdir(path, 0755);
-    snprintf(target, sizeof(target), "%s/migrations/tenant", src);
-    if (link_dir(target, path) != 0)
-        return -1;
-    snprintf(target, sizeof(target), "%s/tests/integration/migrations/9201_shop_domain.sql", src);
-    snprintf(path, sizeof(path), "%s/tenant/9201_shop_domain.sql", migdir);
-    return symlink(target, path);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    if (make_migrations() != 0)
+    if (td_migrations_dir("td-res", "9201_shop_domain.sql", migdir, sizeof(migdir), migenv,
+                          sizeof(migenv)) != 0)
         return -1;
-    snprintf(migenv, sizeof(migenv), "TENANTD_MIGRATIONS_DIR=%s", migdir);
     const char *extra[] = {migenv, NULL};
     if (td_server_start(&srv, extra) != 0)
         return -1;
@@ -88,10 +46,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", migdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", migdir);
+    td_migrations_remove(migdir);
     return td_server_stop(&srv);
 }
 

@@ -2,15 +2,14 @@
  * test_resource_types.c - the resource engine (SPEC §7) on columns whose types the tenant
  * migrations create (tests/integration/migrations/9301_typed_domain.sql: an enum and a
  * domain), in every isolation: each storage has its own copy of such a type, so the
- * statements must name it as the storage's own, not the pool schema's.
+ * statements must name it as the storage's own, not the pool schema's; and an embed named
+ * after a column whose name holds a double quote.
  */
 #include "harness.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static struct td_server srv;
@@ -21,52 +20,12 @@ static const char *const isolations[] = {"pool", "schema", "database"};
 #define NISO 3
 static struct td_principal owners[NISO];
 
-static int link_dir(const char *target, const char *dir)
-{
-    DIR *d = opendir(target);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strstr(e->d_name, ".sql")) {
-            char from[768], to[768];
-            snprintf(from, sizeof(from), "%s/%s", target, e->d_name);
-            snprintf(to, sizeof(to), "%s/%s", dir, e->d_name);
-            if (symlink(from, to) != 0)
-                return -1;
-        }
-    if (d)
-        closedir(d);
-    return d ? 0 : -1;
-}
-
-/* migrations/ of the source tree plus the typed domain, in a temporary dir. */
-static int make_migrations(void)
-{
-    const char *src = getenv("TD_SOURCE_DIR");
-    char path[512], target[512];
-    snprintf(migdir, sizeof(migdir), "/tmp/td-rtypes-XXXXXX");
-    if (!src || !mkdtemp(migdir))
-        return -1;
-    chmod(migdir, 0755);
-    snprintf(path, sizeof(path), "%s/catalog", migdir);
-    snprintf(target, sizeof(target), "%s/migrations/catalog", src);
-    if (symlink(target, path) != 0)
-        return -1;
-    snprintf(path, sizeof(path), "%s/tenant", migdir);
-    mkdir(path, 0755);
-    snprintf(target, sizeof(target), "%s/migrations/tenant", src);
-    if (link_dir(target, path) != 0)
-        return -1;
-    snprintf(target, sizeof(target), "%s/tests/integration/migrations/9301_typed_domain.sql", src);
-    snprintf(path, sizeof(path), "%s/tenant/9301_typed_domain.sql", migdir);
-    return symlink(target, path);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    if (make_migrations() != 0)
+    if (td_migrations_dir("td-rtypes", "9301_typed_domain.sql", migdir, sizeof(migdir), migenv,
+                          sizeof(migenv)) != 0)
         return -1;
-    snprintf(migenv, sizeof(migenv), "TENANTD_MIGRATIONS_DIR=%s", migdir);
     const char *extra[] = {migenv, NULL};
     if (td_server_start(&srv, extra) != 0)
         return -1;
@@ -84,10 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", migdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", migdir);
+    td_migrations_remove(migdir);
     return td_server_stop(&srv);
 }
 
@@ -139,10 +95,32 @@ static void test_own_types(void **state)
     }
 }
 
+/* An embed's name is the column's, quoted like any identifier. */
+static void test_embed_name_quoted(void **state)
+{
+    (void)state;
+    const struct td_principal *p = &owners[1];
+    struct td_resp r;
+    req(p, "POST", "/moods", "{\"name\":\"q\"}", &r);
+    TD_ASSERT_STATUS(&r, 201);
+    char body[128];
+    snprintf(body, sizeof(body), "{\"by\\\"who_id\":\"%s\"}", td_jstr(r.json, "id"));
+    td_resp_free(&r);
+    req(p, "POST", "/notes", body, &r);
+    TD_ASSERT_STATUS(&r, 201);
+    td_resp_free(&r);
+    req(p, "GET", "/notes?embed=by%22who", NULL, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    json_t *row = json_array_get(json_object_get(r.json, "data"), 0);
+    assert_string_equal(td_jstr(json_object_get(row, "by\"who"), "name"), "q");
+    td_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_own_types),
+        cmocka_unit_test(test_embed_name_quoted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,13 +8,11 @@
  */
 #include "harness.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,46 +22,12 @@ static struct td_server srv;
 static char migdir[64];
 static char migenv[128];
 
-/* migrations/ of the source tree plus the test domain, as links in a temporary dir. */
-static int make_migrations(void)
-{
-    const char *src = getenv("TD_SOURCE_DIR");
-    char path[512], target[512];
-    snprintf(migdir, sizeof(migdir), "/tmp/td-res-XXXXXX");
-    if (!src || !mkdtemp(migdir))
-        return -1;
-    chmod(migdir, 0755);
-    snprintf(path, sizeof(path), "%s/catalog", migdir);
-    snprintf(target, sizeof(target), "%s/migrations/catalog", src);
-    if (symlink(target, path) != 0)
-        return -1;
-    snprintf(path, sizeof(path), "%s/tenant", migdir);
-    mkdir(path, 0755);
-    snprintf(target, sizeof(target), "%s/migrations/tenant", src);
-    DIR *d = opendir(target);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strstr(e->d_name, ".sql")) {
-            char from[768], to[768];
-            snprintf(from, sizeof(from), "%s/%s", target, e->d_name);
-            snprintf(to, sizeof(to), "%s/tenant/%s", migdir, e->d_name);
-            if (symlink(from, to) != 0)
-                return -1;
-        }
-    if (d)
-        closedir(d);
-    snprintf(target, sizeof(target), "%s/tests/integration/migrations/9101_resource_domain.sql",
-             src);
-    snprintf(path, sizeof(path), "%s/tenant/9101_resource_domain.sql", migdir);
-    return symlink(target, path);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    if (make_migrations() != 0)
+    if (td_migrations_dir("td-res", "9101_resource_domain.sql", migdir, sizeof(migdir), migenv,
+                          sizeof(migenv)) != 0)
         return -1;
-    snprintf(migenv, sizeof(migenv), "TENANTD_MIGRATIONS_DIR=%s", migdir);
     const char *extra[] = {migenv, NULL};
     return td_server_start(&srv, extra);
 }
@@ -71,10 +35,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", migdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", migdir);
+    td_migrations_remove(migdir);
     return td_server_stop(&srv);
 }
 

@@ -355,6 +355,40 @@ static void refused(const char *path, const char *body, long status, const char 
     td_resp_free(&r);
 }
 
+/* A tenant that had a database of its own at the moment and was moved to the pool since:
+ * the copy of only the catalog's database does not hold its rows, so every database is
+ * copied, and its rows come back into the pool. */
+static void test_restore_after_move(void **state)
+{
+    (void)state;
+    struct td_principal a;
+    char at[40], body[128];
+    struct td_resp r;
+    make_tenant("moved", "database", "enterprise", "o@m.io", &a);
+    add_project(&a, "before", NULL, 0);
+    char *before = rows_of("moved");
+    /* a base backup that holds the tenant's database (one made after the backup is created
+     * by WAL replay and would be in any copy) */
+    char conf[160];
+    snprintf(conf, sizeof(conf), "--config=%s/backups/pgbackrest.conf", srv.dir);
+    char *argv[] = {"runuser",          "-u",          "postgres", "--", "pgbackrest", conf,
+                    "--stanza=tenantd", "--type=incr", "backup",   NULL};
+    assert_int_equal(td_run_quiet(argv), 0);
+    td_sleep_ms(1100); /* a moment a whole second after that backup */
+    now_rfc3339(at, sizeof(at));
+    td_sleep_ms(20);
+    td_admin(&srv, "POST", "/admin/tenants/moved/move", "{\"isolation\":\"pool\"}", &r);
+    TD_ASSERT_STATUS(&r, 200);
+    td_resp_free(&r);
+    add_project(&a, "after", NULL, 0);
+    snprintf(body, sizeof(body), "{\"at\":\"%s\"}", at);
+    run_job("/admin/tenants/moved/restore?confirm=moved", body, NULL, 0);
+    char *after = rows_of("moved");
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
 /* A pool tenant's clone shares the pool tables with its original: row keys are
  * (tenant_id, id), so the same row ids live side by side. */
 static void test_clone_pool(void **state)
@@ -506,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_deleted_tenant_schema),
         cmocka_unit_test(test_clone_beside_original),
         cmocka_unit_test(test_clone_pool),
+        cmocka_unit_test(test_restore_after_move),
         cmocka_unit_test(test_second_server_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -12,3 +12,12 @@ CREATE TABLE moods (
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (tenant_id, id)
 );
+
+-- a foreign key column whose name holds a double quote: its embed is named by"who
+CREATE TABLE notes (
+    tenant_id uuid NOT NULL DEFAULT NULLIF(current_setting('app.tenant_id', true), '')::uuid,
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    "by""who_id" uuid,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, "by""who_id") REFERENCES moods (tenant_id, id)
+);

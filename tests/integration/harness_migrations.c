@@ -1,0 +1,65 @@
+/*
+ * harness_migrations.c - a throw-away migrations directory for suites that add a test
+ * domain: the source tree's migrations plus one file of tests/integration/migrations/.
+ */
+#include "harness.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A link in dir to every .sql file of target. */
+static int link_sql_files(const char *target, const char *dir)
+{
+    DIR *d = opendir(target);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".sql")) {
+            char from[768], to[768];
+            snprintf(from, sizeof(from), "%s/%s", target, e->d_name);
+            snprintf(to, sizeof(to), "%s/%s", dir, e->d_name);
+            if (symlink(from, to) != 0) {
+                closedir(d);
+                return -1;
+            }
+        }
+    if (d)
+        closedir(d);
+    return d ? 0 : -1;
+}
+
+int td_migrations_dir(const char *prefix, const char *test_file, char *dir, size_t dirsize,
+                      char *env, size_t envsize)
+{
+    const char *src = getenv("TD_SOURCE_DIR");
+    char path[512], target[512];
+    snprintf(dir, dirsize, "/tmp/%s-XXXXXX", prefix);
+    if (!src || !mkdtemp(dir))
+        return -1;
+    /* mkdtemp makes it 0700; open it up like td_server_start's dir. */
+    chmod(dir, 0755);
+    snprintf(env, envsize, "TENANTD_MIGRATIONS_DIR=%s", dir);
+    snprintf(path, sizeof(path), "%s/catalog", dir);
+    snprintf(target, sizeof(target), "%s/migrations/catalog", src);
+    if (symlink(target, path) != 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/tenant", dir);
+    mkdir(path, 0755);
+    snprintf(target, sizeof(target), "%s/migrations/tenant", src);
+    if (link_sql_files(target, path) != 0)
+        return -1;
+    snprintf(target, sizeof(target), "%s/tests/integration/migrations/%s", src, test_file);
+    snprintf(path, sizeof(path), "%s/tenant/%s", dir, test_file);
+    return symlink(target, path);
+}
+
+void td_migrations_remove(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
