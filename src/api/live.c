@@ -7,6 +7,7 @@
 #include "api/live.h"
 
 #include "app/app.h"
+#include "core/mem.h"
 #include "tenant/tenant.h"
 
 #include <pthread.h>
@@ -37,9 +38,26 @@ struct live_slot {
     int ntenants;
 };
 
-/* Process-wide like the Prometheus counters beside it: one ring per process. */
-static struct live_slot ring[LIVE_SLOTS];
-static pthread_mutex_t ring_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The application's ring (struct td_app.live). */
+struct api_live {
+    pthread_mutex_t mu;
+    struct live_slot ring[LIVE_SLOTS];
+};
+
+struct api_live *api_live_new(void)
+{
+    struct api_live *l = td_xcalloc(1, sizeof(*l));
+    pthread_mutex_init(&l->mu, NULL);
+    return l;
+}
+
+void api_live_free(struct api_live *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
 
 static void count(struct live_count *c, int status, long long us)
 {
@@ -77,8 +95,9 @@ void api_live_observe(const struct http_req *req, long long duration_us)
 {
     long long now = (long long)time(NULL);
     const char *slug = req->tenant ? req->tenant->slug : NULL;
-    pthread_mutex_lock(&ring_mu);
-    struct live_slot *s = &ring[now % LIVE_SLOTS];
+    struct api_live *l = req->app->live;
+    pthread_mutex_lock(&l->mu);
+    struct live_slot *s = &l->ring[now % LIVE_SLOTS];
     if (s->second != now) {
         memset(s, 0, sizeof(*s));
         s->second = now;
@@ -93,7 +112,7 @@ void api_live_observe(const struct http_req *req, long long duration_us)
         if (i < s->ntenants)
             count(&s->tenants[i].c, req->status, duration_us);
     }
-    pthread_mutex_unlock(&ring_mu);
+    pthread_mutex_unlock(&l->mu);
 }
 
 struct agg {
@@ -156,9 +175,10 @@ int api_admin_live(struct http_req *req)
     memset(aggs, 0, sizeof(*aggs) * (size_t)cap);
     struct live_count total = {0};
     json_t *secs = json_array();
-    pthread_mutex_lock(&ring_mu);
+    struct api_live *l = req->app->live;
+    pthread_mutex_lock(&l->mu);
     for (long long sec = first; sec < now; sec++) {
-        const struct live_slot *s = &ring[sec % LIVE_SLOTS];
+        const struct live_slot *s = &l->ring[sec % LIVE_SLOTS];
         struct live_count none = {0};
         const struct live_count *c = s->second == sec ? &s->all : &none;
         merge(&total, c);
@@ -173,7 +193,7 @@ int api_admin_live(struct http_req *req)
             a->series[sec - first] = s->tenants[i].c.requests;
         }
     }
-    pthread_mutex_unlock(&ring_mu);
+    pthread_mutex_unlock(&l->mu);
     json_t *out = json_pack("{s:i,s:o,s:o}", "seconds", window, "fleet", count_json(&total),
                             "per_second", secs);
     json_object_set_new(out, "top_tenants", top_json(aggs, n, window));

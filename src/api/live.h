@@ -7,7 +7,12 @@
 
 #include "http/request.h"
 
-/* Count one answered request (status, tenant, duration). Thread-safe. */
+struct api_live;
+
+/* The ring of an application (struct td_app.live); free accepts NULL. */
+struct api_live *api_live_new(void);
+void api_live_free(struct api_live *l);
+/* Count one answered request in req->app's ring (status, tenant, duration). Thread-safe. */
 void api_live_observe(const struct http_req *req, long long duration_us);
 /* GET /admin/live[?seconds=N]: the window's per-second figures and its top tenants. */
 int api_admin_live(struct http_req *req);

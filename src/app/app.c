@@ -3,6 +3,7 @@
  * secrets, the embedded cluster, migrations, server bootstrap, caches.
  */
 #include "app/app.h"
+#include "api/live.h"
 #include "api/metrics.h"
 #include "tenant/plans.h"
 #include "auth/jwt.h"
@@ -172,6 +173,7 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
     app->cfg = cfg;
     atomic_init(&app->ready, 0);
     app->metrics = api_metrics_new();
+    app->live = api_live_new();
     mig_expected_init(&app->expected, cfg->migrations_dir);
     if (sodium_init() < 0)
         return TD_EINTERNAL;
@@ -210,6 +212,7 @@ void td_app_close(struct td_app *app)
     tnt_cache_free(app->cache);
     auth_jwt_free(app->jwt);
     api_metrics_free(app->metrics);
+    api_live_free(app->live);
     tnt_usercheck_free(app->usercheck);
     db_free(app->db);
     mig_set_cleanup(&app->catalog_migs);

@@ -18,6 +18,7 @@ struct tnt_usage;
 struct bkp;
 struct auth_throttle;
 struct auth_jwt;
+struct api_live;
 struct api_metrics;
 struct res_registry;
 struct tnt_usercheck;
@@ -42,6 +43,7 @@ struct td_app {
     struct auth_jwt *jwt;            /* the JWT secret and the tokens verified with it */
     struct tnt_usercheck *usercheck; /* user checks remembered for reads */
     struct api_metrics *metrics;     /* what GET /metrics shows */
+    struct api_live *live;           /* the last minutes per second, for GET /admin/live */
     struct jobs *_Atomic jobs;       /* serve only: the job workers once started, or NULL */
     struct res_registry *resources;  /* served tenant tables (serve only), or NULL */
 };

@@ -8,6 +8,7 @@
  */
 #include "db/pool.h"
 
+#include "core/clock.h"
 #include "core/hash.h"
 #include "core/list.h"
 #include "core/mem.h"
@@ -106,9 +107,7 @@ static unsigned long long now_us(struct db_pool *p)
 {
     if (p->ops.now_us)
         return p->ops.now_us(p->ctx);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+    return (unsigned long long)td_now_us();
 }
 
 static unsigned long long ewma(unsigned long long avg, unsigned long long sample)
@@ -474,10 +473,7 @@ static int slot_note_tenant(struct db_pool *p, struct db_slot *s, const char *te
     int cap = 2 * max;
     if (!s->seen)
         s->seen = td_xcalloc((size_t)cap, sizeof(*s->seen));
-    unsigned long long h = 1469598103934665603ULL;
-    for (const char *c = tenant; *c; c++)
-        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-    h |= 1; /* 0 marks an empty cell */
+    unsigned long long h = td_hash64_str(TD_HASH64_INIT, tenant) | 1; /* 0 marks an empty cell */
     for (int i = (int)(h % (unsigned)cap);; i = (i + 1) % cap) {
         if (s->seen[i] == h)
             return 0;

@@ -3,6 +3,8 @@
  */
 #include "db/replica.h"
 
+#include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -45,9 +47,7 @@ struct db_replicas {
 
 static unsigned long long now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+    return (unsigned long long)td_now_us();
 }
 
 unsigned long long db_lsn_parse(const char *s)
@@ -64,10 +64,8 @@ unsigned long long db_lsn_parse(const char *s)
 
 static unsigned long long key_hash(int server, const char *key)
 {
-    unsigned long long h = 1469598103934665603ULL ^ (unsigned long long)server;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h | 1; /* 0 marks an empty slot */
+    /* | 1: 0 marks an empty slot */
+    return td_hash64_str(TD_HASH64_INIT ^ (unsigned long long)server, key) | 1;
 }
 
 static PGconn *poll_connect(const char *conninfo)

@@ -5,6 +5,7 @@
 
 #include "core/clock.h"
 #include "core/hash.h"
+#include "core/htab.h"
 #include "core/log.h"
 #include "http/cors.h"
 #include "http/problem.h"
@@ -43,7 +44,7 @@ struct gate {
     char key[GATE_KEY];
     int running;
     struct req_state *head, *tail; /* parked */
-    struct gate *next;
+    struct td_hnode node;          /* in http_server.gates, by key */
 };
 
 struct http_server;
@@ -70,7 +71,7 @@ struct http_server {
     int (*tenant_key)(struct http_req *, char *, size_t);
     int gate_max;
     pthread_mutex_t gate_lock;
-    struct gate *gates[GATE_BUCKETS];
+    struct td_htab gates;         /* struct gate, while it has requests */
     struct http_cors *cors;       /* NULL: no CORS */
     struct http_proxies *proxies; /* NULL: the TCP peer is the client */
 };
@@ -457,9 +458,9 @@ static void spool_body(struct req_state *st, const char *data, size_t n)
     req->body_len += n;
 }
 
-static unsigned gate_hash(const char *key)
+static int gate_eq(const struct td_hnode *n, const void *key)
 {
-    return td_hash_str(key) % GATE_BUCKETS;
+    return strcmp(TD_CONTAINER_OF(n, struct gate, node)->key, key) == 0;
 }
 
 /* Take a running slot for req's tenant, or park the request: returns 1 when parked (the
@@ -470,14 +471,13 @@ static int gate_enter(struct http_server *srv, struct req_state *st)
     if (srv->gate_max <= 0 || !srv->tenant_key || !srv->tenant_key(&st->req, key, sizeof(key)))
         return 0;
     pthread_mutex_lock(&srv->gate_lock);
-    struct gate **head = &srv->gates[gate_hash(key)], *g = *head;
-    while (g && strcmp(g->key, key) != 0)
-        g = g->next;
+    unsigned h = td_hash_str(key);
+    struct td_hnode *n = td_htab_find(&srv->gates, h, gate_eq, key);
+    struct gate *g = n ? TD_CONTAINER_OF(n, struct gate, node) : NULL;
     if (!g) {
         g = td_xcalloc(1, sizeof(*g));
         snprintf(g->key, sizeof(g->key), "%s", key);
-        g->next = *head;
-        *head = g;
+        td_htab_add(&srv->gates, &g->node, h);
     }
     st->gate = g;
     int park = g->running >= srv->gate_max;
@@ -514,10 +514,7 @@ static void gate_leave(struct http_server *srv, struct req_state *st)
         next->next = NULL;
         next->admitted = 1; /* the slot passes on; running stays */
     } else if (--g->running == 0) {
-        struct gate **pp = &srv->gates[gate_hash(g->key)];
-        while (*pp != g)
-            pp = &(*pp)->next;
-        *pp = g->next;
+        td_htab_del(&srv->gates, &g->node);
         free(g);
     }
     pthread_mutex_unlock(&srv->gate_lock);
@@ -773,6 +770,7 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
                       ? (o->threads * o->tenant_share + 99) / 100
                       : 0;
     pthread_mutex_init(&s->gate_lock, NULL);
+    td_htab_init(&s->gates, GATE_BUCKETS);
     atomic_init(&s->active, 0);
     atomic_init(&s->fresh, 0);
     pthread_mutex_init(&s->lock, NULL);
@@ -796,6 +794,7 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
         stop_workers(s);
         http_cors_free(s->cors);
         http_proxies_free(s->proxies);
+        td_htab_cleanup(&s->gates);
         free(s);
         return TD_EUNAVAILABLE;
     }
@@ -826,5 +825,9 @@ void http_server_stop(struct http_server *s, int grace_s)
     MHD_stop_daemon(s->daemon);
     http_cors_free(s->cors);
     http_proxies_free(s->proxies);
+    /* every connection is gone, and with it every reference to a gate */
+    for (struct td_hnode *n; (n = td_htab_pop(&s->gates));)
+        free(TD_CONTAINER_OF(n, struct gate, node));
+    td_htab_cleanup(&s->gates);
     free(s);
 }

@@ -252,6 +252,8 @@ int res_desc_load(PGconn *pg, const char *schema, long version, struct res_desc 
     }
     add_columns(d, oids, cr);
     add_fkeys(d, oids, fr);
+    for (int i = 0; i < d->ntables; i++)
+        res_sql_cache(&d->tables[i]);
     atomic_init(&d->refs, 1);
     *out = d;
 out:
@@ -273,6 +275,8 @@ static void table_free(struct res_table *t)
     for (int i = 0; i < t->nmax; i++)
         free(t->max_plans[i]);
     free(t->max_plans), free(t->max_rows), free(t->cols), free(t->fks);
+    for (size_t i = 0; i < sizeof(t->row_json) / sizeof(t->row_json[0]); i++)
+        free(t->row_json[i]);
     free(t->name), free(t->qname), free(t->path), free(t->read_role), free(t->write_role);
 }
 

@@ -5,6 +5,8 @@
  */
 #include "resource/resource.h"
 
+#include "core/hash.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +20,7 @@ static const struct {
 
 static unsigned long long hash64(unsigned long long h, const char *s)
 {
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (h ^ 0xff) * 1099511628211ULL;
+    return td_hash64_byte(td_hash64_str(h, s), 0xff);
 }
 
 /* A column a request may name: exists and is not private. */
@@ -231,7 +231,7 @@ static void finish_order(const struct res_table *t, struct res_query *q)
         has_id |= q->order[i].col == t->id_col;
     if (!has_id)
         q->order[q->norder++] = (struct res_order){t->id_col, last_desc};
-    unsigned long long h = hash64(1469598103934665603ULL, t->name);
+    unsigned long long h = hash64(TD_HASH64_INIT, t->name);
     for (int i = 0; i < q->norder; i++) {
         h = hash64(h, t->cols[q->order[i].col].name);
         h = hash64(h, q->order[i].desc ? "d" : "a");
@@ -241,7 +241,7 @@ static void finish_order(const struct res_table *t, struct res_query *q)
         const struct res_filter *f = &q->filters[i];
         char op[16];
         snprintf(op, sizeof(op), "%d.%d", (int)f->op, f->negate);
-        fsum += hash64(hash64(hash64(1469598103934665603ULL, t->cols[f->col].name), op),
+        fsum += hash64(hash64(hash64(TD_HASH64_INIT, t->cols[f->col].name), op),
                        f->value ? f->value : "");
     }
     q->shape = h ^ fsum;

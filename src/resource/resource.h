@@ -70,6 +70,10 @@ struct res_table {
     int has_jsonb;                        /* some column's JSON text has jsonb's spaces */
     struct res_fk *fks;
     int nfks;
+    /* The row's JSON expression with every visible column, for the aliases x, p, o and d,
+     * built once at load (res_sql_cache): most statements embed one, and writing it takes
+     * dozens of printf calls. NULL: built per statement. */
+    char *row_json[4];
 };
 
 /* One migration version's tables; immutable once built, shared by every thread. */
@@ -182,6 +186,9 @@ int res_value_json(const struct res_col *c, json_t *v, struct td_arena *a, const
 size_t res_json_compact(char *s, size_t len);
 
 /* ---- SQL (sql.c) ---- */
+
+/* Build t's cached statement parts (row_json); freed with the description. */
+void res_sql_cache(struct res_table *t);
 
 struct res_sql {
     char *sql;

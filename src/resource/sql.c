@@ -19,21 +19,40 @@ struct sb {
     size_t len, cap;
 };
 
+static void sb_grow(struct sb *b, size_t need)
+{
+    if (b->len + need + 1 > b->cap) {
+        b->cap = (b->len + need + 1) * 2;
+        if (b->cap < 1024)
+            b->cap = 1024;
+        b->buf = td_xrealloc(b->buf, b->cap);
+    }
+}
+
+/* One formatting pass when the text fits the room left (the usual case), two when not. */
 static void sb_add(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_add(struct sb *b, const char *fmt, ...)
 {
     va_list ap;
+    size_t room = b->cap - b->len;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(b->buf ? b->buf + b->len : NULL, b->buf ? room : 0, fmt, ap);
     va_end(ap);
-    if (b->len + (size_t)n + 1 > b->cap) {
-        b->cap = (b->len + (size_t)n + 1) * 2;
-        b->buf = td_xrealloc(b->buf, b->cap);
+    if (!b->buf || (size_t)n >= room) {
+        sb_grow(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->buf + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
     }
-    va_start(ap, fmt);
-    vsnprintf(b->buf + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     b->len += (size_t)n;
+}
+
+static void sb_put(struct sb *b, const char *s)
+{
+    size_t n = strlen(s);
+    sb_grow(b, n);
+    memcpy(b->buf + b->len, s, n + 1);
+    b->len += n;
 }
 
 static char *sb_done(struct sb *b, struct td_arena *a)
@@ -114,9 +133,16 @@ static void embed_expr(struct sb *b, const struct res_table *t, const char *alia
 }
 
 /* The row of alias as one JSON object: visible (selected) columns, then the embeds. */
+static const char row_aliases[] = "xpod"; /* the index of res_table.row_json */
+
 static void row_json(struct sb *b, const struct res_table *t, const char *alias,
                      const struct res_query *q, int depth)
 {
+    const char *ka = alias[0] && !alias[1] ? strchr(row_aliases, alias[0]) : NULL;
+    if (ka && t->row_json[ka - row_aliases] && (!q || (!q->selected && !q->nembeds))) {
+        sb_put(b, t->row_json[ka - row_aliases]);
+        return;
+    }
     sb_add(b, "(SELECT row_to_json(j_) FROM (SELECT ");
     int n = 0;
     for (int i = 0; i < t->ncols; i++) {
@@ -131,6 +157,18 @@ static void row_json(struct sb *b, const struct res_table *t, const char *alias,
         embed_expr(b, t, alias, &q->embeds[k], k, depth);
     }
     sb_add(b, ") j_)");
+}
+
+void res_sql_cache(struct res_table *t)
+{
+    for (int i = 0; row_aliases[i]; i++) {
+        char alias[2] = {row_aliases[i], 0};
+        struct sb b = {0};
+        free(t->row_json[i]);
+        t->row_json[i] = NULL;
+        row_json(&b, t, alias, NULL, 0);
+        t->row_json[i] = b.buf;
+    }
 }
 
 static const char *const op_sql[] = {"=", "<>", "<", "<=", ">", ">="};

@@ -47,11 +47,7 @@ static struct req_state *req_of(const char *tenant)
 
 static int gates_in_use(const struct http_server *s)
 {
-    int n = 0;
-    for (int b = 0; b < GATE_BUCKETS; b++)
-        for (struct gate *g = s->gates[b]; g; g = g->next)
-            n++;
-    return n;
+    return (int)s->gates.count;
 }
 
 static void test_share_park_and_hand_on(void **state)
@@ -61,6 +57,7 @@ static void test_share_park_and_hand_on(void **state)
     s->gate_max = 2;
     s->tenant_key = key_of;
     pthread_mutex_init(&s->gate_lock, NULL);
+    td_htab_init(&s->gates, GATE_BUCKETS);
     struct req_state *a1 = req_of("a"), *a2 = req_of("a"), *a3 = req_of("a"), *a4 = req_of("a"),
                      *b1 = req_of("b");
     suspended = resumed = 0;
@@ -88,6 +85,7 @@ static void test_share_park_and_hand_on(void **state)
     assert_int_equal(gate_enter(s, a1), 0);
     assert_null(a1->gate);
     pthread_mutex_destroy(&s->gate_lock);
+    td_htab_cleanup(&s->gates);
     free(a1);
     free(a2);
     free(a3);
