@@ -297,9 +297,10 @@ int api_resource_create(struct http_req *req)
     if (rc < 0)
         goto out;
     long max = res_table_max(t, req->tenant->plan);
-    struct db_stmt st[3] = {{api_quota_lock_sql, 0, NULL, 0},
-                            {td_arena_printf(req->arena, quota_sql, t->qname, n, max), 0, NULL, 0},
-                            {s.sql, s.nparams, s.params, 0}};
+    struct db_stmt st[3] = {
+        {api_quota_lock_sql, 0, NULL, 0},
+        {max >= 0 ? td_arena_printf(req->arena, quota_sql, t->qname, n, max) : NULL, 0, NULL, 0},
+        {s.sql, s.nparams, s.params, 0}};
     PGresult *res[3];
     rc = max >= 0 ? write_exec(req, t, st, 3, res, 0) : write_exec(req, t, st + 2, 1, res + 2, 0);
     if (rc == 0 && array)

@@ -112,7 +112,7 @@ static void embed_expr(struct sb *b, const struct res_table *t, const char *alia
     /* the key comes from a column's or a table's name, which may hold a double quote */
     char *qkey = res_quote(NULL, e->key);
     if (!e->reverse) {
-        sb_add(b, "(SELECT ");
+        sb_put(b, "(SELECT ");
         row_json(b, o, ea, NULL, depth + 1);
         sb_add(b, " FROM %s %s WHERE %s.tenant_id = %s.tenant_id AND %s.id = %s.%s) AS %s",
                o->qname, ea, ea, alias, ea, alias, t->cols[e->fk->col].qname, qkey);
@@ -121,7 +121,7 @@ static void embed_expr(struct sb *b, const struct res_table *t, const char *alia
     }
     /* the newest 100 referencing rows, newest first */
     const char *ord = o->created_col >= 0 ? o->cols[o->created_col].qname : "id";
-    sb_add(b, "(SELECT coalesce(array_to_json(array_agg(s_.j_ ORDER BY s_.o_ DESC, s_.i_ DESC)), "
+    sb_put(b, "(SELECT coalesce(array_to_json(array_agg(s_.j_ ORDER BY s_.o_ DESC, s_.i_ DESC)), "
               "'[]'::json) FROM (SELECT ");
     row_json(b, o, ea, NULL, depth + 1);
     sb_add(b,
@@ -143,20 +143,20 @@ static void row_json(struct sb *b, const struct res_table *t, const char *alias,
         sb_put(b, t->row_json[ka - row_aliases]);
         return;
     }
-    sb_add(b, "(SELECT row_to_json(j_) FROM (SELECT ");
+    sb_put(b, "(SELECT row_to_json(j_) FROM (SELECT ");
     int n = 0;
     for (int i = 0; i < t->ncols; i++) {
         if (t->cols[i].is_private || (q && q->selected && !q->selected[i]))
             continue;
         if (n++)
-            sb_add(b, ", ");
+            sb_put(b, ", ");
         col_expr(b, alias, &t->cols[i]);
     }
     for (int k = 0; q && k < q->nembeds; k++) {
-        sb_add(b, ", ");
+        sb_put(b, ", ");
         embed_expr(b, t, alias, &q->embeds[k], k, depth);
     }
-    sb_add(b, ") j_)");
+    sb_put(b, ") j_)");
 }
 
 void res_sql_cache(struct res_table *t)
@@ -197,7 +197,7 @@ static void filter_sql(struct sb *b, const struct res_table *t, const struct res
     default:
         sb_add(b, "x.%s %s $%d::%s", c->qname, op_sql[f->op], param(p, f->value), c->cast);
     }
-    sb_add(b, ")");
+    sb_put(b, ")");
 }
 
 /* Decode q's cursor into one value per order column (NULL items allowed). */
@@ -246,18 +246,18 @@ static void after_sql(struct sb *b, const struct res_table *t, const struct res_
         k[i] = vals[i] ? param(p, vals[i]) : 0;
     }
     if (same) { /* one row comparison: an index scan */
-        sb_add(b, " AND (");
+        sb_put(b, " AND (");
         for (int i = 0; i < q->norder; i++)
             sb_add(b, "%sx.%s", i ? ", " : "", t->cols[q->order[i].col].qname);
         sb_add(b, ") %s (", q->order[0].desc ? "<" : ">");
         for (int i = 0; i < q->norder; i++)
             sb_add(b, "%s$%d::%s", i ? ", " : "", k[i], t->cols[q->order[i].col].cast);
-        sb_add(b, ")");
+        sb_put(b, ")");
         return;
     }
-    sb_add(b, " AND (FALSE");
+    sb_put(b, " AND (FALSE");
     for (int i = 0; i < q->norder; i++) {
-        sb_add(b, " OR (TRUE");
+        sb_put(b, " OR (TRUE");
         for (int e = 0; e < i; e++) {
             const struct res_col *c = &t->cols[q->order[e].col];
             if (vals[e])
@@ -269,14 +269,14 @@ static void after_sql(struct sb *b, const struct res_table *t, const struct res_
         if (!q->order[i].desc && vals[i])
             sb_add(b, " AND (x.%s > $%d::%s OR x.%s IS NULL)", c->qname, k[i], c->cast, c->qname);
         else if (!q->order[i].desc)
-            sb_add(b, " AND FALSE");
+            sb_put(b, " AND FALSE");
         else if (vals[i])
             sb_add(b, " AND x.%s < $%d::%s", c->qname, k[i], c->cast);
         else
             sb_add(b, " AND x.%s IS NOT NULL", c->qname);
-        sb_add(b, ")");
+        sb_put(b, ")");
     }
-    sb_add(b, ")");
+    sb_put(b, ")");
 }
 
 int res_sql_list(const struct res_table *t, const struct res_query *q, const char *limit,
@@ -288,7 +288,7 @@ int res_sql_list(const struct res_table *t, const struct res_query *q, const cha
     if (q->cursor && cursor_values(t, q, a, vals) < 0)
         return *detail = "the cursor is not one of this list (same filters and order)", TD_EBADREQ;
     param(&p, limit);
-    sb_add(&b, "SELECT ");
+    sb_put(&b, "SELECT ");
     row_json(&b, t, "x", q, 0);
     for (int i = 0; i < q->norder; i++) {
         const struct res_col *c = &t->cols[q->order[i].col];
@@ -302,11 +302,11 @@ int res_sql_list(const struct res_table *t, const struct res_query *q, const cha
         filter_sql(&b, t, &q->filters[i], &p);
     if (q->cursor)
         after_sql(&b, t, q, vals, &p);
-    sb_add(&b, " ORDER BY ");
+    sb_put(&b, " ORDER BY ");
     for (int i = 0; i < q->norder; i++)
         sb_add(&b, "%sx.%s %s", i ? ", " : "", t->cols[q->order[i].col].qname,
                q->order[i].desc ? "DESC" : "ASC");
-    sb_add(&b, " LIMIT $1::int + 1");
+    sb_put(&b, " LIMIT $1::int + 1");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
     return 0;
 }
@@ -337,7 +337,7 @@ void res_sql_get(const struct res_table *t, const struct res_query *q, const cha
     struct sb b = {0};
     struct params p = {.a = a};
     param(&p, id);
-    sb_add(&b, "SELECT ");
+    sb_put(&b, "SELECT ");
     row_json(&b, t, "x", q, 0);
     sb_add(&b, " FROM %s x WHERE x.id = $1::uuid", t->qname);
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
@@ -355,7 +355,7 @@ static void audit_params(struct params *p, const struct res_table *t, const stru
 static void value_expr(struct sb *b, const struct res_col *c, const char *text, struct params *p)
 {
     if (!text)
-        sb_add(b, "NULL");
+        sb_put(b, "NULL");
     else if (c->is_array)
         sb_add(b, "ARRAY(SELECT json_array_elements_text($%d::json))::%s", param(p, text), c->cast);
     else
@@ -416,15 +416,15 @@ static void insert_values(struct sb *b, const struct res_table *t, json_t *const
             if (!used[c])
                 continue;
             if (n++)
-                sb_add(b, ", ");
+                sb_put(b, ", ");
             json_t *v = json_object_get(rows[r], t->cols[c].name);
             const char *text = NULL, *why;
             if (!v)
-                sb_add(b, "DEFAULT");
+                sb_put(b, "DEFAULT");
             else if (res_value_json(&t->cols[c], v, a, &text, &why) == 0)
                 value_expr(b, &t->cols[c], text, p);
         }
-        sb_add(b, ")");
+        sb_put(b, ")");
     }
 }
 
@@ -447,15 +447,15 @@ int res_sql_insert(const struct res_table *t, json_t *const *rows, int nrows,
         if (used[c])
             sb_add(&b, "%s%s", n++ ? ", " : " (", t->cols[c].qname);
     if (n) {
-        sb_add(&b, ") VALUES ");
+        sb_put(&b, ") VALUES ");
         insert_values(&b, t, rows, nrows, used, a, &p);
     } else {
         /* every column defaulted: one DEFAULT VALUES row per object */
         sb_add(&b, " SELECT FROM generate_series(1, %d)", nrows);
     }
-    sb_add(&b, " RETURNING *), j AS (SELECT ");
+    sb_put(&b, " RETURNING *), j AS (SELECT ");
     row_json(&b, t, "p", NULL, 0);
-    sb_add(&b, " AS v, p.id FROM p), a AS (INSERT INTO audit_logs (actor_id, action, "
+    sb_put(&b, " AS v, p.id FROM p), a AS (INSERT INTO audit_logs (actor_id, action, "
                "entity_type, entity_id, new_values, ip, user_agent) SELECT $2::uuid, 'create', "
                "$5, j.id, j.v, $3, $4 FROM j) SELECT v FROM j WHERE $1::text IS NOT NULL");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
@@ -495,15 +495,15 @@ int res_sql_update(const struct res_table *t, const char *id, json_t *obj,
     if (t->updated_col >= 0)
         sb_add(&b, "%s%s = clock_timestamp()", n++ ? ", " : "", t->cols[t->updated_col].qname);
     if (!n)
-        sb_add(&b, "id = x.id");
-    sb_add(&b, " FROM o WHERE x.tenant_id = o.tenant_id AND x.id = o.id RETURNING x.*), "
+        sb_put(&b, "id = x.id");
+    sb_put(&b, " FROM o WHERE x.tenant_id = o.tenant_id AND x.id = o.id RETURNING x.*), "
                "j AS (SELECT ");
     row_json(&b, t, "p", NULL, 0);
-    sb_add(&b, " AS v, p.id FROM p), a AS (INSERT INTO audit_logs (actor_id, action, "
+    sb_put(&b, " AS v, p.id FROM p), a AS (INSERT INTO audit_logs (actor_id, action, "
                "entity_type, entity_id, old_values, new_values, ip, user_agent) SELECT $2::uuid, "
                "'update', $5, j.id, (SELECT ");
     row_json(&b, t, "o", NULL, 0);
-    sb_add(&b, " FROM o), j.v, $3, $4 FROM j) SELECT v FROM j");
+    sb_put(&b, " FROM o), j.v, $3, $4 FROM j) SELECT v FROM j");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
     return 0;
 }
@@ -521,6 +521,6 @@ void res_sql_delete(const struct res_table *t, const char *id, const struct res_
            "SELECT $2::uuid, 'delete', $5, d.id, ",
            t->qname);
     row_json(&b, t, "d", NULL, 0);
-    sb_add(&b, ", $3, $4 FROM d) SELECT 1 FROM d");
+    sb_put(&b, ", $3, $4 FROM d) SELECT 1 FROM d");
     *out = (struct res_sql){sb_done(&b, a), p.v, p.n};
 }
