@@ -5,6 +5,8 @@
  */
 #include "resource/resource.h"
 
+#include "auth/jwt.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -24,21 +26,6 @@ static int digits(const char *s, int n)
     for (int i = 0; i < n; i++)
         if (!isdigit((unsigned char)s[i]))
             return 0;
-    return 1;
-}
-
-static int is_uuid(const char *s)
-{
-    if (strlen(s) != 36)
-        return 0;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return 0;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
     return 1;
 }
 
@@ -145,7 +132,7 @@ int res_value_text_ok(const struct res_col *c, const char *v)
     case RES_BOOL:
         return !strcmp(v, "true") || !strcmp(v, "false") ? 0 : -1;
     case RES_UUID:
-        return is_uuid(v) ? 0 : -1;
+        return auth_is_uuid(v) ? 0 : -1;
     case RES_DATE:
         return date_ok(v) && v[10] == '\0' ? 0 : -1;
     case RES_TSTZ:

@@ -64,8 +64,19 @@ void td_server_print_log(const struct td_server *s);
  * (TD_SOURCE_DIR); env gets "TENANTD_MIGRATIONS_DIR=<dir>". Returns 0 or -1. */
 int td_migrations_dir(const char *prefix, const char *test_file, char *dir, size_t dirsize,
                       char *env, size_t envsize);
+/* The same dir as a copy of the source tree's migrations/catalog and migrations/tenant,
+ * for a suite that adds or removes files in it. Returns 0 or -1. */
+int td_migrations_copy(const char *prefix, char *dir, size_t dirsize, char *env, size_t envsize);
 /* rm -rf the dir made by td_migrations_dir (a failure is printed, not fatal). */
 void td_migrations_remove(const char *dir);
+
+/* The environment of a `tenantd` command run beside server s: the test's environment less its
+ * TENANTD_* variables, then s's TENANTD_DATA_DIR (the string kept in dd), the test admin token
+ * and JWT secret, and the NULL-terminated extra "NAME=value" strings. env holds
+ * TD_CLI_ENV_MAX pointers; the list ends with NULL. */
+#define TD_CLI_ENV_MAX 64
+void td_cli_env(const struct td_server *s, const char *const *extra, char **env, char *dd,
+                size_t ddsize);
 
 /* cmocka group setup and teardown of a suite whose tests share the server srv (a
  * struct td_server of the file): TD_SUITE_SERVER starts it with no extra environment,

@@ -1,6 +1,8 @@
 /*
  * harness_migrations.c - a throw-away migrations directory for suites that add a test
- * domain: the source tree's migrations plus one file of tests/integration/migrations/.
+ * domain (the source tree's migrations plus one file of tests/integration/migrations/) or
+ * change the migrations (a copy), and the environment of a `tenantd` command run beside
+ * the suite's server (`tenantd migrate` against its data dir).
  */
 #include "harness.h"
 
@@ -62,4 +64,34 @@ void td_migrations_remove(const char *dir)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
+}
+
+int td_migrations_copy(const char *prefix, char *dir, size_t dirsize, char *env, size_t envsize)
+{
+    const char *src = getenv("TD_SOURCE_DIR");
+    char cmd[1200];
+    snprintf(dir, dirsize, "/tmp/%s-XXXXXX", prefix);
+    if (!src || !mkdtemp(dir))
+        return -1;
+    snprintf(env, envsize, "TENANTD_MIGRATIONS_DIR=%s", dir);
+    snprintf(cmd, sizeof(cmd), "cp -r '%s/migrations/catalog' '%s/migrations/tenant' '%s'/", src,
+             src, dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+void td_cli_env(const struct td_server *s, const char *const *extra, char **env, char *dd,
+                size_t ddsize)
+{
+    extern char **environ;
+    int k = 0;
+    for (char **e = environ; *e && k < 50; e++)
+        if (strncmp(*e, "TENANTD_", 8) != 0)
+            env[k++] = *e;
+    snprintf(dd, ddsize, "TENANTD_DATA_DIR=%s", s->dir);
+    env[k++] = dd;
+    env[k++] = "TENANTD_ADMIN_TOKEN=" TD_TEST_ADMIN_TOKEN;
+    env[k++] = "TENANTD_JWT_SECRET=" TD_TEST_JWT_SECRET;
+    for (; extra && *extra && k < TD_CLI_ENV_MAX - 1; extra++)
+        env[k++] = (char *)*extra;
+    env[k] = NULL;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define AUDIT_FILE "0003_audit_json.sql"
 
@@ -23,19 +24,12 @@ static struct td_principal ts, tp; /* schema, pool */
 static int setup(void **state)
 {
     (void)state;
-    const char *src = getenv("TD_SOURCE_DIR");
-    char cmd[512];
-    snprintf(migdir, sizeof(migdir), "/tmp/td-aud-XXXXXX");
-    if (!src || !mkdtemp(migdir))
+    char path[160];
+    if (td_migrations_copy("td-aud", migdir, sizeof(migdir), migenv, sizeof(migenv)) != 0)
         return -1;
-    snprintf(
-        cmd, sizeof(cmd),
-        "cp -r '%s/migrations/catalog' '%s/migrations/tenant' '%s'/ && rm '%s/tenant/" AUDIT_FILE
-        "'",
-        src, src, migdir, migdir);
-    if (system(cmd) != 0)
+    snprintf(path, sizeof(path), "%s/tenant/" AUDIT_FILE, migdir);
+    if (unlink(path) != 0)
         return -1;
-    snprintf(migenv, sizeof(migenv), "TENANTD_MIGRATIONS_DIR=%s", migdir);
     const char *env[] = {migenv, NULL};
     if (td_server_start(&srv, env) < 0)
         return -1;
@@ -50,10 +44,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", migdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", migdir);
+    td_migrations_remove(migdir);
     return td_server_stop(&srv);
 }
 

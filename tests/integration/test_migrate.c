@@ -20,8 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
 static struct td_server srv;
 static char migdir[64];                /* the temporary copy of migrations/ */
 static char migenv[128];               /* TENANTD_MIGRATIONS_DIR=... */
@@ -74,23 +72,13 @@ static pid_t migrate_start(const char *const *args, const char *tag)
     const char *bin = getenv("TENANTD_BIN");
     char out[160], err[160];
     char *argv[16];
-    char *env[64];
-    int k = 0, a = 0;
+    char *env[TD_CLI_ENV_MAX], dd[128];
+    int a = 0;
     pid_t pid;
 
     snprintf(out, sizeof(out), "%s/migrate-%s.out", srv.dir, tag);
     snprintf(err, sizeof(err), "%s/migrate-%s.err", srv.dir, tag);
-    for (char **e = environ; *e && k < 50; e++)
-        if (strncmp(*e, "TENANTD_", 8) != 0)
-            env[k++] = *e;
-    char dd[128];
-    snprintf(dd, sizeof(dd), "TENANTD_DATA_DIR=%s", srv.dir);
-    env[k++] = dd;
-    env[k++] = migenv;
-    env[k++] = "TENANTD_ADMIN_TOKEN=" TD_TEST_ADMIN_TOKEN;
-    env[k++] = "TENANTD_JWT_SECRET=" TD_TEST_JWT_SECRET;
-    env[k++] = "TENANTD_LOG_LEVEL=warn";
-    env[k] = NULL;
+    td_cli_env(&srv, (const char *[]){migenv, "TENANTD_LOG_LEVEL=warn", NULL}, env, dd, sizeof(dd));
     argv[a++] = (char *)bin;
     argv[a++] = "migrate";
     for (const char *const *p = args; p && *p && a < 15; p++)
@@ -230,20 +218,12 @@ static int shipped_version(void)
 
 static int setup(void **state)
 {
-    const char *src = getenv("TD_SOURCE_DIR");
-    char cmd[512];
     const char *env[2] = {migenv, NULL};
     struct td_principal pd;
     (void)state;
 
-    strcpy(migdir, "/tmp/tdmig.XXXXXX");
-    if (!src || !mkdtemp(migdir))
+    if (td_migrations_copy("tdmig", migdir, sizeof(migdir), migenv, sizeof(migenv)) != 0)
         return -1;
-    snprintf(cmd, sizeof(cmd), "cp -r '%s/migrations/catalog' '%s/migrations/tenant' '%s'/", src,
-             src, migdir);
-    if (system(cmd) != 0)
-        return -1;
-    snprintf(migenv, sizeof(migenv), "TENANTD_MIGRATIONS_DIR=%s", migdir);
     if (shipped_version() < 0)
         return -1;
     if (td_server_start(&srv, env) < 0)
@@ -262,11 +242,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[128];
     (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", migdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", migdir);
+    td_migrations_remove(migdir);
     return td_server_stop(&srv);
 }
 

@@ -16,8 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 static struct td_server srv;
 static char migdir[64], migenv[128];
 static struct td_principal tp, tq, ts, tdb; /* pool, pool, schema, database */
@@ -56,18 +54,10 @@ static char *slurp(const char *path)
 static int run(char *const *args, char **out)
 {
     const char *bin = getenv("TENANTD_BIN");
-    char path[160], dd[128], *env[64];
-    int k = 0, st;
+    char path[160], dd[128], *env[TD_CLI_ENV_MAX];
+    int st;
     snprintf(path, sizeof(path), "%s/migrate.out", srv.dir);
-    for (char **e = environ; *e && k < 50; e++)
-        if (strncmp(*e, "TENANTD_", 8) != 0)
-            env[k++] = *e;
-    snprintf(dd, sizeof(dd), "TENANTD_DATA_DIR=%s", srv.dir);
-    env[k++] = dd;
-    env[k++] = migenv;
-    env[k++] = "TENANTD_ADMIN_TOKEN=" TD_TEST_ADMIN_TOKEN;
-    env[k++] = "TENANTD_JWT_SECRET=" TD_TEST_JWT_SECRET;
-    env[k] = NULL;
+    td_cli_env(&srv, (const char *[]){migenv, NULL}, env, dd, sizeof(dd));
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -94,17 +84,9 @@ static int migrate(char **out)
 static int setup(void **state)
 {
     (void)state;
-    const char *src = getenv("TD_SOURCE_DIR");
-    char cmd[512];
     const char *env[2] = {migenv, NULL};
-    strcpy(migdir, "/tmp/tdchk.XXXXXX");
-    if (!src || !mkdtemp(migdir))
+    if (td_migrations_copy("tdchk", migdir, sizeof(migdir), migenv, sizeof(migenv)) != 0)
         return -1;
-    snprintf(cmd, sizeof(cmd), "cp -r '%s/migrations/catalog' '%s/migrations/tenant' '%s'/", src,
-             src, migdir);
-    if (system(cmd) != 0)
-        return -1;
-    snprintf(migenv, sizeof(migenv), "TENANTD_MIGRATIONS_DIR=%s", migdir);
     if (td_server_start(&srv, env) < 0)
         return -1;
     if (td_admin_create_tenant(&srv, "chk-p", "pool", NULL, NULL, NULL, &tp) != 201 ||
@@ -118,10 +100,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", migdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", migdir);
+    td_migrations_remove(migdir);
     return td_server_stop(&srv);
 }
 

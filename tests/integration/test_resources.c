@@ -16,8 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 static struct td_server srv;
 static char migdir[64];
 static char migenv[128];
@@ -530,18 +528,8 @@ static void test_database(void **state)
 static int migrate(void)
 {
     const char *bin = getenv("TENANTD_BIN");
-    char *env[64], dd[128];
-    int k = 0;
-    for (char **e = environ; *e && k < 50; e++)
-        if (strncmp(*e, "TENANTD_", 8) != 0)
-            env[k++] = *e;
-    snprintf(dd, sizeof(dd), "TENANTD_DATA_DIR=%s", srv.dir);
-    env[k++] = dd;
-    env[k++] = migenv;
-    env[k++] = "TENANTD_ADMIN_TOKEN=" TD_TEST_ADMIN_TOKEN;
-    env[k++] = "TENANTD_JWT_SECRET=" TD_TEST_JWT_SECRET;
-    env[k++] = "TENANTD_LOG_LEVEL=warn";
-    env[k] = NULL;
+    char *env[TD_CLI_ENV_MAX], dd[128];
+    td_cli_env(&srv, (const char *[]){migenv, "TENANTD_LOG_LEVEL=warn", NULL}, env, dd, sizeof(dd));
     char *argv[] = {(char *)bin, "migrate", NULL};
     pid_t pid = fork();
     if (pid == 0) {
