@@ -212,6 +212,30 @@ static void test_operator_hibernates_and_wakes(void **state)
     assert_int_equal(cli(&srv, "hibernate", "pooled"), 1);
     assert_int_equal(cli(&srv, "hibernate", "handy"), 0);
     assert_int_equal(get_projects(&srv, &a), 200);
+
+    /* a wake that cannot get the tenant connected (here its runtime role also lost
+     * CONNECT) answers 503 with Retry-After, never a 500; once it can, it works again */
+    PGconn *pg = td_db(&srv, "postgres");
+    assert_non_null(pg);
+    char acl[512], q[1024];
+    sql_text(pg, "SELECT datacl::text FROM pg_database WHERE datname = $1", dba, acl, sizeof(acl));
+    snprintf(q, sizeof(q), "REVOKE CONNECT ON DATABASE %s FROM PUBLIC, tenantd_app", dba);
+    PQclear(td_sql(pg, q, 0, NULL));
+    assert_int_equal(post_sleep(&srv, a.tenant_id, "hibernate", &r), 200);
+    td_resp_free(&r);
+    char path[160], ra[16];
+    snprintf(path, sizeof(path), "/t/%.63s/projects", a.slug);
+    double t0 = td_now_s();
+    assert_int_equal(td_call(&srv, "GET", path, a.token, NULL, &r), 503);
+    fprintf(stderr, "failed wake answered 503 in %.0f ms\n", (td_now_s() - t0) * 1000);
+    assert_true(td_check_problem(&r, 503, "unavailable"));
+    assert_non_null(td_resp_header(&r, "Retry-After", ra, sizeof(ra)));
+    td_resp_free(&r);
+    const char *params[] = {acl, dba};
+    PQclear(
+        td_sql(pg, "UPDATE pg_database SET datacl = $1::aclitem[] WHERE datname = $2", 2, params));
+    PQfinish(pg);
+    assert_int_equal(get_projects(&srv, &a), 200);
     assert_int_equal(td_server_stop(&srv), 0);
 }
 
