@@ -533,6 +533,15 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
             goto fail;
         *got_any = 1;
         ExecStatusType st = PQresultStatus(r);
+        /* the backend was ended while idle (hibernation by another process): its goodbye
+         * (57P01) came before any answer, and the transaction commits only at the Sync,
+         * so nothing ran: the caller may retry on a new connection */
+        const char *code = st == PGRES_FATAL_ERROR ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        if (q == 0 && code && !strcmp(code, "57P01")) {
+            PQclear(r);
+            *got_any = 0;
+            goto fail;
+        }
         int ok = st != PGRES_FATAL_ERROR && st != PGRES_PIPELINE_ABORTED;
         if (st == PGRES_FATAL_ERROR && rc == 0) {
             rc = db_map_error(r);
@@ -588,8 +597,9 @@ static int exec_on(struct db *db, struct db_server *s, const struct db_target *t
         struct db_slot *slot = NULL;
         int rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
         /* a hibernated database refuses the runtime role: wake it, connect again (twice:
-         * the sweep may hibernate it again between the two) */
-        for (int w = 0; rc == TD_EUNAVAILABLE && db->hib && t->database && w < 2; w++)
+         * the sweep may hibernate it again between the two). Also without a sweep here:
+         * an operator may have hibernated it (admin API or CLI, any instance). */
+        for (int w = 0; rc == TD_EUNAVAILABLE && t->database && w < 2; w++)
             if (db__wake(db, t->server, t->database) > 0)
                 rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
             else
