@@ -85,16 +85,41 @@ int api_admin_tenants_create(struct http_req *req)
 int api_admin_tenants_get(struct http_req *req)
 {
     struct tnt_tenant *t;
-    json_t *usage;
+    json_t *j;
     int rc = api_admin_find_tenant(req, &t);
     if (rc < 0)
         return rc;
     req->tenant = t;
-    if ((rc = app_tenant_usage(req->app, t, &usage)) < 0)
+    if ((rc = app_tenant_show(req->app, t, &j)) < 0)
         return rc;
-    json_t *j = tnt_tenant_json(t);
-    json_object_set_new(j, "usage", usage);
     return http_reply_json(req, 200, j);
+}
+
+/* POST /admin/tenants/{id}/hibernate and /wake: 200 with the tenant and its state. */
+static int hibernate_route(struct http_req *req, int hibernate)
+{
+    struct tnt_tenant *t;
+    json_t *j;
+    const char *detail = NULL;
+    int rc = api_admin_find_tenant(req, &t);
+    if (rc < 0)
+        return rc;
+    req->tenant = t;
+    if ((rc = app_tenant_hibernate(req->app, t, hibernate, &detail)) < 0)
+        return api_fail(req, rc, detail);
+    j = tnt_tenant_json(t);
+    json_object_set_new(j, "hibernated", json_boolean(hibernate));
+    return http_reply_json(req, 200, j);
+}
+
+int api_admin_tenants_hibernate(struct http_req *req)
+{
+    return hibernate_route(req, 1);
+}
+
+int api_admin_tenants_wake(struct http_req *req)
+{
+    return hibernate_route(req, 0);
 }
 
 static const char *const patch_fields[] = {"name", "plan", "status", "subscription_expires_at",

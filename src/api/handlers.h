@@ -54,6 +54,8 @@ int api_admin_tenants_list(struct http_req *req);
 int api_admin_tenants_get(struct http_req *req);
 int api_admin_tenants_update(struct http_req *req);
 int api_admin_tenants_delete(struct http_req *req);
+int api_admin_tenants_hibernate(struct http_req *req);
+int api_admin_tenants_wake(struct http_req *req);
 
 /* transfer.c (move, export, import) */
 int api_admin_tenants_move(struct http_req *req);

@@ -34,10 +34,16 @@ static const struct schema_def schemas[] = {
      "*created_at:date-time"},
     {"TenantUsage", "Current figures of a tenant (api_calls_month may lag by up to 5 s).",
      "*users:int *projects:int *api_calls_month:int"},
-    {"TenantWithUsage", "A tenant with its usage.",
+    {"TenantWithUsage",
+     "A tenant with its usage; hibernated is true while its database sleeps (then usage is "
+     "null: reading it would wake the database).",
      "*id:uuid *slug:slug *name:string *plan:" PLAN " *isolation:" ISO
      " *status:enum(active|suspended) *server:string *subscription_expires_at:date-time? "
-     "*created_at:date-time *usage:ref(TenantUsage)"},
+     "*created_at:date-time *hibernated:bool *usage:ref(TenantUsage)?"},
+    {"TenantSleep", "A database tenant after POST /admin/tenants/{id}/hibernate or /wake.",
+     "*id:uuid *slug:slug *name:string *plan:" PLAN " *isolation:" ISO
+     " *status:enum(active|suspended) *server:string *subscription_expires_at:date-time? "
+     "*created_at:date-time *hibernated:bool"},
     {"TenantCreated", "The new tenant; owner is present when one was asked for.",
      "*id:uuid *slug:slug *name:string *plan:" PLAN " *isolation:" ISO
      " *status:enum(active|suspended) *server:string *subscription_expires_at:date-time? "
@@ -149,6 +155,8 @@ static json_t *type_schema(const char *t)
         return json_pack("{s:s}", "type", "integer");
     if (!strcmp(t, "object"))
         return json_pack("{s:s}", "type", "object");
+    if (!strcmp(t, "bool"))
+        return json_pack("{s:s}", "type", "boolean");
     if (!strcmp(t, "fraction"))
         return json_pack("{s:s, s:i, s:i}", "type", "number", "minimum", 0, "maximum", 1);
     if (!strncmp(t, "ref(", 4))
@@ -303,6 +311,11 @@ static const struct op_desc ops[] = {
      NULL, "bad_request tenant_not_found", "confirm"},
     {"POST", "/admin/tenants/{id}/move", "admin", "Move a tenant to another isolation or server",
      "TenantMove", 200, "Tenant", "tenant_not_found", NULL},
+    {"POST", "/admin/tenants/{id}/hibernate", "admin",
+     "Hibernate a database tenant: its database refuses connections until the next request", NULL,
+     200, "TenantSleep", "tenant_not_found conflict", NULL},
+    {"POST", "/admin/tenants/{id}/wake", "admin", "Wake a hibernated database tenant", NULL, 200,
+     "TenantSleep", "tenant_not_found conflict", NULL},
     {"GET", "/admin/tenants/{id}/export", "admin", "Every row of a tenant as NDJSON", NULL, 200,
      "ndjson", "tenant_not_found", NULL},
     {"POST", "/admin/tenants/{id}/restore", "admin",

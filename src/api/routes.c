@@ -44,6 +44,8 @@ static const struct http_route routes[] = {
     {"PATCH", "/admin/tenants/{id}", A | S, api_admin_tenants_update},
     {"DELETE", "/admin/tenants/{id}", A | S, api_admin_tenants_delete},
     {"POST", "/admin/tenants/{id}/move", A | S, api_admin_tenants_move},
+    {"POST", "/admin/tenants/{id}/hibernate", A | S, api_admin_tenants_hibernate},
+    {"POST", "/admin/tenants/{id}/wake", A | S, api_admin_tenants_wake},
     {"GET", "/admin/tenants/{id}/export", A | S, api_admin_tenants_export},
     {"POST", "/admin/tenants/{id}/restore", A | S, api_admin_tenants_restore},
     {"POST", "/admin/tenants/{id}/clone", A | S, api_admin_tenants_clone},

@@ -224,3 +224,40 @@ int app_tenant_usage(struct td_app *app, const struct tnt_tenant *t, json_t **ou
     res_desc_unref(d);
     return rc;
 }
+
+int app_tenant_hibernate(struct td_app *app, const struct tnt_tenant *t, int hibernate,
+                         const char **detail)
+{
+    if (t->isolation != TNT_ISO_DATABASE) {
+        *detail = "only a database tenant can hibernate: this tenant has no database of its own";
+        return TD_ECONFLICT;
+    }
+    int rc = hibernate ? db_hibernate(app->db, t->server_idx, t->dbname)
+                       : db_wake(app->db, t->server_idx, t->dbname);
+    if (rc == TD_EUNAVAILABLE)
+        *detail = "the tenant's database server is unreachable";
+    return rc < 0 ? rc : 0;
+}
+
+int app_tenant_hibernated(struct td_app *app, const struct tnt_tenant *t)
+{
+    if (t->isolation != TNT_ISO_DATABASE)
+        return 0;
+    return db_hibernated(app->db, t->server_idx, t->dbname);
+}
+
+int app_tenant_show(struct td_app *app, const struct tnt_tenant *t, json_t **out)
+{
+    json_t *usage = NULL;
+    *out = NULL;
+    int asleep = app_tenant_hibernated(app, t);
+    if (asleep < 0)
+        return asleep;
+    int rc = asleep ? 0 : app_tenant_usage(app, t, &usage);
+    if (rc < 0)
+        return rc;
+    *out = tnt_tenant_json(t);
+    json_object_set_new(*out, "hibernated", json_boolean(asleep));
+    json_object_set_new(*out, "usage", usage ? usage : json_null());
+    return 0;
+}

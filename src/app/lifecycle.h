@@ -63,4 +63,20 @@ void app_tenant_notify(struct td_app *app, const char *id);
  * TD_E* code of the query in t's storage. Thread-safe. */
 int app_tenant_usage(struct td_app *app, const struct tnt_tenant *t, json_t **out) TD_MUSTCHECK;
 
+/* Hibernate (hibernate 1) or wake (0) database tenant t by hand (db_hibernate, db_wake).
+ * Returns 0, TD_ECONFLICT (t is not a database tenant: only a database can sleep; *detail
+ * says so), TD_EUNAVAILABLE (its server is unreachable or not configured here) or
+ * TD_EINTERNAL. Thread-safe. */
+int app_tenant_hibernate(struct td_app *app, const struct tnt_tenant *t, int hibernate,
+                         const char **detail) TD_MUSTCHECK;
+
+/* 1 when t's database is hibernated, 0 when it is awake or t is not a database tenant, or
+ * a TD_E* code. Reads the server's catalog as the superuser: it never wakes t. */
+int app_tenant_hibernated(struct td_app *app, const struct tnt_tenant *t) TD_MUSTCHECK;
+
+/* t as JSON (tnt_tenant_json) with "hibernated" and, when t is awake, "usage"
+ * (app_tenant_usage; a hibernated tenant's usage is null, reading it would wake it).
+ * *out: new reference. Returns 0 or a TD_E* code. Thread-safe. */
+int app_tenant_show(struct td_app *app, const struct tnt_tenant *t, json_t **out) TD_MUSTCHECK;
+
 #endif

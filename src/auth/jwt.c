@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <jwt.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -87,8 +88,11 @@ static int well_formed(const char *token)
  * Tokens already verified, so that a client's every request does not decode base64, parse
  * two JSON documents and compute an HMAC again. A hit needs the same token bytes (the
  * secret is the object's own); exp is checked against now on every hit, so the answer is
- * the one a full verification would give. Direct-mapped on a keyed SipHash (random key per
- * object: a client cannot aim collisions), one lock per stripe of slots.
+ * the one a full verification would give. Two-way set-associative on a keyed SipHash
+ * (random key per object: a client cannot aim collisions), the way used longer ago replaced:
+ * direct-mapped, two live tokens of one slot evicted each other on every request (with
+ * 2,000 tenants 11% of checks missed, each a full verification). One lock per stripe of
+ * sets.
  */
 #define VCACHE_SLOTS 16384 /* power of two */
 #define VCACHE_STRIPES 64
@@ -98,6 +102,7 @@ struct vslot {
     uint64_t hash;
     char *token; /* NULL: empty */
     size_t len;
+    time_t used; /* last hit or fill: the older way of a set is replaced */
     struct auth_claims claims;
 };
 
@@ -105,6 +110,7 @@ struct auth_jwt {
     char *secret;
     struct vslot *slots; /* VCACHE_SLOTS */
     pthread_mutex_t locks[VCACHE_STRIPES];
+    atomic_ulong verified; /* misses: checks verified in full */
     unsigned char key[crypto_shorthash_KEYBYTES];
 };
 
@@ -135,34 +141,52 @@ void auth_jwt_free(struct auth_jwt *j)
     free(j);
 }
 
+/* The set of h: two adjacent slots, and the lock of its stripe. */
+static struct vslot *vcache_set(struct auth_jwt *j, uint64_t h, pthread_mutex_t **m)
+{
+    size_t base = (size_t)h & (VCACHE_SLOTS - 2);
+    *m = &j->locks[(base >> 1) % VCACHE_STRIPES];
+    return &j->slots[base];
+}
+
 static int vcache_get(struct auth_jwt *j, uint64_t h, const char *token, size_t len, time_t now,
                       struct auth_claims *c)
 {
-    struct vslot *v = &j->slots[h & (VCACHE_SLOTS - 1)];
-    pthread_mutex_t *m = &j->locks[h % VCACHE_STRIPES];
+    pthread_mutex_t *m;
+    struct vslot *set = vcache_set(j, h, &m);
     int hit = 0;
     pthread_mutex_lock(m);
-    if (v->token && v->hash == h && v->len == len && memcmp(v->token, token, len) == 0 &&
-        v->claims.exp > (long)now) {
-        *c = v->claims;
-        hit = 1;
+    for (int w = 0; w < 2 && !hit; w++) {
+        struct vslot *v = &set[w];
+        if (v->token && v->hash == h && v->len == len && memcmp(v->token, token, len) == 0 &&
+            v->claims.exp > (long)now) {
+            *c = v->claims;
+            v->used = now;
+            hit = 1;
+        }
     }
     pthread_mutex_unlock(m);
     return hit;
 }
 
-static void vcache_put(struct auth_jwt *j, uint64_t h, const char *token, size_t len,
+static void vcache_put(struct auth_jwt *j, uint64_t h, const char *token, size_t len, time_t now,
                        const struct auth_claims *c)
 {
-    struct vslot *v = &j->slots[h & (VCACHE_SLOTS - 1)];
-    pthread_mutex_t *m = &j->locks[h % VCACHE_STRIPES];
+    pthread_mutex_t *m;
+    struct vslot *set = vcache_set(j, h, &m);
     char *copy = td_xmalloc(len);
     memcpy(copy, token, len);
     pthread_mutex_lock(m);
+    /* an empty way, else the one used longer ago */
+    struct vslot *v = !set[0].token               ? &set[0]
+                      : !set[1].token             ? &set[1]
+                      : set[1].used < set[0].used ? &set[1]
+                                                  : &set[0];
     char *old = v->token;
     v->token = copy;
     v->len = len;
     v->hash = h;
+    v->used = now;
     v->claims = *c;
     pthread_mutex_unlock(m);
     free(old);
@@ -177,10 +201,16 @@ int auth_jwt_check(struct auth_jwt *j, const char *token, time_t now, struct aut
     crypto_shorthash((unsigned char *)&h, (const unsigned char *)token, len, j->key);
     if (vcache_get(j, h, token, len, now, c))
         return 0;
+    atomic_fetch_add_explicit(&j->verified, 1, memory_order_relaxed);
     int rc = auth_jwt_verify(j->secret, token, now, c);
     if (rc == 0)
-        vcache_put(j, h, token, len, c);
+        vcache_put(j, h, token, len, now, c);
     return rc;
+}
+
+unsigned long auth_jwt_verified(struct auth_jwt *j)
+{
+    return atomic_load_explicit(&j->verified, memory_order_relaxed);
 }
 
 int auth_jwt_verify(const char *secret, const char *token, time_t now, struct auth_claims *c)

@@ -34,6 +34,8 @@ void auth_jwt_free(struct auth_jwt *j);
  * Thread-safe. */
 int auth_jwt_check(struct auth_jwt *j, const char *token, time_t now,
                    struct auth_claims *c) TD_MUSTCHECK;
+/* How many checks were verified in full (not answered from the cache). */
+unsigned long auth_jwt_verified(struct auth_jwt *j);
 
 /* 1 when s is a canonical lowercase-or-uppercase UUID text (8-4-4-4-12 hex). */
 int auth_is_uuid(const char *s);

@@ -34,6 +34,8 @@ static const char usage_text[] =
     "       tenantd tenants resume ID|SLUG\n"
     "       tenantd tenants delete ID|SLUG --confirm SLUG\n"
     "       tenantd tenants move ID|SLUG [--isolation ISO] [--server NAME]\n"
+    "       tenantd tenants hibernate ID|SLUG\n"
+    "       tenantd tenants wake ID|SLUG\n"
     "       tenantd tenants export ID|SLUG [--output FILE]\n"
     "       tenantd tenants import [--input FILE] [--slug SLUG] [--isolation ISO] [--server NAME]\n"
     "       tenantd tenants restore ID|SLUG --at TIME [--slug NEW | --confirm SLUG] [--no-wait]\n"
@@ -74,6 +76,8 @@ static const struct cli_cmd commands[] = {
     {"resume", 1, {NULL}},
     {"delete", 1, {"confirm", NULL}},
     {"move", 1, {"isolation", "server", NULL}},
+    {"hibernate", 1, {NULL}},
+    {"wake", 1, {NULL}},
     {"export", 1, {"output", NULL}},
     {"import", 0, {"input", "slug", "isolation", "server", NULL}},
     {"restore", 1, {"at", "slug", "confirm", "no-wait", NULL}},
@@ -263,19 +267,30 @@ static int cmd_list(struct td_app *app)
 static int cmd_show(struct td_app *app, const struct cli_args *a)
 {
     struct tnt_tenant *t;
-    json_t *usage;
+    json_t *j;
     int status = find(app, "show", a->pos, &t);
     if (status)
         return status;
-    int rc = app_tenant_usage(app, t, &usage);
-    if (rc < 0) {
-        tnt_tenant_unref(t);
-        return fail("show", rc, NULL);
-    }
-    json_t *j = tnt_tenant_json(t);
-    json_object_set_new(j, "usage", usage);
+    int rc = app_tenant_show(app, t, &j);
     tnt_tenant_unref(t);
-    return print_json(j);
+    return rc < 0 ? fail("show", rc, NULL) : print_json(j);
+}
+
+/* hibernate and wake: a database tenant's database stops or starts taking connections */
+static int cmd_hibernate(struct td_app *app, const struct cli_args *a)
+{
+    struct tnt_tenant *t;
+    const char *what = a->cmd->name, *detail = NULL;
+    int status = find(app, what, a->pos, &t);
+    if (status)
+        return status;
+    int sleep = !strcmp(what, "hibernate");
+    int rc = app_tenant_hibernate(app, t, sleep, &detail);
+    json_t *j = rc < 0 ? NULL : tnt_tenant_json(t);
+    if (j)
+        json_object_set_new(j, "hibernated", json_boolean(sleep));
+    tnt_tenant_unref(t);
+    return rc < 0 ? fail(what, rc, detail) : print_json(j);
 }
 
 /* update, suspend and resume: one catalog change through app_tenant_update. */
@@ -518,6 +533,8 @@ int cli_tenants_run(struct td_app *app, int argc, char **argv)
         return cmd_delete(app, &a);
     if (!strcmp(c, "move"))
         return cmd_move(app, &a);
+    if (!strcmp(c, "hibernate") || !strcmp(c, "wake"))
+        return cmd_hibernate(app, &a);
     if (!strcmp(c, "export"))
         return cmd_export(app, &a);
     if (!strcmp(c, "import"))

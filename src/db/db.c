@@ -239,23 +239,39 @@ static void add_server(struct db *db, const char *name, size_t namelen, const ch
     init_server(db, &db->servers[db->nservers++], name, namelen, conninfo, infolen);
 }
 
+/* The item "name=value" at p (up to its ',' or the end) of a "name=conninfo,..." list: the
+ * index of the server it names, or -1 (no '=', an unknown name or an empty value); *value and
+ * *vlen its value, *next the next item or NULL. */
+static int named_item(const struct db *db, const char *p, const char **value, size_t *vlen,
+                      const char **next)
+{
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *eq = memchr(p, '=', len);
+    int found = -1;
+    for (int i = 0; eq && i < db->nservers; i++)
+        if (strlen(db->servers[i].name) == (size_t)(eq - p) &&
+            !memcmp(db->servers[i].name, p, (size_t)(eq - p)))
+            found = i;
+    if (found < 0 || (size_t)(eq - p) + 1 >= len)
+        return -1;
+    *value = eq + 1;
+    *vlen = len - (size_t)(eq - p) - 1;
+    *next = end ? end + 1 : NULL;
+    return found;
+}
+
 /* "name=conninfo,...": the streaming replica of each named server (one each). */
 static int set_replicas(struct db *db, const char *p)
 {
     while (p && *p) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        int found = -1;
-        for (int i = 0; eq && i < db->nservers; i++)
-            if (strlen(db->servers[i].name) == (size_t)(eq - p) &&
-                !memcmp(db->servers[i].name, p, (size_t)(eq - p)))
-                found = i;
-        if (found < 0 || (size_t)(eq - p) + 1 >= len || db->replicas[found].pool)
+        const char *v;
+        size_t vlen;
+        int found = named_item(db, p, &v, &vlen, &p);
+        if (found < 0 || db->replicas[found].pool)
             return TD_EBADREQ;
-        init_server(db, &db->replicas[found], p, (size_t)(eq - p), eq + 1,
-                    len - (size_t)(eq - p) - 1);
-        p = end ? end + 1 : NULL;
+        init_server(db, &db->replicas[found], db->servers[found].name,
+                    strlen(db->servers[found].name), v, vlen);
     }
     const char *prim[DB_MAX_SERVERS], *repl[DB_MAX_SERVERS];
     for (int i = 0; i < db->nservers; i++) {
@@ -270,18 +286,12 @@ static int set_replicas(struct db *db, const char *p)
 static int set_poolers(struct db *db, const char *p)
 {
     while (p && *p) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        int found = -1;
-        for (int i = 0; eq && i < db->nservers; i++)
-            if (strlen(db->servers[i].name) == (size_t)(eq - p) &&
-                !memcmp(db->servers[i].name, p, (size_t)(eq - p)))
-                found = i;
-        if (found < 0 || (size_t)(eq - p) + 1 >= len || db->servers[found].app_conninfo)
+        const char *v;
+        size_t vlen;
+        int found = named_item(db, p, &v, &vlen, &p);
+        if (found < 0 || db->servers[found].app_conninfo)
             return TD_EBADREQ;
-        db->servers[found].app_conninfo = td_xstrndup(eq + 1, len - (size_t)(eq - p) - 1);
-        p = end ? end + 1 : NULL;
+        db->servers[found].app_conninfo = td_xstrndup(v, vlen);
     }
     return 0;
 }
@@ -523,6 +533,15 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
             goto fail;
         *got_any = 1;
         ExecStatusType st = PQresultStatus(r);
+        /* the backend was ended while idle (hibernation by another process): its goodbye
+         * (57P01) came before any answer, and the transaction commits only at the Sync,
+         * so nothing ran: the caller may retry on a new connection */
+        const char *code = st == PGRES_FATAL_ERROR ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        if (q == 0 && code && !strcmp(code, "57P01")) {
+            PQclear(r);
+            *got_any = 0;
+            goto fail;
+        }
         int ok = st != PGRES_FATAL_ERROR && st != PGRES_PIPELINE_ABORTED;
         if (st == PGRES_FATAL_ERROR && rc == 0) {
             rc = db_map_error(r);
@@ -578,8 +597,9 @@ static int exec_on(struct db *db, struct db_server *s, const struct db_target *t
         struct db_slot *slot = NULL;
         int rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
         /* a hibernated database refuses the runtime role: wake it, connect again (twice:
-         * the sweep may hibernate it again between the two) */
-        for (int w = 0; rc == TD_EUNAVAILABLE && db->hib && t->database && w < 2; w++)
+         * the sweep may hibernate it again between the two). Also without a sweep here:
+         * an operator may have hibernated it (admin API or CLI, any instance). */
+        for (int w = 0; rc == TD_EUNAVAILABLE && t->database && w < 2; w++)
             if (db__wake(db, t->server, t->database) > 0)
                 rc = db_pool_acquire(s->pool, t->database, t->tenant_id, &slot);
             else

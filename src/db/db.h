@@ -126,6 +126,16 @@ void db_admin_return(struct db *db, PGconn *pg);
 int db_admin_exec(PGconn *pg, const char *what, const char *sql, int nparams,
                   const char *const *params, PGresult **res) TD_MUSTCHECK;
 
+/* Light hibernation by hand (db/hibernate.c). db_hibernate closes this process's idle
+ * connections to database on server, sets its CONNECTION LIMIT to 0 (the runtime role is
+ * refused, superusers are not) and ends the runtime role's idle backends there. The next
+ * db_exec to it wakes it. 0 or TD_EUNAVAILABLE / TD_EINTERNAL. db_wake lets it take
+ * connections again: 1 when it was hibernated, 0 when it was not, or a TD_E* code.
+ * db_hibernated: 1 hibernated, 0 awake, or a TD_E* code. Thread-safe. */
+int db_hibernate(struct db *db, int server, const char *database) TD_MUSTCHECK;
+int db_wake(struct db *db, int server, const char *database) TD_MUSTCHECK;
+int db_hibernated(struct db *db, int server, const char *database) TD_MUSTCHECK;
+
 /* Close every idle connection to database on server (before DROP DATABASE). */
 void db_forget_database(struct db *db, int server, const char *database);
 

@@ -4,6 +4,7 @@
  * CONNECTION LIMIT becomes 0, so the runtime role can no longer connect (superusers can:
  * migrations, export and backup still reach it). The next request that cannot connect
  * wakes it (CONNECTION LIMIT -1) and connects again, within the same request.
+ * db_hibernate and db_wake do the same by hand, for the operator (admin API, CLI).
  */
 #include "db/internal.h"
 
@@ -25,7 +26,10 @@ struct db_hibernator {
     int stop;
 };
 
-/* ALTER DATABASE database CONNECTION LIMIT limit on server, as the superuser. */
+/* ALTER DATABASE database CONNECTION LIMIT limit on server, as the superuser; with
+ * limit 0, also end the runtime role's idle backends there (other instances' pooled
+ * connections), so that the database is really asleep. A backend in a transaction is left
+ * to finish: it reconnects, is refused, and wakes the database. */
 static int set_limit(struct db *db, int server, const char *database, int limit)
 {
     PGconn *pg = NULL;
@@ -39,13 +43,20 @@ static int set_limit(struct db *db, int server, const char *database, int limit)
     }
     char *sql = td_xasprintf("ALTER DATABASE %s CONNECTION LIMIT %d", q, limit);
     rc = db_admin_exec(pg, "changing a tenant database's connection limit", sql, 0, NULL, NULL);
+    const char *params[] = {database};
+    if (rc == 0 && limit == 0)
+        rc = db_admin_exec(pg, "ending a hibernated database's idle connections",
+                           "SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a "
+                           "JOIN pg_roles r ON r.rolname = a.usename WHERE a.datname = $1 "
+                           "AND a.state = 'idle' AND NOT r.rolsuper AND a.pid <> pg_backend_pid()",
+                           1, params, NULL);
     free(sql);
     PQfreemem(q);
     PQfinish(pg);
     return rc;
 }
 
-int db__wake(struct db *db, int server, const char *database)
+int db_hibernated(struct db *db, int server, const char *database)
 {
     PGconn *pg = NULL;
     PGresult *r = NULL;
@@ -59,12 +70,36 @@ int db__wake(struct db *db, int server, const char *database)
     int asleep = rc == 0 && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     PQfinish(pg);
-    if (rc < 0 || !asleep)
+    return rc < 0 ? rc : asleep;
+}
+
+int db__wake(struct db *db, int server, const char *database)
+{
+    int rc = db_hibernated(db, server, database);
+    if (rc <= 0)
         return rc;
     if ((rc = set_limit(db, server, database, -1)) < 0)
         return rc;
     td_log_info("woke tenant database %s", database);
     return 1;
+}
+
+int db_wake(struct db *db, int server, const char *database)
+{
+    return db__wake(db, server, database);
+}
+
+int db_hibernate(struct db *db, int server, const char *database)
+{
+    if (server < 0 || server >= db_server_count(db))
+        return TD_EUNAVAILABLE;
+    /* connections first: a request arriving meanwhile reopens and wakes it */
+    db_pool_forget(db__server_pool(db, server), database);
+    int rc = set_limit(db, server, database, 0);
+    if (rc == 0)
+        td_log_info("hibernated tenant database %s on server %s", database,
+                    db_server_name(db, server));
+    return rc;
 }
 
 static void hibernate_idle(struct db_hibernator *h)
@@ -74,11 +109,8 @@ static void hibernate_idle(struct db_hibernator *h)
         char **names = NULL;
         int n = db_pool_idle_databases(p, h->after_us, &names);
         for (int i = 0; i < n; i++) {
-            /* connections first: a request arriving meanwhile reopens and wakes it */
-            db_pool_forget(p, names[i]);
-            if (set_limit(h->db, s, names[i], 0) == 0)
-                td_log_info("hibernated tenant database %s on server %s", names[i],
-                            db_server_name(h->db, s));
+            int rc = db_hibernate(h->db, s, names[i]);
+            (void)rc; /* logged; the next sweep tries again */
             free(names[i]);
         }
         free(names);

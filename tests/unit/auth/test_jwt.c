@@ -409,6 +409,32 @@ static void test_verified_cache(void **state)
     auth_jwt_free(other);
 }
 
+/* A walk over 2,000 clients' tokens, twice: the second walk is answered from the cache.
+ * Direct-mapped, tokens sharing a slot evicted each other and ~11% were verified again. */
+static void test_verified_cache_walk(void **state)
+{
+    (void)state;
+    struct auth_claims c;
+    struct auth_jwt *j = auth_jwt_new(SECRET);
+    enum { N = 2000 };
+    char **toks = calloc(N, sizeof(char *));
+    for (int i = 0; i < N; i++) {
+        char sub[40];
+        snprintf(sub, sizeof(sub), "0b7e9a52-2d8e-4c4a-9d0f-%012d", i);
+        toks[i] = sign(SECRET, sub, TID, "owner", NOW, 60);
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < N; i++)
+            assert_int_equal(auth_jwt_check(j, toks[i], NOW, &c), 0);
+    unsigned long again = auth_jwt_verified(j) - N;
+    if (again > N / 20)
+        fail_msg("%lu of %d tokens verified again on the second walk", again, N);
+    for (int i = 0; i < N; i++)
+        free(toks[i]);
+    free(toks);
+    auth_jwt_free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,7 +444,7 @@ int main(void)
         cmocka_unit_test(test_garbage),        cmocka_unit_test(test_empty_segments),
         cmocka_unit_test(test_bad_claims),     cmocka_unit_test(test_is_uuid),
         cmocka_unit_test(test_password),       cmocka_unit_test(test_secret_equal),
-        cmocka_unit_test(test_verified_cache),
+        cmocka_unit_test(test_verified_cache), cmocka_unit_test(test_verified_cache_walk),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
