@@ -20,13 +20,14 @@
 #define LOCK_SQL "SELECT pg_try_advisory_xact_lock(" TNT_PROVISION_LOCK ", hashtext($1))"
 
 /* A CREATE DATABASE of a client that is gone still runs to its end, and its database only
- * shows once it has: wait for those (at most 30 s) before looking. */
+ * shows once it has: wait for those (at most 30 s) before looking. Provisioning writes the
+ * name quoted (tnt_name_quote), so the text to look for is CREATE DATABASE "td_... */
 static void wait_database_creations(PGconn *pg)
 {
     for (int i = 0; i < 150; i++) {
         PGresult *r = PQexec(pg, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
                                  "AND pid <> pg_backend_pid() AND query ILIKE "
-                                 "'CREATE DATABASE td\\_%'");
+                                 "'CREATE DATABASE \"td\\_%'");
         int busy = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
         PQclear(r);
         if (!busy)

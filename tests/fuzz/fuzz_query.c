@@ -62,14 +62,29 @@ static struct res_desc *desc(void)
     b[1] = col("item_id", RES_UUID, 1);
     b[2] = col("qty", RES_INT, 1);
     b[3] = col("created_at", RES_TSTZ, 1);
-    t[0] = (struct res_table){.name = "items", .path = "items", .read_role = "member",
-                              .write_role = "member", .expose = 1, .cols = a, .ncols = 10,
-                              .id_col = 0, .created_col = 9, .updated_col = -1};
+    t[0] = (struct res_table){.name = "items",
+                              .path = "items",
+                              .read_role = "member",
+                              .write_role = "member",
+                              .expose = 1,
+                              .cols = a,
+                              .ncols = 10,
+                              .id_col = 0,
+                              .created_col = 9,
+                              .updated_col = -1};
     t[0].qname = res_quote(NULL, "items");
     fk = (struct res_fk){"line_items_fk", 1, &t[0], 0};
-    t[1] = (struct res_table){.name = "line_items", .path = "line-items", .read_role = "member",
-                              .write_role = "member", .expose = 1, .cols = b, .ncols = 4,
-                              .id_col = 0, .created_col = 3, .updated_col = -1, .fks = &fk,
+    t[1] = (struct res_table){.name = "line_items",
+                              .path = "line-items",
+                              .read_role = "member",
+                              .write_role = "member",
+                              .expose = 1,
+                              .cols = b,
+                              .ncols = 4,
+                              .id_col = 0,
+                              .created_col = 3,
+                              .updated_col = -1,
+                              .fks = &fk,
                               .nfks = 1};
     t[1].qname = res_quote(NULL, "line_items");
     d.tables = t;
