@@ -15,20 +15,21 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tenantd [serve] [flags]\n"
-            "       tenantd migrate [--tenant SLUG]... [--jobs N] [--dry-run]\n"
-            "       tenantd tenants create|list|show|update|suspend|resume|delete|move|\n"
-            "                       export|import|restore|clone ...  (tenantd tenants --help)\n"
-            "       tenantd version\n"
-            "       tenantd --help\n\n"
-            "subcommands:\n"
-            "  serve     run the HTTP server (default)\n"
-            "  migrate   apply pending catalog and tenant migrations\n"
-            "  tenants   the tenant lifecycle of the admin API, for operators\n"
-            "  version   version, build options, linked library versions\n\n"
-            "serve flags (each also an environment variable):\n%s",
-            td_config_flags_help());
+    fprintf(
+        f,
+        "usage: tenantd [serve] [flags]\n"
+        "       tenantd migrate [--tenant SLUG]... [--jobs N] [--dry-run]\n"
+        "       tenantd tenants create|list|show|update|suspend|resume|delete|move|hibernate|\n"
+        "                       wake|export|import|restore|clone ...  (tenantd tenants --help)\n"
+        "       tenantd version\n"
+        "       tenantd --help\n\n"
+        "subcommands:\n"
+        "  serve     run the HTTP server (default)\n"
+        "  migrate   apply pending catalog and tenant migrations\n"
+        "  tenants   the tenant lifecycle of the admin API, for operators\n"
+        "  version   version, build options, linked library versions\n\n"
+        "serve flags (each also an environment variable):\n%s",
+        td_config_flags_help());
 }
 
 int main(int argc, char **argv)
