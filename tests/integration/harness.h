@@ -70,6 +70,16 @@ int td_migrations_copy(const char *prefix, char *dir, size_t dirsize, char *env,
 /* rm -rf the dir made by td_migrations_dir (a failure is printed, not fatal). */
 void td_migrations_remove(const char *dir);
 
+/* The three isolations, in the order the domain suites keep their owners. */
+#define TD_NISO 3
+extern const char *const td_isolations[TD_NISO];
+/* A suite on a test domain: td_migrations_dir(prefix, domain_file) into dir/env, server s
+ * started on it, and one enterprise tenant per isolation ("<slug_prefix>-<isolation>",
+ * owner "owner@<isolation>.test") whose owners land in owners[]. Returns 0 or -1. */
+int td_domain_suite_start(struct td_server *s, const char *prefix, const char *domain_file,
+                          const char *slug_prefix, char *dir, size_t dirsize, char *env,
+                          size_t envsize, struct td_principal owners[TD_NISO]);
+
 /* The environment of a `tenantd` command run beside server s: the test's environment less its
  * TENANTD_* variables, then s's TENANTD_DATA_DIR (the string kept in dd), the test admin token
  * and JWT secret, and the NULL-terminated extra "NAME=value" strings. env holds

@@ -95,3 +95,25 @@ void td_cli_env(const struct td_server *s, const char *const *extra, char **env,
         env[k++] = (char *)*extra;
     env[k] = NULL;
 }
+
+const char *const td_isolations[TD_NISO] = {"pool", "schema", "database"};
+
+int td_domain_suite_start(struct td_server *s, const char *prefix, const char *domain_file,
+                          const char *slug_prefix, char *dir, size_t dirsize, char *env,
+                          size_t envsize, struct td_principal owners[TD_NISO])
+{
+    if (td_migrations_dir(prefix, domain_file, dir, dirsize, env, envsize) != 0)
+        return -1;
+    const char *extra[] = {env, NULL};
+    if (td_server_start(s, extra) != 0)
+        return -1;
+    for (int i = 0; i < TD_NISO; i++) {
+        char slug[32], email[64];
+        snprintf(slug, sizeof(slug), "%s-%s", slug_prefix, td_isolations[i]);
+        snprintf(email, sizeof(email), "owner@%s.test", td_isolations[i]);
+        if (td_admin_create_tenant(s, slug, td_isolations[i], "enterprise", email, "owner-password",
+                                   &owners[i]) != 201)
+            return -1;
+    }
+    return 0;
+}

@@ -19,28 +19,14 @@ static struct td_server srv;
 static char migdir[64];
 static char migenv[128];
 
-static const char *const isolations[] = {"pool", "schema", "database"};
-#define NISO 3
+#define NISO TD_NISO
 static struct td_principal owners[NISO];
 
 static int setup(void **state)
 {
     (void)state;
-    if (td_migrations_dir("td-res", "9201_shop_domain.sql", migdir, sizeof(migdir), migenv,
-                          sizeof(migenv)) != 0)
-        return -1;
-    const char *extra[] = {migenv, NULL};
-    if (td_server_start(&srv, extra) != 0)
-        return -1;
-    for (int i = 0; i < NISO; i++) {
-        char slug[32], email[64];
-        snprintf(slug, sizeof(slug), "res-%s", isolations[i]);
-        snprintf(email, sizeof(email), "owner@%s.test", isolations[i]);
-        if (td_admin_create_tenant(&srv, slug, isolations[i], "enterprise", email, "owner-password",
-                                   &owners[i]) != 201)
-            return -1;
-    }
-    return 0;
+    return td_domain_suite_start(&srv, "td-res", "9201_shop_domain.sql", "res", migdir,
+                                 sizeof(migdir), migenv, sizeof(migenv), owners);
 }
 
 static int teardown(void **state)
@@ -463,11 +449,11 @@ static void test_roles_and_quota(void **state)
     for (int i = 0; i < NISO; i++) {
         struct td_principal o;
         char slug[32], member[2048], email[64];
-        snprintf(slug, sizeof(slug), "resq-%s", isolations[i]);
+        snprintf(slug, sizeof(slug), "resq-%s", td_isolations[i]);
         snprintf(email, sizeof(email), "o@%s", slug);
-        assert_int_equal(
-            td_admin_create_tenant(&srv, slug, isolations[i], "free", email, "owner-password", &o),
-            201);
+        assert_int_equal(td_admin_create_tenant(&srv, slug, td_isolations[i], "free", email,
+                                                "owner-password", &o),
+                         201);
         assert_int_equal(
             td_add_user(&srv, slug, o.token, "m@x.test", "member-password", "member", NULL, 0),
             201);

@@ -16,28 +16,14 @@ static struct td_server srv;
 static char migdir[64];
 static char migenv[128];
 
-static const char *const isolations[] = {"pool", "schema", "database"};
-#define NISO 3
+#define NISO TD_NISO
 static struct td_principal owners[NISO];
 
 static int setup(void **state)
 {
     (void)state;
-    if (td_migrations_dir("td-rtypes", "9301_typed_domain.sql", migdir, sizeof(migdir), migenv,
-                          sizeof(migenv)) != 0)
-        return -1;
-    const char *extra[] = {migenv, NULL};
-    if (td_server_start(&srv, extra) != 0)
-        return -1;
-    for (int i = 0; i < NISO; i++) {
-        char slug[32], email[64];
-        snprintf(slug, sizeof(slug), "rt-%s", isolations[i]);
-        snprintf(email, sizeof(email), "owner@%s.test", isolations[i]);
-        if (td_admin_create_tenant(&srv, slug, isolations[i], "enterprise", email, "owner-password",
-                                   &owners[i]) != 201)
-            return -1;
-    }
-    return 0;
+    return td_domain_suite_start(&srv, "td-rtypes", "9301_typed_domain.sql", "rt", migdir,
+                                 sizeof(migdir), migenv, sizeof(migenv), owners);
 }
 
 static int teardown(void **state)
@@ -62,7 +48,7 @@ static void test_own_types(void **state)
     for (int i = 0; i < NISO; i++) {
         const struct td_principal *p = &owners[i];
         struct td_resp r;
-        fprintf(stderr, "isolation %s\n", isolations[i]);
+        fprintf(stderr, "isolation %s\n", td_isolations[i]);
         req(p, "POST", "/moods", "{\"name\":\"a\",\"mood\":\"sad\",\"code\":\"x1\"}", &r);
         TD_ASSERT_STATUS(&r, 201);
         assert_string_equal(td_jstr(r.json, "mood"), "sad");
