@@ -72,6 +72,14 @@ static const struct res_table *table_of(struct http_req *req, const struct res_d
     return res_desc_by_path(d, req->params[0]);
 }
 
+/* The table of a /{t}/{id} route, or NULL when there is none or {id} cannot be one of its ids
+ * (a malformed id is a 404, like an unknown one). */
+static const struct res_table *row_table(struct http_req *req, const struct res_desc **dout)
+{
+    const struct res_table *t = table_of(req, dout);
+    return t && res_value_text_ok(&t->cols[t->id_col], req->params[1]) == 0 ? t : NULL;
+}
+
 static int rank(const char *role)
 {
     return !role ? 0 : !strcmp(role, "owner") ? 2 : !strcmp(role, "admin") ? 1 : 0;
@@ -224,8 +232,8 @@ int api_resource_list(struct http_req *req)
 int api_resource_get(struct http_req *req)
 {
     const struct res_desc *d;
-    const struct res_table *t = table_of(req, &d);
-    if (!t || res_value_text_ok(&t->cols[t->id_col], req->params[1]) < 0)
+    const struct res_table *t = row_table(req, &d);
+    if (!t)
         return TD_ENOTFOUND;
     const char *const *k, *const *v, *detail = NULL;
     int n = query_args(req, &k, &v);
@@ -278,7 +286,10 @@ static int body_rows(struct http_req *req, json_t **body, json_t ***rows, int *n
     return 0;
 }
 
-static const char quota_sql[] = "SELECT tenantd_quota((SELECT count(*) FROM %s) + %d, %ld)";
+/* The table's name is the only text: the rows asked for and the plan's max are bound, so one
+ * prepared statement per table serves every request. */
+static const char quota_sql[] =
+    "SELECT tenantd_quota((SELECT count(*) FROM %s) + $1::int, $2::bigint)";
 
 int api_resource_create(struct http_req *req)
 {
@@ -297,9 +308,12 @@ int api_resource_create(struct http_req *req)
     if (rc < 0)
         goto out;
     long max = res_table_max(t, req->tenant->plan);
+    const char **qp = td_arena_alloc(req->arena, 2 * sizeof(char *));
+    qp[0] = td_arena_printf(req->arena, "%d", n);
+    qp[1] = td_arena_printf(req->arena, "%ld", max);
     struct db_stmt st[3] = {
         {api_quota_lock_sql, 0, NULL, 0},
-        {max >= 0 ? td_arena_printf(req->arena, quota_sql, t->qname, n, max) : NULL, 0, NULL, 0},
+        {max >= 0 ? td_arena_printf(req->arena, quota_sql, t->qname) : NULL, 2, qp, 0},
         {s.sql, s.nparams, s.params, 0}};
     PGresult *res[3];
     rc = max >= 0 ? write_exec(req, t, st, 3, res, 0) : write_exec(req, t, st + 2, 1, res + 2, 0);
@@ -316,8 +330,8 @@ out:
 int api_resource_update(struct http_req *req)
 {
     const struct res_desc *d;
-    const struct res_table *t = table_of(req, &d);
-    if (!t || res_value_text_ok(&t->cols[t->id_col], req->params[1]) < 0)
+    const struct res_table *t = row_table(req, &d);
+    if (!t)
         return TD_ENOTFOUND;
     json_t *body = NULL;
     const char *detail = NULL;
@@ -340,8 +354,8 @@ int api_resource_update(struct http_req *req)
 int api_resource_delete(struct http_req *req)
 {
     const struct res_desc *d;
-    const struct res_table *t = table_of(req, &d);
-    if (!t || res_value_text_ok(&t->cols[t->id_col], req->params[1]) < 0)
+    const struct res_table *t = row_table(req, &d);
+    if (!t)
         return TD_ENOTFOUND;
     struct res_sql s;
     struct res_actor who = {req->claims.sub, req->client_ip, api_user_agent(req)};
