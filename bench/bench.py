@@ -697,12 +697,17 @@ def build_tenantd_scripts(ph, captured):
                         return "NULL::%s" % t
                     if v in known:
                         return "%s::%s" % (known[v], t)
+                    if v == "":
+                        # pgbench rejects an empty -D value ("invalid variable definition")
+                        return "''::%s" % t
                     name = "c%d" % (len(defines) + 1)
                     for dk, dv in defines.items():
                         if dv == v:
                             name = dk
                     defines[name] = v
                     return ":" + name
+                # the engine's to_char formats ('HH24:MI:SS') would read as variables
+                sql = dbtenants.literal_colons(sql)
                 lines.append(re.sub(r"\$(\d+)", sub, sql) + ";")
             lines.append("\\endpipeline")
             path = os.path.join(ph.tmp, "tenantd_%s_%s.sql" % (iso, ep))

@@ -57,7 +57,11 @@ struct db_server {
 };
 
 /* Idle superuser connections to the catalog kept for db_admin_borrow(). */
-#define DB_IDLE_ADMIN 4
+/* One kept catalog connection, shared by the table registry's watcher (every second) and
+ * provisioning: together with the listener and the job workers it makes the fixed part of
+ * the connection budget (docs/operations.md); a second caller at the same moment opens a
+ * transient one. */
+#define DB_IDLE_ADMIN 1
 
 struct db {
     struct db_config cfg;
@@ -78,8 +82,10 @@ static void quiet_notice(void *arg, const char *message)
     td_log_debug("postgres: %.*s", (int)strcspn(message, "\n"), message);
 }
 
+/* application_name tells the request pool ("tenantd") from administration ("tenantd
+ * admin") in pg_stat_activity, so that each part of the budget can be counted. */
 static PGconn *connect_as(const char *conninfo, const char *user, const char *password,
-                          const char *database)
+                          const char *database, const char *appname)
 {
     const char *keys[6], *vals[6];
     int n = 0;
@@ -96,7 +102,7 @@ static PGconn *connect_as(const char *conninfo, const char *user, const char *pa
         vals[n++] = database;
     }
     keys[n] = "application_name";
-    vals[n++] = "tenantd";
+    vals[n++] = appname;
     keys[n] = NULL;
     vals[n] = NULL;
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
@@ -115,7 +121,7 @@ static void *app_open(void *ctx, const char *database)
 {
     struct db_server *s = ctx;
     PGconn *pg = connect_as(s->app_conninfo ? s->app_conninfo : s->conninfo, "tenantd_app",
-                            s->db->app_password, database);
+                            s->db->app_password, database, "tenantd");
     if (!pg)
         return NULL;
     struct db_conn *c = td_xcalloc(1, sizeof(*c));
@@ -651,7 +657,7 @@ int db_admin_connect(struct db *db, int server, const char *database, PGconn **o
     *out = NULL;
     if (server < 0 || server >= db->nservers)
         return TD_EUNAVAILABLE;
-    *out = connect_as(db->servers[server].conninfo, NULL, NULL, database);
+    *out = connect_as(db->servers[server].conninfo, NULL, NULL, database, "tenantd admin");
     if (!*out)
         return TD_EUNAVAILABLE;
     PGresult *r = PQexec(*out, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
@@ -748,7 +754,7 @@ int db_read_connect(struct db *db, int server, const char *key, PGconn **out, in
 {
     *on_replica = 0;
     if (server >= 0 && server < db->nservers && db_replicas_pick(db->rep, server, key)) {
-        *out = connect_as(db->replicas[server].conninfo, NULL, NULL, NULL);
+        *out = connect_as(db->replicas[server].conninfo, NULL, NULL, NULL, "tenantd admin");
         if (*out) {
             PGresult *r = PQexec(*out, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
             PQclear(r);
