@@ -28,16 +28,19 @@ struct http_gate_tenant {
 };
 
 struct http_gate {
-    int share, slots;
+    int share, alone, slots;
     int running;            /* admitted requests, all tenants */
     struct td_htab tenants; /* struct http_gate_tenant, while it has requests in the gate */
     struct td_list turns;   /* tenants with parked requests, next to be served first */
 };
 
-struct http_gate *http_gate_new(int share, int slots)
+struct http_gate *http_gate_new(int share, int alone, int slots)
 {
     struct http_gate *g = td_xcalloc(1, sizeof(*g));
     g->share = share;
+    g->alone = alone > 0 ? alone : 0;
+    if (g->alone > 0 && g->alone < share)
+        g->alone = share;
     g->slots = slots > 0 ? slots : 0;
     td_htab_init(&g->tenants, GATE_BUCKETS);
     return g;
@@ -89,14 +92,16 @@ static void tenant_settle(struct http_gate *g, struct http_gate_tenant *t)
 
 /*
  * May t run one more request now? Within the total, and under its share, or, when t is the
- * only tenant in the gate, beyond it: the share holds a tenant back only for the sake of
- * another tenant, never for an idle loop.
+ * only tenant in the gate, beyond it up to `alone`: the share holds a tenant back only for
+ * the sake of another tenant, never for an idle loop.
  */
 static int may_run(const struct http_gate *g, const struct http_gate_tenant *t)
 {
     if (g->slots > 0 && g->running >= g->slots)
         return 0;
-    return t->running < g->share || g->tenants.count <= 1;
+    if (t->running < g->share)
+        return 1;
+    return g->tenants.count <= 1 && (g->alone == 0 || t->running < g->alone);
 }
 
 static void admit(struct http_gate *g, struct http_gate_entry *e)

@@ -4,6 +4,9 @@
  * many as it has. Requests held back are parked and handed a slot tenant by tenant in
  * round-robin order, so a flooding tenant's queue delays another tenant by one turn at most.
  *
+ * `alone` keeps room for the next tenant where a stuck request holds its loop (a loop busy
+ * in a handler cannot even read another tenant's request).
+ *
  * A pure data structure: no threads, no libmicrohttpd, no clock. It is not thread-safe; the
  * caller serializes every call (server.c holds one mutex) and resumes what it is told to.
  */
@@ -23,10 +26,11 @@ struct http_gate_entry {
 
 /*
  * A gate where one tenant runs at most `share` requests at once while another tenant has
- * requests in it (running or parked), and every tenant together at most `slots` (0: no
- * total limit). share <= 0: no gate, every request runs. Allocation failure aborts.
+ * requests in it (running or parked), at most `alone` (0: no limit; at least share) while
+ * it is the only one, and every tenant together at most `slots` (0: no total limit).
+ * share <= 0: no gate, every request runs. Allocation failure aborts.
  */
-struct http_gate *http_gate_new(int share, int slots);
+struct http_gate *http_gate_new(int share, int alone, int slots);
 /* Frees the gate and its tenant records; entries still in it are forgotten, not resumed. */
 void http_gate_free(struct http_gate *g);
 

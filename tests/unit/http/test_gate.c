@@ -64,7 +64,7 @@ static const char *leave(struct http_gate *g, struct req *r)
 static void test_share_park_and_hand_on(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(2, 0);
+    struct http_gate *g = http_gate_new(2, 0, 0);
     struct req *b1 = req_of(1, "b"), *a2 = req_of(2, "a"), *a3 = req_of(3, "a"),
                *a4 = req_of(4, "a"), *a5 = req_of(5, "a");
     assert_int_equal(enter(g, b1), 0);
@@ -83,7 +83,7 @@ static void test_share_park_and_hand_on(void **state)
     assert_int_equal(http_gate_tenants(g), 0);
     http_gate_free(g);
 
-    g = http_gate_new(0, 0); /* no share: no gate at all */
+    g = http_gate_new(0, 0, 0); /* no share: no gate at all */
     for (int i = 0; i < 8; i++)
         assert_int_equal(enter(g, req_of(i, "a")), 0);
     assert_int_equal(http_gate_tenants(g), 0);
@@ -94,18 +94,28 @@ static void test_share_park_and_hand_on(void **state)
 static void test_alone_uses_every_slot(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(1, 0);
+    struct http_gate *g = http_gate_new(1, 0, 0);
     for (int i = 0; i < 8; i++)
         assert_int_equal(enter(g, req_of(i, "a")), 0);
     for (int i = 0; i < 8; i++)
         assert_string_equal(leave(g, &reqs[i]), "");
     http_gate_free(g);
 
-    g = http_gate_new(1, 4);
+    g = http_gate_new(1, 0, 4);
     for (int i = 0; i < 4; i++)
         assert_int_equal(enter(g, req_of(i, "a")), 0);
     assert_int_equal(enter(g, req_of(4, "a")), 1); /* the total, not the share */
     assert_string_equal(leave(g, &reqs[0]), "a4");
+    http_gate_free(g);
+
+    /* alone 3 of 4 loops: the fourth stays free for whoever comes next, at once */
+    g = http_gate_new(2, 3, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(enter(g, req_of(i, "a")), 0);
+    assert_int_equal(enter(g, req_of(3, "a")), 1);
+    assert_int_equal(enter(g, req_of(4, "b")), 0);
+    assert_string_equal(leave(g, &reqs[4]), ""); /* alone again, but at its 3 */
+    assert_string_equal(leave(g, &reqs[0]), "a3");
     http_gate_free(g);
 }
 
@@ -115,7 +125,7 @@ static void test_alone_uses_every_slot(void **state)
 static void test_contention_holds_the_excess(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(1, 0);
+    struct http_gate *g = http_gate_new(1, 0, 0);
     for (int i = 0; i < 4; i++)
         assert_int_equal(enter(g, req_of(i, "a")), 0);
     struct req *b = req_of(10, "b");
@@ -138,7 +148,7 @@ static void test_contention_holds_the_excess(void **state)
 static void test_newcomer_gets_next_slot(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(2, 4);
+    struct http_gate *g = http_gate_new(2, 0, 4);
     for (int i = 0; i < 4; i++)
         assert_int_equal(enter(g, req_of(i, "a")), 0);
     for (int i = 4; i < 10; i++)
@@ -157,7 +167,7 @@ static void test_newcomer_gets_next_slot(void **state)
 static void test_round_robin_order(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(1, 2);
+    struct http_gate *g = http_gate_new(1, 0, 2);
     assert_int_equal(enter(g, req_of(0, "a")), 0);
     assert_int_equal(enter(g, req_of(1, "a")), 0);
     for (int i = 2; i < 6; i++)
@@ -181,7 +191,7 @@ static void test_round_robin_order(void **state)
 static void test_drop_ends_contention(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(1, 0);
+    struct http_gate *g = http_gate_new(1, 0, 0);
     struct req *b1 = req_of(0, "b"), *b2 = req_of(1, "b");
     assert_int_equal(enter(g, b1), 0);
     assert_int_equal(enter(g, req_of(2, "a")), 0);
