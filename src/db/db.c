@@ -15,6 +15,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +27,8 @@ struct db_server {
     char *app_conninfo; /* runtime connections (e.g. through PgBouncer); NULL: conninfo */
     struct db *db;
     struct db_pool *pool;
+    atomic_ullong pipe_tx; /* transactions sent through the loops' pipelines */
+    atomic_int pipe_depth; /* most in flight on one pipeline at once */
 };
 
 /* Idle superuser connections to the catalog kept for db_admin_borrow(). */
@@ -152,6 +155,21 @@ PGconn *db__app_connect_start(struct db *db, int server)
     if (pg)
         PQsetNoticeProcessor(pg, quiet_notice, NULL);
     return pg;
+}
+
+void db__pipe_note(struct db *db, int server, int inflight)
+{
+    struct db_server *s = &db->servers[server];
+    atomic_fetch_add_explicit(&s->pipe_tx, 1, memory_order_relaxed);
+    int d = atomic_load_explicit(&s->pipe_depth, memory_order_relaxed);
+    while (inflight > d && !atomic_compare_exchange_weak(&s->pipe_depth, &d, inflight))
+        ;
+}
+
+void db_server_pipe_stats(struct db *db, int server, unsigned long long *transactions, int *depth)
+{
+    *transactions = atomic_load(&db->servers[server].pipe_tx);
+    *depth = atomic_load(&db->servers[server].pipe_depth);
 }
 
 int db__prepare(const struct db *db)
