@@ -111,6 +111,7 @@ struct auth_jwt {
     struct vslot *slots; /* VCACHE_SLOTS */
     pthread_mutex_t locks[VCACHE_STRIPES];
     atomic_ulong verified; /* misses: checks verified in full */
+    atomic_ullong hits, evictions;
     unsigned char key[crypto_shorthash_KEYBYTES];
 };
 
@@ -183,6 +184,8 @@ static void vcache_put(struct auth_jwt *j, uint64_t h, const char *token, size_t
                       : set[1].used < set[0].used ? &set[1]
                                                   : &set[0];
     char *old = v->token;
+    if (old)
+        atomic_fetch_add_explicit(&j->evictions, 1, memory_order_relaxed);
     v->token = copy;
     v->len = len;
     v->hash = h;
@@ -199,8 +202,10 @@ int auth_jwt_check(struct auth_jwt *j, const char *token, time_t now, struct aut
         return auth_jwt_verify(j->secret, token, now, c);
     uint64_t h;
     crypto_shorthash((unsigned char *)&h, (const unsigned char *)token, len, j->key);
-    if (vcache_get(j, h, token, len, now, c))
+    if (vcache_get(j, h, token, len, now, c)) {
+        atomic_fetch_add_explicit(&j->hits, 1, memory_order_relaxed);
         return 0;
+    }
     atomic_fetch_add_explicit(&j->verified, 1, memory_order_relaxed);
     int rc = auth_jwt_verify(j->secret, token, now, c);
     if (rc == 0)
@@ -211,6 +216,14 @@ int auth_jwt_check(struct auth_jwt *j, const char *token, time_t now, struct aut
 unsigned long auth_jwt_verified(struct auth_jwt *j)
 {
     return atomic_load_explicit(&j->verified, memory_order_relaxed);
+}
+
+void auth_jwt_stats(struct auth_jwt *j, struct td_cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->hits = atomic_load(&j->hits);
+    out->misses = atomic_load(&j->verified);
+    out->evictions = atomic_load(&j->evictions);
 }
 
 int auth_jwt_verify(const char *secret, const char *token, time_t now, struct auth_claims *c)

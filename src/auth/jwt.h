@@ -4,6 +4,7 @@
 #ifndef TD_AUTH_JWT_H
 #define TD_AUTH_JWT_H
 
+#include "core/cachestats.h"
 #include "core/err.h"
 #include "http/request.h"
 
@@ -36,6 +37,8 @@ int auth_jwt_check(struct auth_jwt *j, const char *token, time_t now,
                    struct auth_claims *c) TD_MUSTCHECK;
 /* How many checks were verified in full (not answered from the cache). */
 unsigned long auth_jwt_verified(struct auth_jwt *j);
+/* The cache's hits, misses (full verifications), evictions and size. Thread-safe. */
+void auth_jwt_stats(struct auth_jwt *j, struct td_cache_stats *out);
 
 /* 1 when s is a canonical lowercase-or-uppercase UUID text (8-4-4-4-12 hex). */
 int auth_is_uuid(const char *s);

@@ -160,6 +160,7 @@ struct cache_shard {
 struct tnt_cache {
     struct db *db;
     int max_per_shard, ttl_ms;
+    atomic_ullong hits, misses, evictions;
     struct cache_shard shards[CACHE_SHARDS];
 };
 
@@ -294,6 +295,7 @@ static void insert_id(struct tnt_cache *c, struct tnt_tenant *t)
         t->gen = old->t->gen;
         td_htab_del(&s->ids, n);
     } else if (s->ids.count >= (size_t)c->max_per_shard) {
+        atomic_fetch_add(&c->evictions, s->ids.count);
         clear_shard(s); /* rare: a full shard starts over rather than track recency */
     }
     td_htab_add(&s->ids, &e->node, h);
@@ -341,8 +343,11 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
 {
     int by_id = auth_is_uuid(key);
     *out = lookup(c, key, by_id);
-    if (*out)
+    if (*out) {
+        atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
         return 0;
+    }
+    atomic_fetch_add_explicit(&c->misses, 1, memory_order_relaxed);
     if (!by_id && strlen(key) > 40)
         return TD_ETENANT_NOTFOUND;
     char sql[512];
@@ -367,4 +372,17 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
         insert_slug(c, t->slug, t->id);
     *out = t; /* the creation reference becomes the caller's */
     return 0;
+}
+
+void tnt_cache_stats(struct tnt_cache *c, struct td_cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->hits = atomic_load(&c->hits);
+    out->misses = atomic_load(&c->misses);
+    out->evictions = atomic_load(&c->evictions);
+    for (int i = 0; i < CACHE_SHARDS; i++) {
+        pthread_mutex_lock(&c->shards[i].mu);
+        out->entries += c->shards[i].ids.count;
+        pthread_mutex_unlock(&c->shards[i].mu);
+    }
 }

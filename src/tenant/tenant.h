@@ -8,6 +8,7 @@
 #ifndef TD_TENANT_TENANT_H
 #define TD_TENANT_TENANT_H
 
+#include "core/cachestats.h"
 #include "core/err.h"
 #include "db/db.h"
 
@@ -57,6 +58,8 @@ void tnt_cache_free(struct tnt_cache *c);
 int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out) TD_MUSTCHECK;
 /* Forget everything cached about the tenant with this id (NULL: everything). */
 void tnt_cache_invalidate(struct tnt_cache *c, const char *id);
+/* Hits, misses (catalog reads), evictions and size so far. Thread-safe. */
+void tnt_cache_stats(struct tnt_cache *c, struct td_cache_stats *out);
 
 /* The catalog query's columns, in the order tnt_tenant_from_row expects. */
 extern const char tnt_catalog_columns[];

@@ -9,6 +9,7 @@
 #include "core/mem.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ struct uslot {
 struct tnt_usercheck {
     struct uslot *slots; /* UC_SLOTS */
     pthread_mutex_t locks[UC_STRIPES];
+    atomic_ullong hits, misses, evictions;
     unsigned char key[crypto_shorthash_KEYBYTES];
 };
 
@@ -88,6 +90,7 @@ int tnt_usercheck_ok(struct tnt_usercheck *u, const struct tnt_tenant *t, const 
     int ok = s->gen == t->gen && memcmp(s->user, user, 36) == 0 && s->rank >= need && need > 0 &&
              td_now_us() - s->at_us < (long long)ttl_s * 1000000;
     pthread_mutex_unlock(m);
+    atomic_fetch_add_explicit(ok ? &u->hits : &u->misses, 1, memory_order_relaxed);
     return ok;
 }
 
@@ -103,10 +106,21 @@ void tnt_usercheck_put(struct tnt_usercheck *u, const struct tnt_tenant *t, cons
     pthread_mutex_t *m = &u->locks[h % UC_STRIPES];
     long long at = td_now_us();
     pthread_mutex_lock(m);
+    if (s->gen && (s->gen != t->gen || memcmp(s->user, user, 36) != 0))
+        atomic_fetch_add_explicit(&u->evictions, 1, memory_order_relaxed);
     s->gen = t->gen;
     memcpy(s->user, user, 36);
     s->user[36] = '\0';
     s->rank = rank;
     s->at_us = at;
     pthread_mutex_unlock(m);
+}
+
+void tnt_usercheck_stats(struct tnt_usercheck *u, struct td_cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->hits = atomic_load(&u->hits);
+    out->misses = atomic_load(&u->misses);
+    out->evictions = atomic_load(&u->evictions);
+    out->bytes = out->budget = UC_SLOTS * sizeof(struct uslot);
 }

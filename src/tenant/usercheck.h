@@ -47,5 +47,8 @@ int tnt_usercheck_ok(struct tnt_usercheck *u, const struct tnt_tenant *t, const 
 /* Remember that user holds role in t (as the database said just now). */
 void tnt_usercheck_put(struct tnt_usercheck *u, const struct tnt_tenant *t, const char *user,
                        const char *role);
+/* Checks answered (hits) and not (misses: the transaction checks), facts dropped for
+ * others (evictions). Thread-safe. */
+void tnt_usercheck_stats(struct tnt_usercheck *u, struct td_cache_stats *out);
 
 #endif
