@@ -26,8 +26,9 @@ int auth_jwt_verify(const char *secret, const char *token, time_t now,
 /* One signing secret and the tokens verified with it (one per application). */
 struct auth_jwt;
 
-/* A verifier for secret (copied). Allocation failure aborts. */
-struct auth_jwt *auth_jwt_new(const char *secret);
+/* A verifier for secret (copied) remembering verified tokens in at most budget bytes
+ * (64 a token; at least one set of 8). Allocation failure aborts. */
+struct auth_jwt *auth_jwt_new(const char *secret, size_t budget);
 /* Free j and every token it remembers. NULL is a no-op. */
 void auth_jwt_free(struct auth_jwt *j);
 /* auth_jwt_verify() with j's secret; a token verified before is answered from a bounded

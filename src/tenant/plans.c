@@ -34,7 +34,7 @@ const struct tnt_plan *tnt_plan_get(const char *name)
  * shards, each with its own lock, so that requests of different tenants rarely wait for
  * each other. The flusher visits one shard at a time. */
 #define USAGE_SHARDS 16
-#define USAGE_BUCKETS 256 /* per shard */
+#define USAGE_BUCKETS 4096 /* per shard: chains stay short at 100,000 tenants */
 
 struct usage_entry {
     struct td_hnode node;

@@ -47,8 +47,9 @@ json_t *tnt_tenant_json(const struct tnt_tenant *t);
  * is not configured here, which db_exec refuses with TD_EUNAVAILABLE. */
 void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out);
 
-/* Cache of at most max entries, each trusted for ttl_ms. Thread-safe. */
-struct tnt_cache *tnt_cache_new(struct db *db, int max, int ttl_ms);
+/* Cache of tenants holding at most budget bytes (a tenant takes about 300), each trusted for
+ * ttl_ms; when full, the tenant not looked up for longest (CLOCK) makes room. Thread-safe. */
+struct tnt_cache *tnt_cache_new(struct db *db, size_t budget, int ttl_ms);
 void tnt_cache_free(struct tnt_cache *c);
 /*
  * Find a tenant by slug or id (key may be either), from the cache or the catalog.
