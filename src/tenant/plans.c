@@ -320,4 +320,7 @@ void tnt_usage_stats(struct tnt_usage *u, struct td_cache_stats *out)
         out->entries += u->shards[i].tab.count;
         pthread_mutex_unlock(&u->shards[i].mu);
     }
+    /* an entry's chunk (size rounded to 16, plus the allocator's header), and the buckets */
+    out->bytes = out->entries * ((sizeof(struct usage_entry) + 15) / 16 * 16 + sizeof(size_t)) +
+                 USAGE_SHARDS * USAGE_BUCKETS * sizeof(struct td_hnode *);
 }

@@ -207,6 +207,7 @@ struct tnt_cache {
     struct db *db;
     size_t shard_budget;
     int ttl_ms;
+    atomic_llong confirmed_us; /* see tnt_cache_confirm; 0: not confirmed */
     atomic_ullong hits, misses, evictions;
     struct cache_shard shards[CACHE_SHARDS];
 };
@@ -350,7 +351,10 @@ static struct tnt_tenant *lookup_id(struct tnt_cache *c, const char *id)
     if (n) {
         struct centry *e = TD_CONTAINER_OF(n, struct centry, node);
         struct tnt_tenant *f = &TD_CONTAINER_OF(e, struct tnt_block, ce)->t;
-        if (td_now_us() - f->loaded_us < (long long)c->ttl_ms * 1000) {
+        /* fresh: loaded, or confirmed by the listener, less than the TTL ago */
+        long long seen = atomic_load_explicit(&c->confirmed_us, memory_order_relaxed);
+        if (td_now_us() - (seen > f->loaded_us ? seen : f->loaded_us) <
+            (long long)c->ttl_ms * 1000) {
             e->ref = 1;
             t = tnt_tenant_ref(f);
         }
@@ -471,6 +475,11 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
         insert_slug(c, t->slug, t->id);
     *out = t; /* the creation reference becomes the caller's */
     return 0;
+}
+
+void tnt_cache_confirm(struct tnt_cache *c, long long since_us)
+{
+    atomic_store(&c->confirmed_us, since_us);
 }
 
 void tnt_cache_stats(struct tnt_cache *c, struct td_cache_stats *out)

@@ -59,6 +59,15 @@ void tnt_cache_free(struct tnt_cache *c);
 int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out) TD_MUSTCHECK;
 /* Forget everything cached about the tenant with this id (NULL: everything). */
 void tnt_cache_invalidate(struct tnt_cache *c, const char *id);
+/*
+ * Every change to the catalog made before since_us (td_now_us()) has been announced to and
+ * applied by this cache (the listener's connection did a round trip that started then,
+ * and the notifications it brought were applied); 0: that is not known (the listener lost
+ * its connection). A cached tenant is trusted while it was loaded or confirmed less than
+ * the TTL ago, so with a live listener tenants stay cached however rarely they are used,
+ * and never more than the TTL behind the catalog. Thread-safe.
+ */
+void tnt_cache_confirm(struct tnt_cache *c, long long since_us);
 /* Hits, misses (catalog reads), evictions and size so far. Thread-safe. */
 void tnt_cache_stats(struct tnt_cache *c, struct td_cache_stats *out);
 

@@ -126,6 +126,27 @@ static void test_ttl_and_bound(void **state)
     tnt_cache_free(c);
 }
 
+/* Past its TTL a tenant stays trusted while the listener confirmed the cache less than the
+ * TTL ago, and only then. */
+static void test_confirm(void **state)
+{
+    (void)state;
+    struct tnt_cache *c = tnt_cache_new(NULL, 1 << 20, 50);
+    put(c, mk(ID_A, "acme", 1));
+    usleep(100000);
+    assert_null(lookup(c, ID_A, 1));
+    tnt_cache_confirm(c, td_now_us());
+    struct tnt_tenant *t = lookup(c, ID_A, 1);
+    assert_non_null(t);
+    tnt_tenant_unref(t);
+    usleep(100000); /* the confirmation is older than the TTL now */
+    assert_null(lookup(c, ID_A, 1));
+    tnt_cache_confirm(c, td_now_us());
+    tnt_cache_confirm(c, 0); /* the listener lost its connection */
+    assert_null(lookup(c, ID_A, 1));
+    tnt_cache_free(c);
+}
+
 /* A full shard drops one entry, the one not looked up since the hand passed (CLOCK), and
  * keeps the others. (It once emptied the whole shard.) */
 static void test_eviction_keeps_others(void **state)
@@ -197,11 +218,9 @@ static void test_walk(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_by_id_and_slug),
-        cmocka_unit_test(test_slug_reused),
-        cmocka_unit_test(test_generation),
-        cmocka_unit_test(test_ttl_and_bound),
-        cmocka_unit_test(test_eviction_keeps_others),
+        cmocka_unit_test(test_by_id_and_slug), cmocka_unit_test(test_slug_reused),
+        cmocka_unit_test(test_generation),     cmocka_unit_test(test_ttl_and_bound),
+        cmocka_unit_test(test_confirm),        cmocka_unit_test(test_eviction_keeps_others),
         cmocka_unit_test(test_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
