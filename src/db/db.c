@@ -15,6 +15,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,10 +27,16 @@ struct db_server {
     char *app_conninfo; /* runtime connections (e.g. through PgBouncer); NULL: conninfo */
     struct db *db;
     struct db_pool *pool;
+    atomic_ullong pipe_tx; /* transactions sent through the loops' pipelines */
+    atomic_int pipe_depth; /* most in flight on one pipeline at once */
 };
 
 /* Idle superuser connections to the catalog kept for db_admin_borrow(). */
-#define DB_IDLE_ADMIN 4
+/* One kept catalog connection, shared by the table registry's watcher (every second) and
+ * provisioning: together with the listener and the job workers it makes the fixed part of
+ * the connection budget (docs/operations.md); a second caller at the same moment opens a
+ * transient one. */
+#define DB_IDLE_ADMIN 1
 
 struct db {
     struct db_config cfg;
@@ -50,9 +57,12 @@ static void quiet_notice(void *arg, const char *message)
     td_log_debug("postgres: %.*s", (int)strcspn(message, "\n"), message);
 }
 
-/* The libpq keywords of a connection to conninfo (as user, to database when not NULL). */
+/* The libpq keywords of a connection to conninfo (as user, to database when not NULL).
+ * application_name tells the request pool ("tenantd") from administration ("tenantd
+ * admin") in pg_stat_activity, so that each part of the budget can be counted. */
 static void conn_params(const char *conninfo, const char *user, const char *password,
-                        const char *database, const char **keys, const char **vals)
+                        const char *database, const char *appname, const char **keys,
+                        const char **vals)
 {
     int n = 0;
     keys[n] = "dbname";
@@ -68,16 +78,16 @@ static void conn_params(const char *conninfo, const char *user, const char *pass
         vals[n++] = database;
     }
     keys[n] = "application_name";
-    vals[n++] = "tenantd";
+    vals[n++] = appname;
     keys[n] = NULL;
     vals[n] = NULL;
 }
 
 static PGconn *connect_as(const char *conninfo, const char *user, const char *password,
-                          const char *database)
+                          const char *database, const char *appname)
 {
     const char *keys[6], *vals[6];
-    conn_params(conninfo, user, password, database, keys, vals);
+    conn_params(conninfo, user, password, database, appname, keys, vals);
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(pg) != CONNECTION_OK) {
         td_log_warn("could not connect to postgres%s%s: %.*s", database ? " database " : "",
@@ -94,7 +104,7 @@ static void *app_open(void *ctx, const char *database)
 {
     struct db_server *s = ctx;
     PGconn *pg = connect_as(s->app_conninfo ? s->app_conninfo : s->conninfo, "tenantd_app",
-                            s->db->app_password, database);
+                            s->db->app_password, database, "tenantd");
     if (!pg)
         return NULL;
     struct db_conn *c = td_xmalloc(sizeof(*c));
@@ -136,7 +146,7 @@ PGconn *db__app_connect_start(struct db *db, int server)
     const struct db_server *s = &db->servers[server];
     const char *keys[6], *vals[6];
     conn_params(s->app_conninfo ? s->app_conninfo : s->conninfo, "tenantd_app", db->app_password,
-                NULL, keys, vals);
+                NULL, "tenantd", keys, vals);
     PGconn *pg = PQconnectStartParams(keys, vals, 1);
     if (pg && PQstatus(pg) == CONNECTION_BAD) {
         PQfinish(pg);
@@ -145,6 +155,21 @@ PGconn *db__app_connect_start(struct db *db, int server)
     if (pg)
         PQsetNoticeProcessor(pg, quiet_notice, NULL);
     return pg;
+}
+
+void db__pipe_note(struct db *db, int server, int inflight)
+{
+    struct db_server *s = &db->servers[server];
+    atomic_fetch_add_explicit(&s->pipe_tx, 1, memory_order_relaxed);
+    int d = atomic_load_explicit(&s->pipe_depth, memory_order_relaxed);
+    while (inflight > d && !atomic_compare_exchange_weak(&s->pipe_depth, &d, inflight))
+        ;
+}
+
+void db_server_pipe_stats(struct db *db, int server, unsigned long long *transactions, int *depth)
+{
+    *transactions = atomic_load(&db->servers[server].pipe_tx);
+    *depth = atomic_load(&db->servers[server].pipe_depth);
 }
 
 int db__prepare(const struct db *db)
@@ -496,7 +521,7 @@ int db_admin_connect(struct db *db, int server, const char *database, PGconn **o
     *out = NULL;
     if (server < 0 || server >= db->nservers)
         return TD_EUNAVAILABLE;
-    *out = connect_as(db->servers[server].conninfo, NULL, NULL, database);
+    *out = connect_as(db->servers[server].conninfo, NULL, NULL, database, "tenantd admin");
     if (!*out)
         return TD_EUNAVAILABLE;
     PGresult *r = PQexec(*out, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
@@ -593,7 +618,7 @@ int db_read_connect(struct db *db, int server, const char *key, PGconn **out, in
 {
     *on_replica = 0;
     if (server >= 0 && server < db->nservers && db_replicas_pick(db->rep, server, key)) {
-        *out = connect_as(db->replicas[server].conninfo, NULL, NULL, NULL);
+        *out = connect_as(db->replicas[server].conninfo, NULL, NULL, NULL, "tenantd admin");
         if (*out) {
             PGresult *r = PQexec(*out, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
             PQclear(r);

@@ -155,6 +155,10 @@ int db_read_connect(struct db *db, int server, const char *key, PGconn **out,
  * must see. */
 void db_note_write(struct db *db, int server, const char *key, PGconn *pg);
 
+/* Transactions the event loops' pipelines (db/pipe.h) sent to server, and the most that
+ * were in flight on one of them at once. */
+void db_server_pipe_stats(struct db *db, int server, unsigned long long *transactions, int *depth);
+
 /* Every counter of server's pool (LRU hits, misses and evictions included). */
 struct db_pool_stats;
 void db_server_pool_stats(struct db *db, int server, struct db_pool_stats *st);

@@ -65,6 +65,8 @@ void db__take_result(const struct db_target *t, const struct db__sent *s, PGresu
 /* Start a non-blocking connection of the runtime role to server's default database
  * (PQconnectStartParams; drive it with PQconnectPoll). NULL when libpq could not start. */
 PGconn *db__app_connect_start(struct db *db, int server);
+/* A pipeline to server took a transaction; inflight: how many it has in flight now. */
+void db__pipe_note(struct db *db, int server, int inflight);
 /* 1 when runtime statements are prepared per connection (TENANTD_PREPARE). */
 int db__prepare(const struct db *db);
 

@@ -248,6 +248,7 @@ int db_pipe_submit(struct db_pipe *p, const struct db_target *t, const struct db
         p->head = b;
     p->tail = b;
     p->inflight++;
+    db__pipe_note(p->db, p->server, p->inflight);
     if (out)
         *out = b;
     return 0;

@@ -59,8 +59,9 @@ static void *listen_loop(void *arg)
         if (!pg) {
             tnt_cache_confirm(l->cache, 0); /* changes may go unannounced: the TTL rules */
             if (db_admin_connect(l->db, 0, NULL, &pg) < 0 ||
-                db_admin_exec(pg, "listening for tenant changes", "LISTEN tenantd_tenants", 0, NULL,
-                              NULL) < 0) {
+                db_admin_exec(pg, "listening for tenant changes",
+                              "SET application_name = 'tenantd listener'; LISTEN tenantd_tenants",
+                              0, NULL, NULL) < 0) {
                 PQfinish(pg);
                 pg = NULL;
                 sleep(1);

@@ -202,6 +202,11 @@ static void test_failure_aborts_only_its_batch(void **state)
     submit(&l, &ts, ss, 1, &d[2], &count);
     submit(&l, &ta, sa2, 2, &d[3], &count);
     assert_int_equal(db_pipe_inflight(l.p), 4);
+    unsigned long long sent;
+    int depth;
+    db_server_pipe_stats(l.db, 0, &sent, &depth);
+    assert_int_equal(sent, 4);
+    assert_int_equal(depth, 4);
     loop_until(&l, &count, 4);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(d[i].called, 1);
