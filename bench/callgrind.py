@@ -84,9 +84,7 @@ def wrapper():
 def main():
     os.environ["TENANTD_BACKUP"] = "0"
     bench.CFG["bin"] = wrapper() if VALGRIND else BIN
-    ph = bench.Phase(N)
-    ph.nschema = int(N * SHARE)
-    ph.npool = N - ph.nschema
+    ph = bench.Phase(N, SHARE)
     try:
         ph.start()
         ph.seed()
