@@ -718,7 +718,8 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
     /* the share is of the loops; a tenant alone may use all of them but one, which a
      * request of any other tenant then finds free even if the tenant's handlers hang */
     if (o->tenant_share > 0 && o->tenant_share < 100)
-        s->gate = http_gate_new((o->threads * o->tenant_share + 99) / 100, o->threads - 1, 0);
+        s->gate = http_gate_new((o->threads * o->tenant_share + 99) / 100,
+                                o->threads > 1 ? o->threads - 1 : 1, 0);
     pthread_mutex_init(&s->gate_lock, NULL);
     atomic_init(&s->active, 0);
     atomic_init(&s->fresh, 0);
