@@ -8,10 +8,10 @@
 DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libmicrohttpd-dev libpq-dev postgresql-15 postgresql-contrib \
 	libjansson-dev libjwt-dev libsodium-dev libcmocka-dev libcurl4-openssl-dev \
-	pgbouncer pgbackrest wrk valgrind chromium nodejs
+	pgbouncer pgbackrest wrk valgrind chromium nodejs strace
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps console-deps build run test test-asan memcheck clean format bench bench-migrate bench-transfer bench-restore fuzz fuzz-smoke soak
+.PHONY: all deps console-deps build run test test-asan memcheck clean format bench bench-syscalls bench-groupcommit bench-migrate bench-transfer bench-restore fuzz fuzz-smoke soak
 
 all: build
 
@@ -58,6 +58,12 @@ memcheck: build
 
 bench: deps
 	bench/run.sh
+
+bench-syscalls: build
+	SYSCALL_BIN=$(CURDIR)/build/tenantd python3 bench/syscalls.py
+
+bench-groupcommit: build
+	BENCH_BIN=$(CURDIR)/build/tenantd python3 bench/groupcommit.py
 
 bench-migrate: build
 	bench/migrate.sh

@@ -52,8 +52,24 @@ def env_float(name, default):
     return float(v) if v.strip() else default
 
 
+def tenant_specs(text, share):
+    """BENCH_TENANTS: comma-separated tenant counts, each optionally N:share, the share of
+    schema tenants of that phase (else BENCH_SCHEMA_SHARE). [(n, share)]"""
+    out = []
+    for x in text.split(","):
+        if not x.strip():
+            continue
+        n, _, sh = x.partition(":")
+        sh = float(sh) if sh.strip() else share
+        if not 0 <= sh <= 1:
+            fail("schema share %s of %s is not between 0 and 1" % (sh, x))
+        out.append((int(n), sh))
+    return out
+
+
 CFG = {
-    "tenants": [int(x) for x in os.environ.get("BENCH_TENANTS", "10,10000").split(",") if x.strip()],
+    "schema_share": env_float("BENCH_SCHEMA_SHARE", 0.5),
+    "tenants": os.environ.get("BENCH_TENANTS", "10,10000,100000:0"),
     "seconds": env_int("BENCH_SECONDS", 10),
     "runs": env_int("BENCH_RUNS", 3),
     "conns": env_int("BENCH_CONNS", 32),
@@ -73,6 +89,9 @@ CFG = {
     "keep": env_int("BENCH_KEEP", 0),
     "results": os.environ.get("BENCH_RESULTS", os.path.join(HERE, "results")),
     "seed_jobs": env_int("BENCH_SEED_JOBS", 2),
+    "job_workers": env_int("TENANTD_JOB_WORKERS", 2),
+    "pg_settings": os.environ.get("BENCH_PG_SETTINGS", ""),
+    "fairness": env_int("BENCH_FAIRNESS", 1),
 }
 JWT_SECRET = "bench-jwt-secret-" + "0123456789abcdef" * 2
 ADMIN_TOKEN = "bench-admin-token-" + "fedcba9876543210" * 2
@@ -85,6 +104,14 @@ def log(msg):
 
 def fail(msg):
     raise RuntimeError(msg)
+
+
+def budget():
+    """tenantd's documented connection budget (docs/operations.md): the request pool plus a
+    fixed part, one listener, the job workers and one kept catalog connection."""
+    fixed = {"listener": 1, "jobs": CFG["job_workers"], "catalog": 1}
+    return {"pool": CFG["pool_size"], "fixed": fixed,
+            "total": CFG["pool_size"] + sum(fixed.values())}
 
 
 # ---- identities (seed.sql explains the scheme) -------------------------------------
@@ -152,10 +179,10 @@ def wpercentile(groups, q):
 # ---- one phase: a tenantd, its cluster and N tenants ---------------------------------
 
 class Phase:
-    def __init__(self, n):
+    def __init__(self, n, share=0.5):
         self.n = n
-        self.npool = n - n // 2
-        self.nschema = n // 2
+        self.nschema = int(n * share)
+        self.npool = n - self.nschema
         self.tmp = tempfile.mkdtemp(prefix="tenantd-bench-", dir="/tmp")
         os.chmod(self.tmp, 0o755)
         self.sock = os.path.join(self.tmp, "pg")
@@ -360,12 +387,20 @@ def free_port(start):
 
 class Sampler:
     """pg_stat_activity every 0.2 s through one psql (\\watch): the connections tenantd
-    holds (application_name tenantd), and those of its runtime role."""
+    holds (application_name tenantd...), all and by part: the request pool (its runtime
+    role), the listener, the job workers, administration (the kept catalog connection and
+    any transient one) and the replica poller."""
 
+    PARTS = ("app", "listener", "jobs", "admin", "replica")
     QUERY = ("SELECT extract(epoch FROM clock_timestamp())::numeric(16,3), "
-             "count(*) FILTER (WHERE application_name = 'tenantd'), "
-             "count(*) FILTER (WHERE application_name = 'tenantd' AND usename = 'tenantd_app') "
-             "FROM pg_stat_activity WHERE backend_type = 'client backend'")
+             "count(*), "
+             "count(*) FILTER (WHERE usename = 'tenantd_app'), "
+             "count(*) FILTER (WHERE application_name = 'tenantd listener'), "
+             "count(*) FILTER (WHERE application_name = 'tenantd jobs'), "
+             "count(*) FILTER (WHERE application_name = 'tenantd admin'), "
+             "count(*) FILTER (WHERE application_name = 'tenantd-replica-poll') "
+             "FROM pg_stat_activity WHERE backend_type = 'client backend' "
+             "AND application_name LIKE 'tenantd%'")
 
     def __init__(self, phase):
         self.path = os.path.join(phase.tmp, "pg-connections.txt")
@@ -381,16 +416,22 @@ class Sampler:
         out = []
         with open(self.path) as f:
             for line in f:
-                m = re.match(r"^(\d+\.\d+)\|(\d+)\|(\d+)$", line.strip())
+                m = re.match(r"^(\d+\.\d+)((?:\|\d+){%d})$" % (1 + len(self.PARTS)),
+                             line.strip())
                 if m:
-                    out.append((float(m.group(1)), int(m.group(2)), int(m.group(3))))
+                    out.append((float(m.group(1)),) + tuple(int(x) for x in
+                                                            m.group(2)[1:].split("|")))
         return out
 
-    def max_between(self, a, b):
+    def max_between(self, a=0, b=float("inf")):
+        """The most connections seen in [a, b], all and per part: {"all", "app", ...}."""
         s = [x for x in self.samples() if a <= x[0] <= b]
         if not s:
             return None
-        return {"all": max(x[1] for x in s), "app": max(x[2] for x in s)}
+        out = {"all": max(x[1] for x in s)}
+        for i, part in enumerate(self.PARTS):
+            out[part] = max(x[2 + i] for x in s)
+        return out
 
     def stop(self):
         if self.p.poll() is None:
@@ -697,12 +738,17 @@ def build_tenantd_scripts(ph, captured):
                         return "NULL::%s" % t
                     if v in known:
                         return "%s::%s" % (known[v], t)
+                    if v == "":
+                        # pgbench rejects an empty -D value ("invalid variable definition")
+                        return "''::%s" % t
                     name = "c%d" % (len(defines) + 1)
                     for dk, dv in defines.items():
                         if dv == v:
                             name = dk
                     defines[name] = v
                     return ":" + name
+                # the engine's to_char formats ('HH24:MI:SS') would read as variables
+                sql = dbtenants.literal_colons(sql)
                 lines.append(re.sub(r"\$(\d+)", sub, sql) + ";")
             lines.append("\\endpipeline")
             path = os.path.join(ph.tmp, "tenantd_%s_%s.sql" % (iso, ep))
@@ -883,7 +929,7 @@ def measure(ph, chosen, sqls):
                 % (rep + 1, ENDPOINTS[ep], row["ceiling"]["tps"],
                    "%.0f" % row["sql"]["tps"] if "sql" in row else "-", row["http"]["rps"],
                    row["http"]["ratio"]))
-        if ph.n >= 2:
+        if ph.n >= 2 and CFG["fairness"]:
             run["fairness"] = fairness(ph, A, B, secs)
         runs.append(run)
     return runs
@@ -993,10 +1039,9 @@ def print_phase(ph, out):
                 conf))
             first = False
     m = out["tenantd_memory_kib"]
-    print("tenantd peak RSS (VmHWM): %.1f MiB; PostgreSQL connections of tenantd, max seen: %s "
-          "(tenantd_app %s; pool budget %d)" % (
-              m.get("VmHWM", 0) / 1024, out["pg_conns_max"]["all"], out["pg_conns_max"]["app"],
-              CFG["pool_size"]))
+    print("tenantd RSS: %.1f MiB at the end, peak (VmHWM) %.1f MiB" % (
+        m.get("VmRSS", 0) / 1024, m.get("VmHWM", 0) / 1024))
+    print_conns(out)
     f = s.get("fairness")
     if f:
         print("fairness: tenant B p99 %.2f ms alone, %.2f ms while tenant A floods with %d "
@@ -1008,57 +1053,113 @@ def print_phase(ph, out):
           % (out["seed_seconds"], out["phase_seconds"], out["loadavg_start"], out["loadavg_end"]))
 
 
-def targets(phases):
-    """The issue's targets, each with the figure it was judged on."""
-    t = []
-    by_n = {p["tenants"]: p for p in phases}
+def print_conns(out):
+    c, b = out["pg_conns_max"], out["budget"]
+    print("PostgreSQL connections of tenantd, most seen: %s of a budget of %d = request pool %d "
+          "+ %d fixed (listener %d, job workers %d, catalog %d); most seen per part: request "
+          "pool %s, listener %s, job workers %s, admin %s, replica poller %s" % (
+              c.get("all"), b["total"], b["pool"], b["total"] - b["pool"],
+              b["fixed"]["listener"], b["fixed"]["jobs"], b["fixed"]["catalog"], c.get("app"),
+              c.get("listener"), c.get("jobs"), c.get("admin"), c.get("replica")))
+
+
+def phase_name(p):
+    if not p["schema_tenants"]:
+        return "%d pool" % p["tenants"]
+    return "%d (%d%% schema)" % (p["tenants"], round(100 * p["schema_tenants"] / p["tenants"]))
+
+
+def print_overview(phases):
+    """One table over the phases of this invocation: the ratios side by side."""
+    print()
+    print("all phases (req/s medians; ratio = tenantd HTTP / ceiling of the same phase)")
+    print("%-18s %-20s %9s %9s %9s %6s %6s %8s %6s" % (
+        "tenants", "endpoint", "ceiling", "SQL", "HTTP", "ratio", "SQL r", "RSS MiB", "conns"))
     for p in phases:
         s = p["summary"]
-        for ep, goal in (("get", 0.70), ("list", 0.70), ("post", 0.60)):
-            if ep in s and "http" in s[ep]:
-                r = s[ep]["http"]["ratio"]
-                t.append({"target": "%s ratio >= %.2f at %d tenants" % (ENDPOINTS[ep], goal,
-                                                                         p["tenants"]),
-                          "value": r, "met": r is not None and r >= goal})
-        errs = sum(x.get("errors", 0) for ep in CFG["endpoints"] for x in s[ep].values())
-        errs += s.get("fairness", {}).get("errors", 0)
-        t.append({"target": "no errors at %d tenants" % p["tenants"], "value": errs,
-                  "met": errs == 0})
-        for key, what in (("app", "request pool (tenantd_app)"),
-                          ("all", "all of tenantd's (listener, job workers too)")):
-            pc = p["pg_conns_max"][key]
-            t.append({"target": "PostgreSQL connections, %s, <= pool budget %d at %d tenants"
-                      % (what, CFG["pool_size"], p["tenants"]), "value": pc,
-                      "met": pc is not None and pc <= CFG["pool_size"]})
-        if "fairness" in s:
-            r = s["fairness"]["p99_ratio"]
-            t.append({"target": "fairness: B p99 under flood <= 2x alone at %d tenants"
-                      % p["tenants"], "value": r, "met": r is not None and r <= 2.0})
-    if by_n:
-        big = by_n[max(by_n)]
-        rss = big["tenantd_memory_kib"].get("VmHWM", 0) / 1024
-        t.append({"target": "tenantd RSS <= 64 MiB at %d tenants" % big["tenants"],
-                  "value": round(rss, 1), "met": rss <= 64})
-    if len(by_n) >= 2:
-        lo, hi = by_n[min(by_n)], by_n[max(by_n)]
         for ep in CFG["endpoints"]:
-            a = lo["summary"][ep]["http"]["ratio"]
-            b = hi["summary"][ep]["http"]["ratio"]
-            if a and b:
-                t.append({"target": "%s ratio at %d tenants >= 0.90 of ratio at %d"
-                          % (ENDPOINTS[ep], hi["tenants"], lo["tenants"]),
-                          "value": round(b / a, 3), "met": b / a >= 0.90})
+            e = s.get(ep, {})
+            sql = e.get("sql", {})
+            print("%-18s %-20s %9s %9s %9s %6s %6s %8.1f %6s" % (
+                phase_name(p), ENDPOINTS[ep], fmt(e.get("ceiling", {}).get("per_second"), "%.0f"),
+                fmt(sql.get("per_second"), "%.0f"),
+                fmt(e.get("http", {}).get("per_second"), "%.0f"),
+                fmt(e.get("http", {}).get("ratio"), "%.2f"), fmt(sql.get("ratio"), "%.2f"),
+                p["tenantd_memory_kib"].get("VmHWM", 0) / 1024,
+                "%s/%s" % (p["pg_conns_max"].get("all"), p["budget"]["total"])))
+
+
+def targets(phases):
+    """The targets (issue 14 of the tracker's performance work), each with its figure."""
+    t = []
+    base = min(phases, key=lambda p: p["tenants"]) if phases else None
+    for p in phases:
+        t.extend(phase_targets(p, base))
     return t
 
 
-def run_phase(n):
+def target(what, value, met):
+    return {"target": what, "value": value, "met": bool(met)}
+
+
+def phase_targets(p, base):
+    s, name, t = p["summary"], phase_name(p), []
+    for ep, goal in (("list", 0.80), ("get", 0.80), ("post", 0.75)):
+        r = s.get(ep, {}).get("http", {}).get("ratio")
+        if ep in s:
+            t.append(target("%s ratio >= %.2f at %s tenants" % (ENDPOINTS[ep], goal, name), r,
+                            r is not None and r >= goal))
+        a = base["summary"].get(ep, {}).get("http", {}).get("ratio") if base else None
+        if p is not base and a and r:
+            t.append(target("%s ratio at %s tenants >= 0.90 of its ratio at %s"
+                            % (ENDPOINTS[ep], name, phase_name(base)), round(r / a, 3),
+                            r / a >= 0.90))
+    errs = sum(x.get("errors", 0) for ep in CFG["endpoints"] for x in s[ep].values())
+    errs += s.get("fairness", {}).get("errors", 0)
+    t.append(target("no errors at %s tenants" % name, errs, errs == 0))
+    if "fairness" in s:
+        r = s["fairness"]["p99_ratio"]
+        t.append(target("fairness: B p99 under flood <= 1.5x alone at %s tenants" % name, r,
+                        r is not None and r <= 1.5))
+    rss = p["tenantd_memory_kib"].get("VmHWM", 0) / 1024
+    t.append(target("tenantd RSS <= 64 MiB at %s tenants" % name, round(rss, 1), rss <= 64))
+    c, b = p["pg_conns_max"], p["budget"]
+    t.append(target("request pool connections <= TENANTD_POOL_SIZE %d at %s tenants"
+                    % (b["pool"], name), c.get("app"),
+                    c.get("app") is not None and c["app"] <= b["pool"]))
+    t.append(target("all of tenantd's connections <= budget %d (pool + %d) at %s tenants"
+                    % (b["total"], b["total"] - b["pool"], name), c.get("all"),
+                    c.get("all") is not None and c["all"] <= b["total"]))
+    return t
+
+
+def apply_pg_settings(ph):
+    """BENCH_PG_SETTINGS (name=value,...): set on the cluster (ALTER SYSTEM, reload) before
+    anything is measured, so that they apply to the ceiling's runs and tenantd's alike."""
+    items = [x.split("=", 1) for x in CFG["pg_settings"].split(",") if x.strip()]
+    for name, value in items:
+        if not re.match(r"^[a-z_]+$", name.strip()):
+            fail("bad setting name in BENCH_PG_SETTINGS: %r" % name)
+        ph.psql("ALTER SYSTEM SET %s = '%s'" % (name.strip(), value.strip().replace("'", "''")))
+    if items:
+        ph.psql("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        shown = {n.strip(): ph.psql("SHOW %s" % n.strip()).strip() for n, _ in items}
+        log("PostgreSQL settings for this phase: %s" % shown)
+        ph.out["pg_settings"] = shown
+
+
+def run_phase(n, share):
     t0 = time.monotonic()
-    ph = Phase(n)
+    ph = Phase(n, share)
+    if ph.npool < 1:
+        fail("a phase needs at least one pool tenant (%d tenants, schema share %s)" % (n, share))
     log("phase: %d tenants (%d pool, %d schema) in %s" % (n, ph.npool, ph.nschema, ph.tmp))
     ph.out["loadavg_start"] = loadavg()
     try:
         ph.start()
         ph.seed()
+        apply_pg_settings(ph)
         ph.check_http()
         sqls = capture_tenantd_sql(ph)
         ph.sampler = Sampler(ph)
@@ -1080,9 +1181,8 @@ def run_phase(n):
         ph.out["runs"] = runs
         ph.out["summary"] = summarize(ph, runs)
         ph.out["tenantd_memory_kib"] = ph.memory()
-        samples = ph.sampler.samples()
-        ph.out["pg_conns_max"] = {"all": max((x[1] for x in samples), default=None),
-                                  "app": max((x[2] for x in samples), default=None)}
+        ph.out["pg_conns_max"] = ph.sampler.max_between() or {"all": None, "app": None}
+        ph.out["budget"] = budget()
         with open(os.path.join(ph.tmp, "tenantd.log")) as f:
             ph.out["tenantd_log_errors"] = sum(1 for line in f if " error: " in line)
         ph.out["phase_seconds"] = round(time.monotonic() - t0, 1)
@@ -1135,8 +1235,8 @@ def main():
         % (CFG["tenants"], CFG["seconds"], CFG["runs"], CFG["conns"], CFG["pool_size"],
            CFG["bin"]))
     phases = []
-    for n in CFG["tenants"]:
-        phases.append(run_phase(n))
+    for n, share in tenant_specs(CFG["tenants"], CFG["schema_share"]):
+        phases.append(run_phase(n, share))
     db = dbtenants.run(sys.modules[__name__])
     result = {
         "started_at": started.isoformat(), "machine": machine(),
@@ -1149,6 +1249,7 @@ def main():
     path = os.path.join(CFG["results"], started.strftime("%Y%m%dT%H%M%SZ") + ".json")
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
+    print_overview(phases)
     print()
     print("targets:")
     for t in result["targets"]:

@@ -419,6 +419,10 @@ static void render_pools(struct buf *b, struct td_app *app)
         {"tenantd_db_pool_lru_misses_total", "counter", "Acquires that had to open a connection."},
         {"tenantd_db_pool_lru_evictions_total", "counter",
          "Idle connections closed to make room for another database."},
+        {"tenantd_db_pipeline_transactions_total", "counter",
+         "Transactions sent through the event loops' pipelines."},
+        {"tenantd_db_pipeline_depth_max", "gauge",
+         "Most transactions in flight on one pipeline at once."},
     };
     int ns = app && app->db ? db_server_count(app->db) : 0;
     struct db_pool_stats *st = td_xcalloc((size_t)(ns ? ns : 1), sizeof(*st));
@@ -427,8 +431,11 @@ static void render_pools(struct buf *b, struct td_app *app)
     for (size_t k = 0; k < sizeof(g) / sizeof(g[0]); k++) {
         help(b, g[k].name, g[k].type, g[k].help);
         for (int s = 0; s < ns; s++) {
-            long long v[] = {st[s].open, st[s].in_use, st[s].waiting,  st[s].dbs,
-                             st[s].hits, st[s].misses, st[s].evictions};
+            unsigned long long ptx;
+            int depth;
+            db_server_pipe_stats(app->db, s, &ptx, &depth);
+            long long v[] = {st[s].open,   st[s].in_use,    st[s].waiting,  st[s].dbs, st[s].hits,
+                             st[s].misses, st[s].evictions, (long long)ptx, depth};
             out(b, "%s{server=\"%s\"} %lld\n", g[k].name, db_server_name(app->db, s), v[k]);
         }
     }

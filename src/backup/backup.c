@@ -263,14 +263,17 @@ static void run_backup(struct bkp *b, const char *type)
     bkp__refresh_info(b);
 }
 
-/* One statement per server; a server that does not answer keeps its last figures. */
+/* One statement per server; a server that does not answer keeps its last figures. The
+ * catalog's server is asked on the process's kept catalog connection: a poll must not start
+ * a backend each time, nor add a connection to the budget. */
 static void refresh_archiver(struct bkp *b)
 {
     int n = db_server_count(b->db);
     for (int i = 0; i < n && i < BKP_MAX_SERVERS; i++) {
         PGconn *pg = NULL;
         PGresult *r = NULL;
-        if (db_admin_connect(b->db, i, NULL, &pg) == 0 &&
+        int rc = i == 0 ? db_admin_borrow(b->db, &pg) : db_admin_connect(b->db, i, NULL, &pg);
+        if (rc == 0 &&
             db_admin_exec(pg, "reading the WAL archiver's status",
                           "SELECT current_setting('archive_mode') <> 'off', "
                           "coalesce(extract(epoch FROM last_archived_time)::bigint, 0), "
@@ -282,7 +285,10 @@ static void refresh_archiver(struct bkp *b)
             atomic_store(&b->servers[i].archive_failed, atoll(PQgetvalue(r, 0, 2)));
         }
         PQclear(r);
-        PQfinish(pg);
+        if (i == 0)
+            db_admin_return(b->db, pg);
+        else
+            PQfinish(pg);
     }
 }
 

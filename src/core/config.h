@@ -29,9 +29,11 @@ struct td_config {
     int user_check_ttl; /* seconds a passed user check serves reads; 0: every request */
     int acquire_timeout_ms;
     char *log_level;
-    int prepare;             /* 1: prepared statements (off behind PgBouncer < 1.21) */
-    int http_threads;        /* event-loop threads (0 in the settings: pool_size) */
-    int http_workers;        /* threads for slow routes (password hashing, provisioning) */
+    int prepare;      /* 1: prepared statements (off behind PgBouncer < 1.21) */
+    int http_threads; /* event-loop threads (0 in the settings: pool_size) */
+    int pipeline;     /* PostgreSQL pipelines per event loop and server (0: every request waits on a
+                       * pooled connection); they hold connections of pool_size */
+    int http_workers; /* threads for slow routes (password hashing, provisioning) */
     char *migrations_dir;    /* migrations/catalog and migrations/tenant live here */
     int job_workers;         /* background job threads of serve; 0: none */
     int login_max_per_email; /* failed logins of one email of a tenant per 5 minutes */

@@ -15,49 +15,28 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define DB_MAX_SERVERS 16
-#define STMT_BUCKETS 64
-#define STMT_MAX 256 /* prepared statements kept per connection (LRU) */
-#define DB_MAX_PIPELINE 8
-
-/*
- * A pooled connection and the statements prepared on it. The key is a hash of the SQL
- * text and the search_path it runs under: a schema tenant's statements keep their own
- * plans instead of being re-planned whenever the previous request was another tenant's.
- * A tenant statement is prepared the second time it is seen while remembered; the first
- * time it runs unnamed, so that thousands of tenants seen once each cost no Parse +
- * DEALLOCATE churn in the LRU.
- */
-struct stmt {
-    struct td_hnode node; /* in db_conn.stmts, hashed by key */
-    unsigned long long key;
-    char name[24];
-    int ready; /* the server confirmed the Parse */
-    struct td_link lru;
-};
-
-struct db_conn {
-    PGconn *pg;
-    struct td_htab stmts;
-    struct td_list lru; /* least recently used first */
-    int nstmts;
-    unsigned long long seq;
-};
-
 struct db_server {
     char *name;
     char *conninfo;     /* superuser conninfo (URL or key=value) */
     char *app_conninfo; /* runtime connections (e.g. through PgBouncer); NULL: conninfo */
     struct db *db;
     struct db_pool *pool;
+    atomic_ullong pipe_tx; /* transactions sent through the loops' pipelines */
+    atomic_int pipe_depth; /* most in flight on one pipeline at once */
 };
 
 /* Idle superuser connections to the catalog kept for db_admin_borrow(). */
-#define DB_IDLE_ADMIN 4
+/* One kept catalog connection, shared by the table registry's watcher (every second) and
+ * provisioning: together with the listener and the job workers it makes the fixed part of
+ * the connection budget (docs/operations.md); a second caller at the same moment opens a
+ * transient one. */
+#define DB_IDLE_ADMIN 1
 
 struct db {
     struct db_config cfg;
@@ -78,10 +57,13 @@ static void quiet_notice(void *arg, const char *message)
     td_log_debug("postgres: %.*s", (int)strcspn(message, "\n"), message);
 }
 
-static PGconn *connect_as(const char *conninfo, const char *user, const char *password,
-                          const char *database)
+/* The libpq keywords of a connection to conninfo (as user, to database when not NULL).
+ * application_name tells the request pool ("tenantd") from administration ("tenantd
+ * admin") in pg_stat_activity, so that each part of the budget can be counted. */
+static void conn_params(const char *conninfo, const char *user, const char *password,
+                        const char *database, const char *appname, const char **keys,
+                        const char **vals)
 {
-    const char *keys[6], *vals[6];
     int n = 0;
     keys[n] = "dbname";
     vals[n++] = conninfo;
@@ -96,9 +78,16 @@ static PGconn *connect_as(const char *conninfo, const char *user, const char *pa
         vals[n++] = database;
     }
     keys[n] = "application_name";
-    vals[n++] = "tenantd";
+    vals[n++] = appname;
     keys[n] = NULL;
     vals[n] = NULL;
+}
+
+static PGconn *connect_as(const char *conninfo, const char *user, const char *password,
+                          const char *database, const char *appname)
+{
+    const char *keys[6], *vals[6];
+    conn_params(conninfo, user, password, database, appname, keys, vals);
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(pg) != CONNECTION_OK) {
         td_log_warn("could not connect to postgres%s%s: %.*s", database ? " database " : "",
@@ -115,22 +104,12 @@ static void *app_open(void *ctx, const char *database)
 {
     struct db_server *s = ctx;
     PGconn *pg = connect_as(s->app_conninfo ? s->app_conninfo : s->conninfo, "tenantd_app",
-                            s->db->app_password, database);
+                            s->db->app_password, database, "tenantd");
     if (!pg)
         return NULL;
-    struct db_conn *c = td_xcalloc(1, sizeof(*c));
-    c->pg = pg;
-    td_htab_init(&c->stmts, STMT_BUCKETS);
+    struct db_conn *c = td_xmalloc(sizeof(*c));
+    db__conn_init(c, pg);
     return c;
-}
-
-static void conn_forget_stmts(struct db_conn *c)
-{
-    struct td_hnode *n;
-    while ((n = td_htab_pop(&c->stmts)))
-        free(TD_CONTAINER_OF(n, struct stmt, node));
-    c->lru = (struct td_list){NULL, NULL};
-    c->nstmts = 0;
 }
 
 /* Close pg and wait (at most 200 ms) until its backend has exited: the server closes its
@@ -156,75 +135,61 @@ static void app_close(void *ctx, void *conn)
     (void)ctx;
     struct db_conn *c = conn;
     finish_and_wait(c->pg);
-    conn_forget_stmts(c);
-    td_htab_cleanup(&c->stmts);
+    db__conn_cleanup(c);
     free(c);
-}
-
-static unsigned long long stmt_key(const char *sql, const char *search_path)
-{
-    uint64_t h = td_hash64_byte(td_hash64_str(TD_HASH64_INIT, sql), 0xff);
-    return td_hash64_str(h, search_path ? search_path : "");
-}
-
-/* The 64-bit key decides; the table hashes its low 32 bits. */
-static int stmt_eq(const struct td_hnode *n, const void *key)
-{
-    return TD_CONTAINER_OF(n, struct stmt, node)->key == *(const unsigned long long *)key;
-}
-
-/* Drop the least recently used statement (name copied to evicted) to make room. */
-static void stmt_evict(struct db_conn *c, char *evicted, size_t cap)
-{
-    struct stmt *st = TD_CONTAINER_OF(c->lru.head, struct stmt, lru);
-    td_list_unlink(&c->lru, &st->lru);
-    td_htab_del(&c->stmts, &st->node);
-    snprintf(evicted, cap, "%s", st->ready ? st->name : "");
-    free(st);
-    c->nstmts--;
-}
-
-/*
- * The prepared statement for sql on c, creating its entry when missing: *fresh is set
- * when it must be Parsed in this pipeline first; *evicted names one to DEALLOCATE.
- */
-static struct stmt *stmt_lookup(struct db_conn *c, const char *sql, const char *search_path,
-                                int *fresh, int *created, char *evicted, size_t cap)
-{
-    unsigned long long key = stmt_key(sql, search_path);
-    evicted[0] = '\0';
-    *created = 0;
-    struct td_hnode *n = td_htab_find(&c->stmts, (unsigned)key, stmt_eq, &key);
-    if (n) {
-        struct stmt *st = TD_CONTAINER_OF(n, struct stmt, node);
-        td_list_append(&c->lru, &st->lru);
-        *fresh = !st->ready;
-        return st;
-    }
-    *created = 1;
-    if (c->nstmts >= STMT_MAX)
-        stmt_evict(c, evicted, cap);
-    struct stmt *st = td_xcalloc(1, sizeof(*st));
-    st->key = key;
-    snprintf(st->name, sizeof(st->name), "td%llu", ++c->seq);
-    td_htab_add(&c->stmts, &st->node, (unsigned)key);
-    td_list_append(&c->lru, &st->lru);
-    c->nstmts++;
-    *fresh = 1;
-    return st;
 }
 
 static const struct db_pool_ops app_ops = {app_open, app_close, NULL};
 
+PGconn *db__app_connect_start(struct db *db, int server)
+{
+    const struct db_server *s = &db->servers[server];
+    const char *keys[6], *vals[6];
+    conn_params(s->app_conninfo ? s->app_conninfo : s->conninfo, "tenantd_app", db->app_password,
+                NULL, "tenantd", keys, vals);
+    PGconn *pg = PQconnectStartParams(keys, vals, 1);
+    if (pg && PQstatus(pg) == CONNECTION_BAD) {
+        PQfinish(pg);
+        return NULL;
+    }
+    if (pg)
+        PQsetNoticeProcessor(pg, quiet_notice, NULL);
+    return pg;
+}
+
+void db__pipe_note(struct db *db, int server, int inflight)
+{
+    struct db_server *s = &db->servers[server];
+    atomic_fetch_add_explicit(&s->pipe_tx, 1, memory_order_relaxed);
+    int d = atomic_load_explicit(&s->pipe_depth, memory_order_relaxed);
+    while (inflight > d && !atomic_compare_exchange_weak(&s->pipe_depth, &d, inflight))
+        ;
+}
+
+void db_server_pipe_stats(struct db *db, int server, unsigned long long *transactions, int *depth)
+{
+    *transactions = atomic_load(&db->servers[server].pipe_tx);
+    *depth = atomic_load(&db->servers[server].pipe_depth);
+}
+
+int db__prepare(const struct db *db)
+{
+    return db->cfg.prepare;
+}
+
+/* reserved: connections of the budget kept apart (the loops' pipelines, db/pipe.h) */
 static void init_server(struct db *db, struct db_server *s, const char *name, size_t namelen,
-                        const char *conninfo, size_t infolen)
+                        const char *conninfo, size_t infolen, int reserved)
 {
     s->name = td_xstrndup(name, namelen);
     s->conninfo = td_xstrndup(conninfo, infolen);
     s->db = db;
+    int budget = db->cfg.pool_size - reserved;
+    int max_open =
+        (db->cfg.max_connections ? db->cfg.max_connections : db->cfg.pool_size) - reserved;
     struct db_pool_cfg pc = {
-        .budget = db->cfg.pool_size,
-        .max_open = db->cfg.max_connections,
+        .budget = budget > 0 ? budget : 1,
+        .max_open = max_open > 0 ? max_open : 1,
         .max_dbs = db->cfg.tenant_pools,
         .share_pct = db->cfg.tenant_share,
         .timeout_ms = db->cfg.acquire_timeout_ms,
@@ -236,7 +201,8 @@ static void init_server(struct db *db, struct db_server *s, const char *name, si
 static void add_server(struct db *db, const char *name, size_t namelen, const char *conninfo,
                        size_t infolen)
 {
-    init_server(db, &db->servers[db->nservers++], name, namelen, conninfo, infolen);
+    init_server(db, &db->servers[db->nservers++], name, namelen, conninfo, infolen,
+                db->cfg.pipelines);
 }
 
 /* The item "name=value" at p (up to its ',' or the end) of a "name=conninfo,..." list: the
@@ -271,7 +237,7 @@ static int set_replicas(struct db *db, const char *p)
         if (found < 0 || db->replicas[found].pool)
             return TD_EBADREQ;
         init_server(db, &db->replicas[found], db->servers[found].name,
-                    strlen(db->servers[found].name), v, vlen);
+                    strlen(db->servers[found].name), v, vlen, 0);
     }
     const char *prim[DB_MAX_SERVERS], *repl[DB_MAX_SERVERS];
     for (int i = 0; i < db->nservers; i++) {
@@ -406,83 +372,6 @@ int db_map_error(const PGresult *res)
     return TD_EINTERNAL;
 }
 
-static const char ctx_pool_sql[] =
-    "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true)";
-static const char ctx_role_sql[] =
-    "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), "
-    "set_config('role', $3, true)";
-
-/* What was sent for one statement, to pair results with their senders. */
-struct sent {
-    int kind; /* 0: statement whose result the caller wants, 1: Parse, 2: DEALLOCATE, 3: ctx */
-    int index;
-    struct stmt *st;
-};
-
-/* Queue one statement: prepared (Parse once per connection) or unnamed. */
-static int send_stmt(struct db_conn *c, int prepare, const char *search_path, const char *sql,
-                     int nparams, const char *const *params, int binary, struct sent *sent, int *ns,
-                     int kind, int index)
-{
-    struct stmt *st = NULL;
-    int fresh = 0, created = 0;
-    if (prepare) {
-        char evicted[24];
-        st = stmt_lookup(c, sql, search_path, &fresh, &created, evicted, sizeof(evicted));
-        if (evicted[0]) {
-            char dealloc[48];
-            snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", evicted);
-            if (!PQsendQueryParams(c->pg, dealloc, 0, NULL, NULL, NULL, NULL, 0))
-                return 0;
-            sent[(*ns)++] = (struct sent){2, -1, NULL};
-        }
-    }
-    /* unnamed: no prepared statements, or a tenant statement's first sighting */
-    if (!prepare || (created && search_path)) {
-        if (!PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, binary))
-            return 0;
-        sent[(*ns)++] = (struct sent){kind, index, NULL};
-        return 1;
-    }
-    if (fresh) {
-        if (!PQsendPrepare(c->pg, st->name, sql, nparams, NULL))
-            return 0;
-        sent[(*ns)++] = (struct sent){1, -1, st};
-    }
-    if (!PQsendQueryPrepared(c->pg, st->name, nparams, params, NULL, NULL, binary))
-        return 0;
-    sent[(*ns)++] = (struct sent){kind, index, NULL};
-    return 1;
-}
-
-static void error_fields(struct db_error *e, const PGresult *r)
-{
-    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    const char *c = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
-    const char *col = PQresultErrorField(r, PG_DIAG_COLUMN_NAME);
-    snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", s ? s : "");
-    snprintf(e->constraint, sizeof(e->constraint), "%s", c ? c : "");
-    snprintf(e->column, sizeof(e->column), "%s", col ? col : "");
-}
-
-/* Queue t's context statement: the role's, the plain pool one, or the caller's pool one. */
-static int send_ctx(struct db_conn *c, int prepare, const struct db_target *t, struct sent *sent,
-                    int *ns)
-{
-    if (t->role) {
-        const char *p[3] = {t->tenant_id, t->search_path, t->role};
-        return send_stmt(c, prepare, NULL, ctx_role_sql, 3, p, 0, sent, ns, 3, -1);
-    }
-    if (t->ctx_sql) {
-        const char *p[4] = {t->tenant_id, t->search_path, t->ctx_params[0], t->ctx_params[1]};
-        return send_stmt(c, prepare, NULL, t->ctx_sql, 4, p, 0, sent, ns, 3, -1);
-    }
-    const char *p[2] = {t->tenant_id, t->search_path};
-    return send_stmt(c, prepare, NULL, ctx_pool_sql, 2, p, 0, sent, ns, 3, -1);
-}
-
-/* Send everything, then read every result. Returns 0, a mapped error, or
- * TD_EUNAVAILABLE with *broken set when the connection failed. */
 /* The LSN query's result and the Sync after it (see run_pipeline); 0 when the
  * connection failed. */
 static int read_lsn(PGconn *pg, unsigned long long *lsn)
@@ -501,25 +390,20 @@ static int read_lsn(PGconn *pg, unsigned long long *lsn)
     return ok;
 }
 
-/* lsn (NULL: not wanted) receives the primary's WAL position after the commit. */
+/* Send everything, then read every result. Returns 0, a mapped error, or
+ * TD_EUNAVAILABLE with *broken set when the connection failed. lsn (NULL: not wanted)
+ * receives the primary's WAL position after the commit. */
 static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *t,
                         const struct db_stmt *stmts, int n, PGresult **res, int *broken,
                         int *got_any, unsigned long long *lsn)
 {
     PGconn *pg = c->pg;
-    struct sent sent[3 * (DB_MAX_PIPELINE + 1)];
+    struct db__sent sent[DB__MAX_SENT];
     int rc = 0, ns = 0;
     *broken = 0;
     *got_any = 0;
-    if (n > DB_MAX_PIPELINE || !PQenterPipelineMode(pg))
-        goto fail;
-    if (t->tenant_id && !send_ctx(c, prepare, t, sent, &ns))
-        goto fail;
-    for (int i = 0; i < n; i++)
-        if (!send_stmt(c, prepare, t->search_path, stmts[i].sql, stmts[i].nparams, stmts[i].params,
-                       stmts[i].binary, sent, &ns, 0, i))
-            goto fail;
-    if (!PQpipelineSync(pg))
+    if (!PQenterPipelineMode(pg) || !db__send_tx(c, prepare, t, stmts, n, sent, &ns) ||
+        !PQpipelineSync(pg))
         goto fail;
     /* its own implicit transaction after the Sync, so after the commit: past the end of
      * the commit record, where a replica must have replayed to (same round trip) */
@@ -532,31 +416,17 @@ static int run_pipeline(struct db_conn *c, int prepare, const struct db_target *
         if (!r)
             goto fail;
         *got_any = 1;
-        ExecStatusType st = PQresultStatus(r);
         /* the backend was ended while idle (hibernation by another process): its goodbye
          * (57P01) came before any answer, and the transaction commits only at the Sync,
          * so nothing ran: the caller may retry on a new connection */
-        const char *code = st == PGRES_FATAL_ERROR ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        const char *code =
+            PQresultStatus(r) == PGRES_FATAL_ERROR ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
         if (q == 0 && code && !strcmp(code, "57P01")) {
             PQclear(r);
             *got_any = 0;
             goto fail;
         }
-        int ok = st != PGRES_FATAL_ERROR && st != PGRES_PIPELINE_ABORTED;
-        if (st == PGRES_FATAL_ERROR && rc == 0) {
-            rc = db_map_error(r);
-            if (t->error)
-                error_fields(t->error, r);
-        }
-        if (sent[q].kind == 1 && ok)
-            sent[q].st->ready = 1;
-        if (sent[q].kind == 3 && ok && t->ctx_value && !t->role && t->ctx_sql &&
-            PQntuples(r) == 1 && PQnfields(r) == 3)
-            snprintf(t->ctx_value, t->ctx_value_cap, "%s", PQgetvalue(r, 0, 2));
-        if (sent[q].kind == 0 && ok)
-            res[sent[q].index] = r;
-        else
-            PQclear(r);
+        db__take_result(t, &sent[q], r, &rc, res);
         PGresult *extra;
         while ((extra = PQgetResult(pg)))
             PQclear(extra);
@@ -651,7 +521,7 @@ int db_admin_connect(struct db *db, int server, const char *database, PGconn **o
     *out = NULL;
     if (server < 0 || server >= db->nservers)
         return TD_EUNAVAILABLE;
-    *out = connect_as(db->servers[server].conninfo, NULL, NULL, database);
+    *out = connect_as(db->servers[server].conninfo, NULL, NULL, database, "tenantd admin");
     if (!*out)
         return TD_EUNAVAILABLE;
     PGresult *r = PQexec(*out, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
@@ -748,7 +618,7 @@ int db_read_connect(struct db *db, int server, const char *key, PGconn **out, in
 {
     *on_replica = 0;
     if (server >= 0 && server < db->nservers && db_replicas_pick(db->rep, server, key)) {
-        *out = connect_as(db->replicas[server].conninfo, NULL, NULL, NULL);
+        *out = connect_as(db->replicas[server].conninfo, NULL, NULL, NULL, "tenantd admin");
         if (*out) {
             PGresult *r = PQexec(*out, "SET TIME ZONE 'UTC'; SET client_min_messages = warning");
             PQclear(r);

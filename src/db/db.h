@@ -73,7 +73,9 @@ struct db_config {
     const char *app_password;  /* password given to the runtime role */
     int pool_size;             /* statements in flight per server (admission) */
     int max_connections;       /* connections open per server; 0: pool_size */
-    int hibernate_after_s;     /* idle tenant databases stop taking connections; 0: never */
+    int pipelines;         /* connections of each server's budget the event loops' pipelines hold
+                            * (db/pipe.h): the pools get pool_size - pipelines (at least 1) */
+    int hibernate_after_s; /* idle tenant databases stop taking connections; 0: never */
     int tenant_pools;
     int acquire_timeout_ms;
     int tenant_share; /* percent */
@@ -152,6 +154,10 @@ int db_read_connect(struct db *db, int server, const char *key, PGconn **out,
 /* After a write made through an admin connection pg (NULL: not at hand) that key's reads
  * must see. */
 void db_note_write(struct db *db, int server, const char *key, PGconn *pg);
+
+/* Transactions the event loops' pipelines (db/pipe.h) sent to server, and the most that
+ * were in flight on one of them at once. */
+void db_server_pipe_stats(struct db *db, int server, unsigned long long *transactions, int *depth);
 
 /* Every counter of server's pool (LRU hits, misses and evictions included). */
 struct db_pool_stats;

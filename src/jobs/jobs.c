@@ -376,6 +376,9 @@ static void *worker_main(void *arg)
                 continue;
             }
             wait_ms = 1000;
+            /* the workers are a fixed part of the connection budget: name them so that
+             * pg_stat_activity (and the bench) can count them apart */
+            PQclear(PQexec(w->pg, "SET application_name = 'tenantd jobs'"));
         }
         if (w->index == 0)
             tick(w, &next_tick, &next_count);

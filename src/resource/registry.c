@@ -19,7 +19,6 @@ struct res_registry {
     struct db *db;
     pthread_mutex_t mu; /* guards cur and the pointer-to-reference step of get */
     struct res_desc *cur;
-    PGconn *pg; /* the watcher's own connection */
     pthread_t thread;
     int started;
     pthread_mutex_t stop_mu;
@@ -42,24 +41,19 @@ struct res_desc *res_registry_get(struct res_registry *r)
     return d;
 }
 
-static int connection(struct res_registry *r)
-{
-    if (r->pg && PQstatus(r->pg) == CONNECTION_OK)
-        return 0;
-    PQfinish(r->pg);
-    r->pg = NULL;
-    return db_admin_connect(r->db, 0, NULL, &r->pg);
-}
-
+/* The watcher borrows the process's kept catalog connection for each look rather than
+ * holding one of its own: one connection fewer outside the request pool. */
 int res_registry_refresh(struct res_registry *r)
 {
-    int rc = connection(r);
+    PGconn *pg = NULL;
+    int rc = db_admin_borrow(r->db, &pg);
     if (rc < 0)
-        return rc;
-    PGresult *v = PQexec(r->pg, version_sql);
+        goto out;
+    PGresult *v = PQexec(pg, version_sql);
     if (PQresultStatus(v) != PGRES_TUPLES_OK || PQntuples(v) != 1) {
         PQclear(v);
-        return TD_EUNAVAILABLE;
+        rc = TD_EUNAVAILABLE;
+        goto out;
     }
     long version = atol(PQgetvalue(v, 0, 0));
     PQclear(v);
@@ -67,18 +61,20 @@ int res_registry_refresh(struct res_registry *r)
     long have = old ? old->version : -1;
     res_desc_unref(old);
     if (have == version)
-        return 0;
+        goto out;
     struct res_desc *d;
-    rc = res_desc_load(r->pg, RES_SCHEMA, version, &d);
+    rc = res_desc_load(pg, RES_SCHEMA, version, &d);
     if (rc < 0)
-        return rc;
+        goto out;
     pthread_mutex_lock(&r->mu);
     old = r->cur;
     r->cur = d;
     pthread_mutex_unlock(&r->mu);
     res_desc_unref(old);
     td_log_info("tenant tables described at ledger key %ld (%d tables)", version, d->ntables);
-    return 0;
+out:
+    db_admin_return(r->db, pg);
+    return rc;
 }
 
 static void *watch(void *arg)
@@ -132,7 +128,6 @@ void res_registry_free(struct res_registry *r)
         pthread_mutex_unlock(&r->stop_mu);
         pthread_join(r->thread, NULL);
     }
-    PQfinish(r->pg);
     res_desc_unref(r->cur);
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->stop_mu);

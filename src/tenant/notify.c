@@ -26,8 +26,9 @@ static void *listen_loop(void *arg)
     while (!atomic_load(&l->stop)) {
         if (!pg) {
             if (db_admin_connect(l->db, 0, NULL, &pg) < 0 ||
-                db_admin_exec(pg, "listening for tenant changes", "LISTEN tenantd_tenants", 0, NULL,
-                              NULL) < 0) {
+                db_admin_exec(pg, "listening for tenant changes",
+                              "SET application_name = 'tenantd listener'; LISTEN tenantd_tenants",
+                              0, NULL, NULL) < 0) {
                 PQfinish(pg);
                 pg = NULL;
                 sleep(1);

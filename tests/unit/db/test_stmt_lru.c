@@ -1,10 +1,10 @@
 /*
  * test_stmt_lru.c - the prepared statements kept per connection: one entry per (SQL text,
  * search_path), at most STMT_MAX, the least recently used evicted first and named for
- * DEALLOCATE only when the server had it prepared. No server: the table alone (includes
- * db.c to reach it).
+ * DEALLOCATE only when the server had it prepared, one whose Parse is on its way never.
+ * No server: the table alone (includes stmt.c to reach it).
  */
-#include "db/db.c"
+#include "db/stmt.c"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,15 +28,14 @@ static struct look look(struct db_conn *c, const char *sql, const char *path)
 
 static struct db_conn *conn_new(void)
 {
-    struct db_conn *c = td_xcalloc(1, sizeof(*c));
-    td_htab_init(&c->stmts, STMT_BUCKETS);
+    struct db_conn *c = td_xmalloc(sizeof(*c));
+    db__conn_init(c, NULL);
     return c;
 }
 
 static void conn_free(struct db_conn *c)
 {
-    conn_forget_stmts(c);
-    td_htab_cleanup(&c->stmts);
+    db__conn_cleanup(c);
     free(c);
 }
 
@@ -112,11 +111,42 @@ static void test_lru_eviction(void **state)
     conn_free(c);
 }
 
+/* A statement whose Parse is still in a pipeline stays, though least recently used: its
+ * result will mark it prepared, and a freed entry cannot be. */
+static void test_pending_not_evicted(void **state)
+{
+    (void)state;
+    struct db_conn *c = conn_new();
+    char sql[32];
+    struct stmt *first = NULL;
+    for (int i = 0; i < STMT_MAX; i++) {
+        sql_of(i, sql, sizeof(sql));
+        struct look l = look(c, sql, NULL);
+        l.st->ready = 1;
+        if (i == 0)
+            first = l.st;
+    }
+    first->ready = 0;
+    first->pending = 1;
+    sql_of(STMT_MAX, sql, sizeof(sql));
+    struct look l = look(c, sql, NULL);
+    assert_true(l.created);
+    assert_string_not_equal(l.evicted, ""); /* statement 1 went instead */
+    assert_string_not_equal(l.evicted, first->name);
+    sql_of(0, sql, sizeof(sql));
+    struct look again = look(c, sql, NULL);
+    assert_false(again.created);
+    assert_ptr_equal(again.st, first);
+    assert_int_equal(c->nstmts, STMT_MAX);
+    conn_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_and_fresh),
         cmocka_unit_test(test_lru_eviction),
+        cmocka_unit_test(test_pending_not_evicted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
