@@ -8,6 +8,7 @@
 #include "core/htab.h"
 #include "core/log.h"
 #include "http/cors.h"
+#include "http/gate.h"
 #include "http/problem.h"
 #include "http/proxy.h"
 #include "http/router.h"
@@ -34,19 +35,9 @@
  * served; with 20 KiB, 300 fields of 10 bytes already got its own 431. */
 #define HTTP_CONN_MEMORY (48 * 1024)
 
-#define GATE_BUCKETS 256
 #define GATE_KEY 80
 
 struct req_state;
-
-/* One tenant with requests running on the loops (or parked waiting to). */
-struct gate {
-    char key[GATE_KEY];
-    int running;
-    struct req_state *head, *tail; /* parked */
-    struct td_hnode node;          /* in http_server.gates, by key */
-};
-
 struct http_server;
 static void gate_drop(struct http_server *srv, struct req_state *st);
 
@@ -66,12 +57,11 @@ struct http_server {
     int stopping;
     int nworkers;
     pthread_t *workers;
-    /* per-tenant admission on the loops: at most gate_max requests of one tenant run at
-     * once; more are parked (connection suspended) and resumed in arrival order */
+    /* per-tenant admission on the loops (gate.c); a parked request's connection is
+     * suspended until the gate names it */
     int (*tenant_key)(struct http_req *, char *, size_t);
-    int gate_max;
     pthread_mutex_t gate_lock;
-    struct td_htab gates;         /* struct gate, while it has requests */
+    struct http_gate *gate;       /* NULL: no tenant share */
     struct http_cors *cors;       /* NULL: no CORS */
     struct http_proxies *proxies; /* NULL: the TCP peer is the client */
 };
@@ -91,8 +81,7 @@ struct req_state {
     int nhdrs;
     int offloaded;                 /* handed to a worker; its connection is suspended */
     int spooled, spool_failed;     /* body goes to req.body_file (opts.spool), not memory */
-    int admitted;                  /* holds a running slot of gate */
-    struct gate *gate;             /* its tenant's admission entry, parked or running */
+    struct http_gate_entry gate;   /* its place in srv->gate, parked or running */
     struct MHD_Response *deferred; /* the worker's answer, queued when MHD calls back */
     struct req_state *next;        /* worker queue */
 };
@@ -458,94 +447,54 @@ static void spool_body(struct req_state *st, const char *data, size_t n)
     req->body_len += n;
 }
 
-static int gate_eq(const struct td_hnode *n, const void *key)
+/* Resume the requests the gate named (linked through gate.next); after the lock is let go,
+ * since a resumed request may run and end on another loop at once. */
+static void gate_resume(struct http_gate_entry *e)
 {
-    return strcmp(TD_CONTAINER_OF(n, struct gate, node)->key, key) == 0;
+    while (e) {
+        struct http_gate_entry *next = e->next;
+        struct req_state *st = TD_CONTAINER_OF(e, struct req_state, gate);
+        MHD_resume_connection(st->req.conn);
+        e = next;
+    }
 }
 
 /* Take a running slot for req's tenant, or park the request: returns 1 when parked (the
- * connection is then suspended until gate_leave hands it a slot). */
+ * connection is then suspended until the gate hands it a slot). */
 static int gate_enter(struct http_server *srv, struct req_state *st)
 {
     char key[GATE_KEY];
-    if (srv->gate_max <= 0 || !srv->tenant_key || !srv->tenant_key(&st->req, key, sizeof(key)))
+    if (!srv->gate || !srv->tenant_key || !srv->tenant_key(&st->req, key, sizeof(key)))
         return 0;
     pthread_mutex_lock(&srv->gate_lock);
-    unsigned h = td_hash_str(key);
-    struct td_hnode *n = td_htab_find(&srv->gates, h, gate_eq, key);
-    struct gate *g = n ? TD_CONTAINER_OF(n, struct gate, node) : NULL;
-    if (!g) {
-        g = td_xcalloc(1, sizeof(*g));
-        snprintf(g->key, sizeof(g->key), "%s", key);
-        td_htab_add(&srv->gates, &g->node, h);
-    }
-    st->gate = g;
-    int park = g->running >= srv->gate_max;
-    if (park) {
-        if (g->tail)
-            g->tail->next = st;
-        else
-            g->head = st;
-        g->tail = st;
-        MHD_suspend_connection(st->req.conn);
-    } else {
-        g->running++;
-        st->admitted = 1;
-    }
+    int park = http_gate_enter(srv->gate, &st->gate, key);
+    if (park)
+        MHD_suspend_connection(st->req.conn); /* before any leave can name it */
     pthread_mutex_unlock(&srv->gate_lock);
     return park;
 }
 
-/* req is done with its slot: the tenant's oldest parked request gets it. */
+/* req is done with its slot: the requests whose turn it is now are resumed. */
 static void gate_leave(struct http_server *srv, struct req_state *st)
 {
-    struct gate *g = st->gate;
-    struct req_state *next = NULL;
-    if (!g || !st->admitted)
+    if (!st->gate.tenant || !st->gate.admitted)
         return;
     pthread_mutex_lock(&srv->gate_lock);
-    st->admitted = 0;
-    st->gate = NULL;
-    if (g->head) {
-        next = g->head;
-        g->head = next->next;
-        if (!g->head)
-            g->tail = NULL;
-        next->next = NULL;
-        next->admitted = 1; /* the slot passes on; running stays */
-    } else if (--g->running == 0) {
-        td_htab_del(&srv->gates, &g->node);
-        free(g);
-    }
+    struct http_gate_entry *resume = http_gate_leave(srv->gate, &st->gate);
     pthread_mutex_unlock(&srv->gate_lock);
-    if (next)
-        MHD_resume_connection(next->req.conn);
+    gate_resume(resume);
 }
 
 /* The request ends without having run to gate_leave (its client went away while it was
  * parked, or after it was handed a slot): give back what it holds. */
 static void gate_drop(struct http_server *srv, struct req_state *st)
 {
-    if (!st->gate)
+    if (!st->gate.tenant)
         return;
-    if (st->admitted) {
-        gate_leave(srv, st);
-        return;
-    }
     pthread_mutex_lock(&srv->gate_lock);
-    struct gate *g = st->gate;
-    struct req_state **pp = &g->head, *prev = NULL;
-    while (*pp && *pp != st) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    if (*pp) {
-        *pp = st->next;
-        if (g->tail == st)
-            g->tail = prev;
-    }
-    st->gate = NULL;
+    struct http_gate_entry *resume = http_gate_drop(srv->gate, &st->gate);
     pthread_mutex_unlock(&srv->gate_lock);
+    gate_resume(resume);
 }
 
 /* A CORS preflight from a listed origin: answered before routing, tenant resolution and
@@ -639,7 +588,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->responded)
         return MHD_YES;
-    if (st->gate && !st->admitted)
+    if (st->gate.tenant && !st->gate.admitted)
         return MHD_YES; /* parked, not resumed yet */
     if (req->body_file && !st->spool_failed &&
         (fflush(req->body_file) != 0 || fseek(req->body_file, 0, SEEK_SET) != 0))
@@ -667,7 +616,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_unlock(&srv->lock);
         return MHD_YES;
     } else {
-        if (!st->admitted && gate_enter(srv, st))
+        if (!st->gate.admitted && gate_enter(srv, st))
             return MHD_YES;
         run_handler(srv, req);
         gate_leave(srv, st);
@@ -766,11 +715,11 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
     s->tenant_key = o->tenant_key;
     s->cors = http_cors_new(o->cors_origins);
     s->proxies = http_proxies_new(o->trusted_proxies);
-    s->gate_max = o->tenant_share > 0 && o->tenant_share < 100
-                      ? (o->threads * o->tenant_share + 99) / 100
-                      : 0;
+    /* the share is of the loops; a tenant alone may use all of them but one, which a
+     * request of any other tenant then finds free even if the tenant's handlers hang */
+    if (o->tenant_share > 0 && o->tenant_share < 100)
+        s->gate = http_gate_new((o->threads * o->tenant_share + 99) / 100, o->threads - 1, 0);
     pthread_mutex_init(&s->gate_lock, NULL);
-    td_htab_init(&s->gates, GATE_BUCKETS);
     atomic_init(&s->active, 0);
     atomic_init(&s->fresh, 0);
     pthread_mutex_init(&s->lock, NULL);
@@ -794,7 +743,7 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
         stop_workers(s);
         http_cors_free(s->cors);
         http_proxies_free(s->proxies);
-        td_htab_cleanup(&s->gates);
+        http_gate_free(s->gate);
         free(s);
         return TD_EUNAVAILABLE;
     }
@@ -825,9 +774,7 @@ void http_server_stop(struct http_server *s, int grace_s)
     MHD_stop_daemon(s->daemon);
     http_cors_free(s->cors);
     http_proxies_free(s->proxies);
-    /* every connection is gone, and with it every reference to a gate */
-    for (struct td_hnode *n; (n = td_htab_pop(&s->gates));)
-        free(TD_CONTAINER_OF(n, struct gate, node));
-    td_htab_cleanup(&s->gates);
+    /* every connection is gone, and with it every reference to the gate */
+    http_gate_free(s->gate);
     free(s);
 }
