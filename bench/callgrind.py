@@ -9,10 +9,22 @@ tenant 1 and schema tenant N, or with PROF_WALK=1 walk every tenant in turn.
 
     PROF_BIN=build/tenantd PROF_OUT=/tmp/prof PROF_TENANTS=10 python3 bench/callgrind.py
     callgrind_annotate /tmp/prof/callgrind.out.*.1
+
+For each endpoint it also prints what the in-memory caches did per request (GET /metrics,
+tenantd_cache_*: tenant lookups that read the catalog, full token verifications, user
+checks run in the transaction, usage counters read from the catalog, evictions).
+PROF_SCHEMA_SHARE (default 0.5) is the share of schema tenants; 0 seeds pool tenants only.
+PROF_VALGRIND=0 runs tenantd natively (no profile: cache counts, and RSS after the walk);
+PROF_ENDPOINTS picks endpoints (default list,get,post). With PROF_WALK=1 the warm-up walks
+every tenant once (GET /projects) before the measured requests go on walking:
+
+    PROF_VALGRIND=0 PROF_TENANTS=100000 PROF_SCHEMA_SHARE=0 PROF_WALK=1 \
+        PROF_REQS=100000 PROF_ENDPOINTS=list python3 bench/callgrind.py
 """
 import http.client
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -26,6 +38,37 @@ REQS = int(os.environ.get("PROF_REQS", "2000"))
 WALK = int(os.environ.get("PROF_WALK", "0"))
 OUT = os.path.abspath(os.environ.get("PROF_OUT", "/tmp/tenantd-callgrind"))
 BIN = os.path.abspath(os.environ.get("PROF_BIN", os.path.join(bench.ROOT, "build", "tenantd")))
+SHARE = float(os.environ.get("PROF_SCHEMA_SHARE", "0.5"))
+VALGRIND = int(os.environ.get("PROF_VALGRIND", "1"))
+ENDPOINTS = [e for e in os.environ.get("PROF_ENDPOINTS", "list,get,post").split(",") if e]
+CACHES = ("tenant", "token", "user_check", "usage")
+
+
+def cache_counts(ph):
+    """{(metric, cache): value} of the tenantd_cache_* lines of GET /metrics."""
+    st, body = ph.http("GET", "/metrics", bench.ADMIN_TOKEN)
+    if st != 200:
+        bench.fail("GET /metrics: %d" % st)
+    out = {}
+    for line in body.splitlines():
+        m = re.match(r'^tenantd_cache_(\w+)\{cache="(\w+)"\} (\d+)$', line)
+        if m:
+            out[(m.group(1), m.group(2))] = int(m.group(3))
+    return out
+
+
+def report_caches(ep, before, after, n):
+    def d(metric, cache):
+        return (after.get((metric, cache), 0) - before.get((metric, cache), 0)) / n
+    print("%s per request: catalog tenant reads %.4f, full token verifications %.4f, user checks "
+          "run %.4f, usage reads %.4f; evictions tenant %.4f, token %.4f, user_check %.4f"
+          % (ep, d("misses_total", "tenant"), d("misses_total", "token"),
+             d("misses_total", "user_check"), d("misses_total", "usage"),
+             d("evictions_total", "tenant"), d("evictions_total", "token"),
+             d("evictions_total", "user_check")))
+    print("%s held: %s" % (ep, ", ".join(
+        "%s %d entries / %.1f MiB" % (c, after.get(("entries", c), 0),
+                                       after.get(("bytes", c), 0) / 1048576.0) for c in CACHES)))
 
 
 def wrapper():
@@ -40,8 +83,8 @@ def wrapper():
 
 def main():
     os.environ["TENANTD_BACKUP"] = "0"
-    bench.CFG["bin"] = wrapper()
-    ph = bench.Phase(N)
+    bench.CFG["bin"] = wrapper() if VALGRIND else BIN
+    ph = bench.Phase(N, SHARE)
     try:
         ph.start()
         ph.seed()
@@ -69,16 +112,29 @@ def main():
                 else:
                     req("POST", "/projects", tok, json.dumps({"name": "bench project"}))
 
-        for ep in ("list", "get", "post"):
-            run(ep, N if WALK else 100)  # warm: caches, prepared statements
+        if WALK:
+            run("list", N)  # every tenant once: caches, prepared statements
+        for ep in ENDPOINTS:
+            run(ep, 100)
         pid = str(ph.proc.pid)
-        for ep in ("list", "get", "post"):
-            subprocess.run(["callgrind_control", "-z", pid], capture_output=True, check=True)
+        for ep in ENDPOINTS:
+            before = cache_counts(ph)
+            if VALGRIND:
+                subprocess.run(["callgrind_control", "-z", pid], capture_output=True, check=True)
             t0 = time.monotonic()
             run(ep, REQS)
-            subprocess.run(["callgrind_control", "-d", ep, pid], capture_output=True, check=True)
+            if VALGRIND:
+                subprocess.run(["callgrind_control", "-d", ep, pid], capture_output=True,
+                               check=True)
             bench.log("%s: %d requests in %.1f s" % (ep, REQS, time.monotonic() - t0))
-        for part, ep in enumerate(("list", "get", "post"), 1):
+            report_caches(ep, before, cache_counts(ph), REQS)
+        mem = ph.memory()
+        print("tenantd RSS %.1f MiB, peak %.1f MiB (%s)"
+              % (mem.get("VmRSS", 0) / 1024.0, mem.get("VmHWM", 0) / 1024.0,
+                 "under valgrind" if VALGRIND else "native"))
+        for part, ep in enumerate(ENDPOINTS, 1):
+            if not VALGRIND:
+                break
             path = os.path.join(OUT, "callgrind.out.%s.%d" % (pid, part))
             with open(path) as f:
                 total = next(int(l.split()[1]) for l in f if l.startswith("totals:"))

@@ -19,7 +19,10 @@
 #include "db/replica.h"
 #include "http/router.h"
 #include "jobs/jobs.h"
+#include "auth/jwt.h"
+#include "tenant/plans.h"
 #include "tenant/tenant.h"
+#include "tenant/usercheck.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -442,6 +445,41 @@ static void render_pools(struct buf *b, struct td_app *app)
     free(st);
 }
 
+/* The in-memory caches: a miss costs a catalog statement (tenant, usage), a full token
+ * verification (token) or a user check in the transaction (user_check). */
+static void render_caches(struct buf *b, struct td_app *app)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } g[] = {
+        {"tenantd_cache_hits_total", "counter", "Lookups answered from memory."},
+        {"tenantd_cache_misses_total", "counter",
+         "Lookups that read the catalog, verified a token in full or checked the user."},
+        {"tenantd_cache_evictions_total", "counter", "Live entries dropped to make room."},
+        {"tenantd_cache_entries", "gauge", "Entries held."},
+        {"tenantd_cache_bytes", "gauge", "Memory the entries hold."},
+        {"tenantd_cache_budget_bytes", "gauge", "The most memory the cache may hold."},
+    };
+    static const char *const names[] = {"tenant", "token", "user_check", "usage"};
+    struct td_cache_stats st[4] = {0};
+    if (app->cache)
+        tnt_cache_stats(app->cache, &st[0]);
+    if (app->jwt)
+        auth_jwt_stats(app->jwt, &st[1]);
+    if (app->usercheck)
+        tnt_usercheck_stats(app->usercheck, &st[2]);
+    if (app->usage)
+        tnt_usage_stats(app->usage, &st[3]);
+    for (size_t k = 0; k < sizeof(g) / sizeof(g[0]); k++) {
+        help(b, g[k].name, g[k].type, g[k].help);
+        for (int i = 0; i < 4; i++) {
+            unsigned long long v[] = {st[i].hits,    st[i].misses, st[i].evictions,
+                                      st[i].entries, st[i].bytes,  st[i].budget};
+            out(b, "%s{cache=\"%s\"} %llu\n", g[k].name, names[i], v[k]);
+        }
+    }
+}
+
 /* Each server's replica (servers without one are left out). */
 static void render_replicas(struct buf *b, struct td_app *app)
 {
@@ -580,6 +618,7 @@ char *api_metrics_render(struct td_app *app, size_t *len)
          "Requests refused with 429 because the plan's monthly API budget is spent.");
     out(&b, "tenantd_rate_limited_total %llu\n", get(&m->rate_limited));
     render_pools(&b, app);
+    render_caches(&b, app);
     render_replicas(&b, app);
     render_slow(&b, "tenantd_tenant_provisions", "tenantd_tenant_provision",
                 "tenant provisionings (storage and migrations)", &m->provisions);

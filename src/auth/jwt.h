@@ -4,6 +4,7 @@
 #ifndef TD_AUTH_JWT_H
 #define TD_AUTH_JWT_H
 
+#include "core/cachestats.h"
 #include "core/err.h"
 #include "http/request.h"
 
@@ -25,8 +26,9 @@ int auth_jwt_verify(const char *secret, const char *token, time_t now,
 /* One signing secret and the tokens verified with it (one per application). */
 struct auth_jwt;
 
-/* A verifier for secret (copied). Allocation failure aborts. */
-struct auth_jwt *auth_jwt_new(const char *secret);
+/* A verifier for secret (copied) remembering verified tokens in at most budget bytes
+ * (64 a token; at least one set of 8). Allocation failure aborts. */
+struct auth_jwt *auth_jwt_new(const char *secret, size_t budget);
 /* Free j and every token it remembers. NULL is a no-op. */
 void auth_jwt_free(struct auth_jwt *j);
 /* auth_jwt_verify() with j's secret; a token verified before is answered from a bounded
@@ -36,6 +38,8 @@ int auth_jwt_check(struct auth_jwt *j, const char *token, time_t now,
                    struct auth_claims *c) TD_MUSTCHECK;
 /* How many checks were verified in full (not answered from the cache). */
 unsigned long auth_jwt_verified(struct auth_jwt *j);
+/* The cache's hits, misses (full verifications), evictions and size. Thread-safe. */
+void auth_jwt_stats(struct auth_jwt *j, struct td_cache_stats *out);
 
 /* 1 when s is a canonical lowercase-or-uppercase UUID text (8-4-4-4-12 hex). */
 int auth_is_uuid(const char *s);

@@ -64,6 +64,8 @@ int res_registry_refresh(struct res_registry *r)
         goto out;
     struct res_desc *d;
     rc = res_desc_load(pg, RES_SCHEMA, version, &d);
+    /* the loader sets the session's search_path; the connection is shared (provisioning) */
+    PQclear(PQexec(pg, "RESET search_path"));
     if (rc < 0)
         goto out;
     pthread_mutex_lock(&r->mu);

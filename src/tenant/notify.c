@@ -3,6 +3,7 @@
  */
 #include "tenant/notify.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -19,12 +20,44 @@ struct tnt_listener {
     atomic_int stop;
 };
 
+/* Apply the notifications libpq has received. */
+static void drain(struct tnt_listener *l, PGconn *pg)
+{
+    PGnotify *n;
+    while ((n = PQnotifies(pg))) {
+        tnt_cache_invalidate(l->cache, n->extra && *n->extra ? n->extra : NULL);
+        /* its storage changed (restore, move, import): reads wait for a replica to
+         * replay past the primary's position from now on */
+        for (int s = 0; n->extra && *n->extra && s < db_server_count(l->db); s++)
+            db_note_write(l->db, s, n->extra, NULL);
+        PQfreemem(n);
+    }
+}
+
+/* A round trip on the listening connection: PostgreSQL sends the notifications of every
+ * change committed before the query started ahead of its answer, so once they are applied
+ * the cache is known to be current as of the start (tnt_cache_confirm). -1: connection lost. */
+static int heartbeat(struct tnt_listener *l, PGconn *pg)
+{
+    long long start = td_now_us();
+    PGresult *r = PQexec(pg, "SELECT 1");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    if (!ok)
+        return -1;
+    drain(l, pg);
+    tnt_cache_confirm(l->cache, start);
+    return 0;
+}
+
 static void *listen_loop(void *arg)
 {
     struct tnt_listener *l = arg;
     PGconn *pg = NULL;
+    long long beat = 0;
     while (!atomic_load(&l->stop)) {
         if (!pg) {
+            tnt_cache_confirm(l->cache, 0); /* changes may go unannounced: the TTL rules */
             if (db_admin_connect(l->db, 0, NULL, &pg) < 0 ||
                 db_admin_exec(pg, "listening for tenant changes",
                               "SET application_name = 'tenantd listener'; LISTEN tenantd_tenants",
@@ -37,6 +70,14 @@ static void *listen_loop(void *arg)
             /* changes made while we were not listening are unknown: start over */
             tnt_cache_invalidate(l->cache, NULL);
         }
+        if (td_now_us() - beat >= TNT_LISTENER_BEAT_MS * 1000LL) {
+            beat = td_now_us();
+            if (heartbeat(l, pg) < 0) {
+                PQfinish(pg);
+                pg = NULL;
+                continue;
+            }
+        }
         struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
         if (poll(&pfd, 1, 200) <= 0)
             continue;
@@ -45,15 +86,7 @@ static void *listen_loop(void *arg)
             pg = NULL;
             continue;
         }
-        PGnotify *n;
-        while ((n = PQnotifies(pg))) {
-            tnt_cache_invalidate(l->cache, n->extra && *n->extra ? n->extra : NULL);
-            /* its storage changed (restore, move, import): reads wait for a replica to
-             * replay past the primary's position from now on */
-            for (int s = 0; n->extra && *n->extra && s < db_server_count(l->db); s++)
-                db_note_write(l->db, s, n->extra, NULL);
-            PQfreemem(n);
-        }
+        drain(l, pg);
     }
     PQfinish(pg);
     return NULL;

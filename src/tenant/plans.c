@@ -9,6 +9,7 @@
 #include "core/mem.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@ const struct tnt_plan *tnt_plan_get(const char *name)
  * shards, each with its own lock, so that requests of different tenants rarely wait for
  * each other. The flusher visits one shard at a time. */
 #define USAGE_SHARDS 16
-#define USAGE_BUCKETS 256 /* per shard */
+#define USAGE_BUCKETS 4096 /* per shard: chains stay short at 100,000 tenants */
 
 struct usage_entry {
     struct td_hnode node;
@@ -55,6 +56,7 @@ struct tnt_usage {
     pthread_cond_t cv;
     pthread_t thread;
     int stop;
+    atomic_ullong hits, loads;
     struct usage_shard shards[USAGE_SHARDS];
 };
 
@@ -123,8 +125,11 @@ static struct usage_entry *entry_loaded(struct tnt_usage *u, struct usage_shard 
                                         const char *id)
 {
     struct usage_entry *e = entry_get(s, hash, id);
-    if (e->loaded)
+    if (e->loaded) {
+        atomic_fetch_add_explicit(&u->hits, 1, memory_order_relaxed);
         return e;
+    }
+    atomic_fetch_add_explicit(&u->loads, 1, memory_order_relaxed);
     pthread_mutex_unlock(&s->mu);
     struct db_target tg = {.server = 0};
     struct db_stmt st = {load_sql, 1, (const char *const[]){id}, 0};
@@ -303,4 +308,19 @@ void tnt_usage_free(struct tnt_usage *u)
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->cv);
     free(u);
+}
+
+void tnt_usage_stats(struct tnt_usage *u, struct td_cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->hits = atomic_load(&u->hits);
+    out->misses = atomic_load(&u->loads);
+    for (int i = 0; i < USAGE_SHARDS; i++) {
+        pthread_mutex_lock(&u->shards[i].mu);
+        out->entries += u->shards[i].tab.count;
+        pthread_mutex_unlock(&u->shards[i].mu);
+    }
+    /* an entry's chunk (size rounded to 16, plus the allocator's header), and the buckets */
+    out->bytes = out->entries * ((sizeof(struct usage_entry) + 15) / 16 * 16 + sizeof(size_t)) +
+                 USAGE_SHARDS * USAGE_BUCKETS * sizeof(struct td_hnode *);
 }

@@ -10,6 +10,7 @@
 #ifndef TD_TENANT_PLANS_H
 #define TD_TENANT_PLANS_H
 
+#include "core/cachestats.h"
 #include "db/db.h"
 
 struct tnt_plan {
@@ -35,5 +36,7 @@ long long tnt_usage_month(struct tnt_usage *u, const char *tenant_id);
 long tnt_usage_month_left(void);
 /* Write pending counts now. */
 void tnt_usage_flush(struct tnt_usage *u);
+/* Counts found (hits) and read from the catalog first (misses), entries held. */
+void tnt_usage_stats(struct tnt_usage *u, struct td_cache_stats *out);
 
 #endif

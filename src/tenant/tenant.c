@@ -12,6 +12,7 @@
 #include "db/sqljson.h"
 #include "tenant/names.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,33 @@ int tnt_isolation_parse(const char *s)
     return -1;
 }
 
+/*
+ * A tenant is one allocation: the object, its strings after it, and the cache's hook in
+ * front (struct centry: a tenant is filed under its id in at most one cache, and the hook
+ * is left alone once the cache drops it). One block instead of seven keeps a cached
+ * tenant at about 300 bytes, so that the cache holds 100,000 of them in a few tens of MiB.
+ */
+enum { CE_ID, CE_SLUG };
+
+struct centry {
+    struct td_hnode node;
+    unsigned slot;      /* its index in the shard's ring (the clock) */
+    unsigned bytes;     /* memory it holds, allocator overhead and ring slot included */
+    unsigned char ref;  /* looked up since the clock's hand last passed */
+    unsigned char kind; /* CE_ID: in a struct tnt_block; CE_SLUG: a struct by_slug */
+};
+
+struct tnt_block {
+    struct centry ce;
+    struct tnt_tenant t;
+    char strings[];
+};
+
+static struct tnt_block *block_of(struct tnt_tenant *t)
+{
+    return TD_CONTAINER_OF(t, struct tnt_block, t);
+}
+
 struct tnt_tenant *tnt_tenant_ref(struct tnt_tenant *t)
 {
     atomic_fetch_add(&t->refs, 1);
@@ -48,45 +76,59 @@ void tnt_tenant_unref(struct tnt_tenant *t)
 {
     if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
         return;
-    free(t->slug);
-    free(t->name);
-    free(t->plan);
-    free(t->server);
-    free(t->created_at);
-    free(t->expires_at_text);
-    free(t);
+    free(block_of(t));
+}
+
+enum { S_SLUG, S_NAME, S_PLAN, S_SERVER, S_CREATED, S_EXPIRES, S_COUNT };
+
+/* A tenant (1 ref, a new generation) with id and the strings s[S_*] (S_EXPIRES may be
+ * NULL) copied into its block; the rest is the caller's to fill. */
+static struct tnt_tenant *tenant_alloc(const char *id, const char *const s[S_COUNT])
+{
+    static atomic_ullong gens;
+    size_t len[S_COUNT], total = 0;
+    for (int i = 0; i < S_COUNT; i++)
+        total += len[i] = s[i] ? strlen(s[i]) + 1 : 0;
+    struct tnt_block *b = td_xcalloc(1, sizeof(*b) + total);
+    struct tnt_tenant *t = &b->t;
+    char *p = b->strings, **dst[S_COUNT] = {&t->slug,   &t->name,       &t->plan,
+                                            &t->server, &t->created_at, &t->expires_at_text};
+    for (int i = 0; i < S_COUNT; i++) {
+        if (!s[i])
+            continue;
+        memcpy(p, s[i], len[i]);
+        *dst[i] = p;
+        p += len[i];
+    }
+    atomic_init(&t->refs, 1);
+    t->gen = atomic_fetch_add(&gens, 1) + 1;
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    t->loaded_us = td_now_us();
+    return t;
 }
 
 struct tnt_tenant *tnt_tenant_from_row(struct db *db, const PGresult *r, int row)
 {
-    static atomic_ullong gens;
-    struct tnt_tenant *t = td_xcalloc(1, sizeof(*t));
-    atomic_init(&t->refs, 1);
-    t->gen = atomic_fetch_add(&gens, 1) + 1;
+    const char *s[S_COUNT] = {PQgetvalue(r, row, 1), PQgetvalue(r, row, 2), PQgetvalue(r, row, 3),
+                              PQgetvalue(r, row, 6), PQgetvalue(r, row, 9), NULL};
+    if (!PQgetisnull(r, row, 7))
+        s[S_EXPIRES] = PQgetvalue(r, row, 7);
     const char *id = PQgetvalue(r, row, 0);
-    snprintf(t->id, sizeof(t->id), "%s", id);
+    struct tnt_tenant *t = tenant_alloc(id, s);
     /* the catalog's ids are UUIDs (a column of that type): names cannot fail here */
     if (tnt_name_of(id, TNT_NAME_SCHEMA, t->ident) < 0 ||
         tnt_name_of(id, TNT_NAME_DATABASE, t->dbname) < 0)
         td_log_error("tenant id %s is not a UUID", id);
-    t->slug = td_xstrdup(PQgetvalue(r, row, 1));
-    t->name = td_xstrdup(PQgetvalue(r, row, 2));
-    t->plan = td_xstrdup(PQgetvalue(r, row, 3));
     t->isolation = (enum tnt_isolation)tnt_isolation_parse(PQgetvalue(r, row, 4));
     t->suspended = strcmp(PQgetvalue(r, row, 5), "suspended") == 0;
-    t->server = td_xstrdup(PQgetvalue(r, row, 6));
     t->server_idx = db ? db_server_find(db, t->server) : 0;
     if (t->server_idx < 0)
         td_log_error("tenant %s is placed on server \"%s\", which this instance does not know "
                      "(TENANTD_DB_SERVERS): its requests fail until it is configured",
                      t->slug, t->server);
-    if (!PQgetisnull(r, row, 7)) {
-        t->expires_at_text = td_xstrdup(PQgetvalue(r, row, 7));
+    if (s[S_EXPIRES])
         t->expires_at = atoll(PQgetvalue(r, row, 8));
-    }
-    t->created_at = td_xstrdup(PQgetvalue(r, row, 9));
     t->schema_version = PQnfields(r) > 10 ? atoi(PQgetvalue(r, row, 10)) : 0;
-    t->loaded_us = td_now_us();
     return t;
 }
 
@@ -131,48 +173,66 @@ void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out)
 /* ---- cache ---------------------------------------------------------------- */
 
 /*
- * Tenants are filed by id; a slug is filed as a pointer to an id, so that forgetting a
- * tenant is one removal in one shard (no scan, and no slug entry to chase: a slug whose
- * id is gone is a miss, and a slug reused by a new tenant is re-pointed on its load).
- * Keys are spread over CACHE_SHARDS shards, each with its own lock and table, so lookups
- * of different tenants rarely wait for each other. No lock is held while another is
- * taken.
+ * Tenants are filed by id; a slug asked for is filed as a pointer to an id, so that
+ * forgetting a tenant is one removal in one shard (no scan, and no slug entry to chase: a
+ * slug whose id is gone is a miss, and a slug reused by a new tenant is re-pointed on its
+ * load). Keys are spread over CACHE_SHARDS shards, each with its own lock, table and
+ * share of the memory budget, so lookups of different tenants rarely wait for each other.
+ * No lock is held while another is taken.
+ *
+ * A full shard makes room by CLOCK (second chance): its entries sit in a ring; a lookup
+ * sets the entry's ref bit; the hand passes over entries with the bit set (clearing it)
+ * and drops the first without. One entry goes per entry that comes, and the entries in
+ * use stay. (Emptying the whole shard instead, as this once did, made every tenant miss
+ * again when more tenants were active than the cache held.)
  */
 #define CACHE_SHARDS 16
-#define CACHE_BUCKETS 1024 /* per shard */
-
-struct by_id {
-    struct td_hnode node;
-    struct tnt_tenant *t; /* key: t->id */
-};
+#define CACHE_ENTRY_EST 320 /* bytes of a typical cached tenant: sizes the tables */
 
 struct by_slug {
-    struct td_hnode node;
-    char *slug;
+    struct centry ce;
     char id[37];
+    char slug[];
 };
 
 struct cache_shard {
     pthread_mutex_t mu;
     struct td_htab ids, slugs;
+    struct centry **ring; /* every entry of both tables; the clock's hand walks it */
+    unsigned n, cap, hand;
+    size_t bytes; /* entries, ring and tables */
 };
 
 struct tnt_cache {
     struct db *db;
-    int max_per_shard, ttl_ms;
+    size_t shard_budget;
+    int ttl_ms;
+    atomic_llong confirmed_us; /* see tnt_cache_confirm; 0: not confirmed */
+    atomic_ullong hits, misses, evictions;
     struct cache_shard shards[CACHE_SHARDS];
 };
 
-struct tnt_cache *tnt_cache_new(struct db *db, int max, int ttl_ms)
+/* What an allocation holds: usable size plus the allocator's header, plus a ring slot. */
+static unsigned held(void *p)
+{
+    return (unsigned)(malloc_usable_size(p) + sizeof(size_t) + sizeof(struct centry *));
+}
+
+struct tnt_cache *tnt_cache_new(struct db *db, size_t budget, int ttl_ms)
 {
     struct tnt_cache *c = td_xcalloc(1, sizeof(*c));
     c->db = db;
-    c->max_per_shard = max / CACHE_SHARDS > 0 ? max / CACHE_SHARDS : 1;
+    c->shard_budget = budget / CACHE_SHARDS;
     c->ttl_ms = ttl_ms;
+    /* about one bucket per tenant the budget holds: chains stay short at any size */
+    size_t nb = c->shard_budget / CACHE_ENTRY_EST;
+    nb = nb < 16 ? 16 : nb > (1u << 22) ? (1u << 22) : nb;
     for (int i = 0; i < CACHE_SHARDS; i++) {
-        pthread_mutex_init(&c->shards[i].mu, NULL);
-        td_htab_init(&c->shards[i].ids, CACHE_BUCKETS);
-        td_htab_init(&c->shards[i].slugs, CACHE_BUCKETS);
+        struct cache_shard *s = &c->shards[i];
+        pthread_mutex_init(&s->mu, NULL);
+        td_htab_init(&s->ids, (unsigned)nb);
+        td_htab_init(&s->slugs, (unsigned)nb / 4);
+        s->bytes = (s->ids.mask + 1 + s->slugs.mask + 1) * sizeof(struct td_hnode *);
     }
     return c;
 }
@@ -185,34 +245,66 @@ static struct cache_shard *shard_of(struct tnt_cache *c, unsigned hash)
 
 static int id_eq(const struct td_hnode *n, const void *key)
 {
-    return strcmp(TD_CONTAINER_OF(n, struct by_id, node)->t->id, key) == 0;
+    const struct centry *e = TD_CONTAINER_OF(n, struct centry, node);
+    return strcmp(TD_CONTAINER_OF(e, struct tnt_block, ce)->t.id, key) == 0;
 }
 
 static int slug_eq(const struct td_hnode *n, const void *key)
 {
-    return strcmp(TD_CONTAINER_OF(n, struct by_slug, node)->slug, key) == 0;
+    const struct centry *e = TD_CONTAINER_OF(n, struct centry, node);
+    return strcmp(TD_CONTAINER_OF(e, struct by_slug, ce)->slug, key) == 0;
 }
 
-static void free_id(struct by_id *e)
+/* File e (s->mu held). */
+static void ring_add(struct cache_shard *s, struct centry *e, unsigned hash)
 {
-    tnt_tenant_unref(e->t);
-    free(e);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->ring = td_xrealloc(s->ring, s->cap * sizeof(*s->ring));
+    }
+    e->slot = s->n;
+    e->ref = 0; /* a second chance is earned by a lookup */
+    s->ring[s->n++] = e;
+    td_htab_add(e->kind == CE_ID ? &s->ids : &s->slugs, &e->node, hash);
+    s->bytes += e->bytes;
 }
 
-static void free_slug(struct by_slug *e)
+/* Unfile e and drop the cache's hold on it (s->mu held). */
+static void drop(struct cache_shard *s, struct centry *e)
 {
-    free(e->slug);
-    free(e);
+    struct centry *last = s->ring[--s->n];
+    s->ring[e->slot] = last;
+    last->slot = e->slot;
+    td_htab_del(e->kind == CE_ID ? &s->ids : &s->slugs, &e->node);
+    s->bytes -= e->bytes;
+    if (e->kind == CE_ID)
+        tnt_tenant_unref(&TD_CONTAINER_OF(e, struct tnt_block, ce)->t);
+    else
+        free(TD_CONTAINER_OF(e, struct by_slug, ce));
+}
+
+/* Drop entries by CLOCK until need more bytes fit the shard's budget (s->mu held). */
+static void make_room(struct tnt_cache *c, struct cache_shard *s, size_t need)
+{
+    while (s->n && s->bytes + need > c->shard_budget) {
+        if (s->hand >= s->n)
+            s->hand = 0;
+        struct centry *e = s->ring[s->hand];
+        if (e->ref) {
+            e->ref = 0;
+            s->hand++;
+            continue;
+        }
+        drop(s, e); /* the last entry moved into the hand's slot: looked at next */
+        atomic_fetch_add_explicit(&c->evictions, 1, memory_order_relaxed);
+    }
 }
 
 /* Empty the shard (its lock held, or the cache being freed). */
 static void clear_shard(struct cache_shard *s)
 {
-    struct td_hnode *n;
-    while ((n = td_htab_pop(&s->ids)))
-        free_id(TD_CONTAINER_OF(n, struct by_id, node));
-    while ((n = td_htab_pop(&s->slugs)))
-        free_slug(TD_CONTAINER_OF(n, struct by_slug, node));
+    while (s->n)
+        drop(s, s->ring[s->n - 1]);
 }
 
 void tnt_cache_free(struct tnt_cache *c)
@@ -221,6 +313,7 @@ void tnt_cache_free(struct tnt_cache *c)
         return;
     for (int i = 0; i < CACHE_SHARDS; i++) {
         clear_shard(&c->shards[i]);
+        free(c->shards[i].ring);
         td_htab_cleanup(&c->shards[i].ids);
         td_htab_cleanup(&c->shards[i].slugs);
         pthread_mutex_destroy(&c->shards[i].mu);
@@ -243,10 +336,8 @@ void tnt_cache_invalidate(struct tnt_cache *c, const char *id)
     pthread_mutex_lock(&s->mu);
     struct td_hnode *n = td_htab_find(&s->ids, h, id_eq, id);
     if (n)
-        td_htab_del(&s->ids, n);
+        drop(s, TD_CONTAINER_OF(n, struct centry, node));
     pthread_mutex_unlock(&s->mu);
-    if (n)
-        free_id(TD_CONTAINER_OF(n, struct by_id, node));
 }
 
 /* A reference to the unexpired tenant with this id, or NULL. */
@@ -258,9 +349,15 @@ static struct tnt_tenant *lookup_id(struct tnt_cache *c, const char *id)
     pthread_mutex_lock(&s->mu);
     struct td_hnode *n = td_htab_find(&s->ids, h, id_eq, id);
     if (n) {
-        struct tnt_tenant *e = TD_CONTAINER_OF(n, struct by_id, node)->t;
-        if (td_now_us() - e->loaded_us < (long long)c->ttl_ms * 1000)
-            t = tnt_tenant_ref(e);
+        struct centry *e = TD_CONTAINER_OF(n, struct centry, node);
+        struct tnt_tenant *f = &TD_CONTAINER_OF(e, struct tnt_block, ce)->t;
+        /* fresh: loaded, or confirmed by the listener, less than the TTL ago */
+        long long seen = atomic_load_explicit(&c->confirmed_us, memory_order_relaxed);
+        if (td_now_us() - (seen > f->loaded_us ? seen : f->loaded_us) <
+            (long long)c->ttl_ms * 1000) {
+            e->ref = 1;
+            t = tnt_tenant_ref(f);
+        }
     }
     pthread_mutex_unlock(&s->mu);
     return t;
@@ -273,52 +370,59 @@ static int lookup_slug(struct tnt_cache *c, const char *slug, char *id)
     struct cache_shard *s = shard_of(c, h);
     pthread_mutex_lock(&s->mu);
     struct td_hnode *n = td_htab_find(&s->slugs, h, slug_eq, slug);
-    if (n)
-        memcpy(id, TD_CONTAINER_OF(n, struct by_slug, node)->id, 37);
+    if (n) {
+        struct centry *e = TD_CONTAINER_OF(n, struct centry, node);
+        e->ref = 1;
+        memcpy(id, TD_CONTAINER_OF(e, struct by_slug, ce)->id, 37);
+    }
     pthread_mutex_unlock(&s->mu);
     return n != NULL;
 }
 
-/* File t by id. An entry that only expired (no change was announced) hands its generation
- * on: what was learnt about the tenant's users stays valid (src/tenant/usercheck.h). */
+/* File t by id (the cache takes a reference). An entry that only expired (no change was
+ * announced) hands its generation on: what was learnt about the tenant's users stays
+ * valid (src/tenant/usercheck.h). A tenant bigger than a shard's budget is not kept. */
 static void insert_id(struct tnt_cache *c, struct tnt_tenant *t)
 {
     unsigned h = td_hash_str(t->id);
     struct cache_shard *s = shard_of(c, h);
-    struct by_id *old = NULL, *e = td_xcalloc(1, sizeof(*e));
-    e->t = tnt_tenant_ref(t);
+    struct centry *e = &block_of(t)->ce;
+    e->kind = CE_ID;
+    e->bytes = held(block_of(t));
     pthread_mutex_lock(&s->mu);
     struct td_hnode *n = td_htab_find(&s->ids, h, id_eq, t->id);
     if (n) {
-        old = TD_CONTAINER_OF(n, struct by_id, node);
-        t->gen = old->t->gen;
-        td_htab_del(&s->ids, n);
-    } else if (s->ids.count >= (size_t)c->max_per_shard) {
-        clear_shard(s); /* rare: a full shard starts over rather than track recency */
+        struct centry *old = TD_CONTAINER_OF(n, struct centry, node);
+        t->gen = TD_CONTAINER_OF(old, struct tnt_block, ce)->t.gen;
+        drop(s, old);
     }
-    td_htab_add(&s->ids, &e->node, h);
+    make_room(c, s, e->bytes);
+    if (s->bytes + e->bytes <= c->shard_budget)
+        ring_add(s, &block_of(tnt_tenant_ref(t))->ce, h);
     pthread_mutex_unlock(&s->mu);
-    if (old)
-        free_id(old);
 }
 
 static void insert_slug(struct tnt_cache *c, const char *slug, const char *id)
 {
     unsigned h = td_hash_str(slug);
     struct cache_shard *s = shard_of(c, h);
+    size_t len = strlen(slug) + 1;
+    struct by_slug *e = td_xmalloc(sizeof(*e) + len);
+    memcpy(e->id, id, 37);
+    memcpy(e->slug, slug, len);
+    e->ce.kind = CE_SLUG;
+    e->ce.bytes = held(e);
     pthread_mutex_lock(&s->mu);
     struct td_hnode *n = td_htab_find(&s->slugs, h, slug_eq, slug);
-    if (n) {
-        memcpy(TD_CONTAINER_OF(n, struct by_slug, node)->id, id, 37);
-    } else {
-        if (s->slugs.count >= (size_t)c->max_per_shard)
-            clear_shard(s);
-        struct by_slug *e = td_xcalloc(1, sizeof(*e));
-        e->slug = td_xstrdup(slug);
-        memcpy(e->id, id, 37);
-        td_htab_add(&s->slugs, &e->node, h);
+    if (n)
+        drop(s, TD_CONTAINER_OF(n, struct centry, node));
+    make_room(c, s, e->ce.bytes);
+    if (s->bytes + e->ce.bytes <= c->shard_budget) {
+        ring_add(s, &e->ce, h);
+        e = NULL;
     }
     pthread_mutex_unlock(&s->mu);
+    free(e);
 }
 
 /* The cached tenant key names (an id, or a slug whose tenant is still cached), or NULL. */
@@ -341,8 +445,11 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
 {
     int by_id = auth_is_uuid(key);
     *out = lookup(c, key, by_id);
-    if (*out)
+    if (*out) {
+        atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
         return 0;
+    }
+    atomic_fetch_add_explicit(&c->misses, 1, memory_order_relaxed);
     if (!by_id && strlen(key) > 40)
         return TD_ETENANT_NOTFOUND;
     char sql[512];
@@ -361,10 +468,31 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
     struct tnt_tenant *t = tnt_tenant_from_row(c->db, r, 0);
     PQclear(r);
     insert_id(c, t);
-    /* never file a tenant under a UUID that is not its id (a UUID-shaped slug from an older
+    /* a slug is filed only when asked for (requests naming the tenant by token or id need
+     * none), and never a UUID that is not the tenant's id (a UUID-shaped slug from an older
      * catalog would answer for the tenant that has that id) */
-    if (!auth_is_uuid(t->slug))
+    if (!by_id && !auth_is_uuid(t->slug))
         insert_slug(c, t->slug, t->id);
     *out = t; /* the creation reference becomes the caller's */
     return 0;
+}
+
+void tnt_cache_confirm(struct tnt_cache *c, long long since_us)
+{
+    atomic_store(&c->confirmed_us, since_us);
+}
+
+void tnt_cache_stats(struct tnt_cache *c, struct td_cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->hits = atomic_load(&c->hits);
+    out->misses = atomic_load(&c->misses);
+    out->evictions = atomic_load(&c->evictions);
+    out->budget = c->shard_budget * CACHE_SHARDS;
+    for (int i = 0; i < CACHE_SHARDS; i++) {
+        pthread_mutex_lock(&c->shards[i].mu);
+        out->entries += c->shards[i].n;
+        out->bytes += c->shards[i].bytes;
+        pthread_mutex_unlock(&c->shards[i].mu);
+    }
 }

@@ -8,6 +8,7 @@
 #ifndef TD_TENANT_TENANT_H
 #define TD_TENANT_TENANT_H
 
+#include "core/cachestats.h"
 #include "core/err.h"
 #include "db/db.h"
 
@@ -46,8 +47,9 @@ json_t *tnt_tenant_json(const struct tnt_tenant *t);
  * is not configured here, which db_exec refuses with TD_EUNAVAILABLE. */
 void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out);
 
-/* Cache of at most max entries, each trusted for ttl_ms. Thread-safe. */
-struct tnt_cache *tnt_cache_new(struct db *db, int max, int ttl_ms);
+/* Cache of tenants holding at most budget bytes (a tenant takes about 300), each trusted for
+ * ttl_ms; when full, the tenant not looked up for longest (CLOCK) makes room. Thread-safe. */
+struct tnt_cache *tnt_cache_new(struct db *db, size_t budget, int ttl_ms);
 void tnt_cache_free(struct tnt_cache *c);
 /*
  * Find a tenant by slug or id (key may be either), from the cache or the catalog.
@@ -57,6 +59,17 @@ void tnt_cache_free(struct tnt_cache *c);
 int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out) TD_MUSTCHECK;
 /* Forget everything cached about the tenant with this id (NULL: everything). */
 void tnt_cache_invalidate(struct tnt_cache *c, const char *id);
+/*
+ * Every change to the catalog made before since_us (td_now_us()) has been announced to and
+ * applied by this cache (the listener's connection did a round trip that started then,
+ * and the notifications it brought were applied); 0: that is not known (the listener lost
+ * its connection). A cached tenant is trusted while it was loaded or confirmed less than
+ * the TTL ago, so with a live listener tenants stay cached however rarely they are used,
+ * and never more than the TTL behind the catalog. Thread-safe.
+ */
+void tnt_cache_confirm(struct tnt_cache *c, long long since_us);
+/* Hits, misses (catalog reads), evictions and size so far. Thread-safe. */
+void tnt_cache_stats(struct tnt_cache *c, struct td_cache_stats *out);
 
 /* The catalog query's columns, in the order tnt_tenant_from_row expects. */
 extern const char tnt_catalog_columns[];

@@ -37,8 +37,9 @@ struct tnt_usercheck;
 /* Room for a user's role as TNT_USER_CHECK_SQL returns it ("member", "admin", "owner"). */
 #define TNT_ROLE_MAX 8
 
-/* A table of remembered checks (one per application: 4 MiB). Allocation failure aborts. */
-struct tnt_usercheck *tnt_usercheck_new(void);
+/* A table of remembered checks in budget bytes (40 a check; at least one set of 8), one
+ * per application. Allocation failure aborts. */
+struct tnt_usercheck *tnt_usercheck_new(size_t budget);
 /* NULL is a no-op. */
 void tnt_usercheck_free(struct tnt_usercheck *u);
 /* 1 when user held at least role min (NULL: any role) in t less than ttl_s ago. */
@@ -47,5 +48,8 @@ int tnt_usercheck_ok(struct tnt_usercheck *u, const struct tnt_tenant *t, const 
 /* Remember that user holds role in t (as the database said just now). */
 void tnt_usercheck_put(struct tnt_usercheck *u, const struct tnt_tenant *t, const char *user,
                        const char *role);
+/* Checks answered (hits) and not (misses: the transaction checks), facts dropped for
+ * others (evictions). Thread-safe. */
+void tnt_usercheck_stats(struct tnt_usercheck *u, struct td_cache_stats *out);
 
 #endif

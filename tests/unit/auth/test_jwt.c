@@ -369,7 +369,8 @@ static void test_verified_cache(void **state)
 {
     (void)state;
     struct auth_claims c;
-    struct auth_jwt *j = auth_jwt_new(SECRET), *other = auth_jwt_new(OTHER_SECRET);
+    struct auth_jwt *j = auth_jwt_new(SECRET, 1 << 20),
+                    *other = auth_jwt_new(OTHER_SECRET, 1 << 20);
     char *tok = sign(SECRET, SUB, TID, "member", NOW, 100);
     assert_int_equal(auth_jwt_check(j, tok, NOW, &c), 0);
     /* the same bytes under another secret (another application): not the cached answer */
@@ -409,42 +410,100 @@ static void test_verified_cache(void **state)
     auth_jwt_free(other);
 }
 
-/* A walk over 2,000 clients' tokens, twice: the second walk is answered from the cache.
- * Direct-mapped, tokens sharing a slot evicted each other and ~11% were verified again. */
-static void test_verified_cache_walk(void **state)
+/* Signed tokens of n clients (heap strings). */
+static char **tokens(int n)
 {
-    (void)state;
-    struct auth_claims c;
-    struct auth_jwt *j = auth_jwt_new(SECRET);
-    enum { N = 2000 };
-    char **toks = calloc(N, sizeof(char *));
-    for (int i = 0; i < N; i++) {
+    char **toks = calloc((size_t)n, sizeof(char *));
+    for (int i = 0; i < n; i++) {
         char sub[40];
         snprintf(sub, sizeof(sub), "0b7e9a52-2d8e-4c4a-9d0f-%012d", i);
         toks[i] = sign(SECRET, sub, TID, "owner", NOW, 60);
     }
+    return toks;
+}
+
+static void tokens_free(char **toks, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(toks[i]);
+    free(toks);
+}
+
+/* A walk over 20,000 clients' tokens (more than the 16,384 slots the cache once had), twice,
+ * in a budget sized for them: the second walk is answered from the cache. With two ways a
+ * set, tokens sharing a set evicted each other while the cache had room. */
+static void test_verified_cache_walk(void **state)
+{
+    (void)state;
+    struct auth_claims c;
+    enum { N = 20000 };
+    struct auth_jwt *j = auth_jwt_new(SECRET, (size_t)N * 64 * 3 / 2);
+    char **toks = tokens(N);
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < N; i++)
             assert_int_equal(auth_jwt_check(j, toks[i], NOW, &c), 0);
     unsigned long again = auth_jwt_verified(j) - N;
     if (again > N / 20)
         fail_msg("%lu of %d tokens verified again on the second walk", again, N);
-    for (int i = 0; i < N; i++)
-        free(toks[i]);
-    free(toks);
+    tokens_free(toks, N);
+    auth_jwt_free(j);
+}
+
+/* The cache holds what its budget holds (64 bytes a token); a full set drops only the token
+ * used longest ago, and the claims come back from the cache as they were verified. */
+static void test_verified_cache_budget(void **state)
+{
+    (void)state;
+    struct auth_claims c;
+    struct td_cache_stats st;
+    struct auth_jwt *j = auth_jwt_new(SECRET, 10 << 20);
+    auth_jwt_stats(j, &st);
+    assert_true(st.budget <= 10 << 20 && st.budget > (10 << 20) - 8 * 64);
+    auth_jwt_free(j);
+    j = auth_jwt_new(SECRET, 8 * 64); /* one set */
+    char **toks = tokens(9);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(auth_jwt_check(j, toks[i], NOW, &c), 0);
+    for (int i = 1; i < 8; i++) /* token 0 is the one not used since */
+        assert_int_equal(auth_jwt_check(j, toks[i], NOW, &c), 0);
+    assert_int_equal(auth_jwt_verified(j), 8);
+    assert_int_equal(auth_jwt_check(j, toks[8], NOW, &c), 0);
+    for (int i = 1; i < 9; i++) {
+        assert_int_equal(auth_jwt_check(j, toks[i], NOW, &c), 0);
+        char sub[40];
+        snprintf(sub, sizeof(sub), "0b7e9a52-2d8e-4c4a-9d0f-%012d", i);
+        assert_string_equal(c.sub, sub);
+        assert_string_equal(c.tid, TID);
+        assert_string_equal(c.role, "owner");
+        assert_int_equal(c.exp, NOW + 60);
+    }
+    assert_int_equal(auth_jwt_verified(j), 9);
+    assert_int_equal(auth_jwt_check(j, toks[0], NOW, &c), 0); /* dropped: verified again */
+    assert_int_equal(auth_jwt_verified(j), 10);
+    auth_jwt_stats(j, &st);
+    assert_int_equal(st.evictions, 2);
+    tokens_free(toks, 9);
     auth_jwt_free(j);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_expired),
-        cmocka_unit_test(test_wrong_key),      cmocka_unit_test(test_alg_none),
-        cmocka_unit_test(test_other_alg),      cmocka_unit_test(test_tampered),
-        cmocka_unit_test(test_garbage),        cmocka_unit_test(test_empty_segments),
-        cmocka_unit_test(test_bad_claims),     cmocka_unit_test(test_is_uuid),
-        cmocka_unit_test(test_password),       cmocka_unit_test(test_secret_equal),
-        cmocka_unit_test(test_verified_cache), cmocka_unit_test(test_verified_cache_walk),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_expired),
+        cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_alg_none),
+        cmocka_unit_test(test_other_alg),
+        cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_empty_segments),
+        cmocka_unit_test(test_bad_claims),
+        cmocka_unit_test(test_is_uuid),
+        cmocka_unit_test(test_password),
+        cmocka_unit_test(test_secret_equal),
+        cmocka_unit_test(test_verified_cache),
+        cmocka_unit_test(test_verified_cache_walk),
+        cmocka_unit_test(test_verified_cache_budget),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

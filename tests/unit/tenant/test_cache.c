@@ -1,8 +1,10 @@
 /*
  * test_cache.c - the tenant cache's table without a catalog: tenants filed by id, slugs
  * pointing at ids, forgetting one tenant, a slug reused by a new tenant, the generation
- * handed on when an entry only expired, the TTL and the bound per shard. Includes
- * tenant.c to reach its static functions (lookups that miss would go to the catalog).
+ * handed on when an entry only expired, the TTL, the memory bound per shard, eviction of
+ * one entry (CLOCK) that keeps the others, and a walk over more tenants than the old
+ * fixed-count cache held. Includes tenant.c to reach its static functions (lookups that
+ * miss would go to the catalog).
  */
 #include "tenant/tenant.c"
 
@@ -16,12 +18,10 @@
 
 static struct tnt_tenant *mk(const char *id, const char *slug, unsigned long long gen)
 {
-    struct tnt_tenant *t = td_xcalloc(1, sizeof(*t));
-    atomic_init(&t->refs, 1);
-    snprintf(t->id, sizeof(t->id), "%s", id);
-    t->slug = td_xstrdup(slug);
+    const char *s[S_COUNT] = {slug, "Tenant name", "pro", "main", "2026-01-01T00:00:00.000000Z",
+                              NULL};
+    struct tnt_tenant *t = tenant_alloc(id, s);
     t->gen = gen;
-    t->loaded_us = td_now_us();
     return t;
 }
 
@@ -39,7 +39,7 @@ static void put(struct tnt_cache *c, struct tnt_tenant *t)
 static void test_by_id_and_slug(void **state)
 {
     (void)state;
-    struct tnt_cache *c = tnt_cache_new(NULL, 1000, 60000);
+    struct tnt_cache *c = tnt_cache_new(NULL, 1 << 20, 60000);
     put(c, mk(ID_A, "acme", 1));
     struct tnt_tenant *a = lookup(c, ID_A, 1), *b = lookup(c, "acme", 0);
     assert_non_null(a);
@@ -59,7 +59,7 @@ static void test_by_id_and_slug(void **state)
 static void test_slug_reused(void **state)
 {
     (void)state;
-    struct tnt_cache *c = tnt_cache_new(NULL, 1000, 60000);
+    struct tnt_cache *c = tnt_cache_new(NULL, 1 << 20, 60000);
     put(c, mk(ID_A, "acme", 1));
     tnt_cache_invalidate(c, ID_A);
     put(c, mk(ID_B, "acme", 2));
@@ -76,7 +76,7 @@ static void test_slug_reused(void **state)
 static void test_generation(void **state)
 {
     (void)state;
-    struct tnt_cache *c = tnt_cache_new(NULL, 1000, 60000);
+    struct tnt_cache *c = tnt_cache_new(NULL, 1 << 20, 60000);
     put(c, mk(ID_A, "acme", 5));
     put(c, mk(ID_A, "acme", 9));
     struct tnt_tenant *t = lookup(c, ID_A, 1);
@@ -90,23 +90,28 @@ static void test_generation(void **state)
     tnt_cache_free(c);
 }
 
+static void id_of(int i, char id[37])
+{
+    snprintf(id, 37, "00000000-0000-4000-8000-%012d", i);
+}
+
 static void test_ttl_and_bound(void **state)
 {
     (void)state;
-    struct tnt_cache *c = tnt_cache_new(NULL, CACHE_SHARDS * 4, 50);
+    struct tnt_cache *c = tnt_cache_new(NULL, CACHE_SHARDS * 4096, 50);
     put(c, mk(ID_A, "acme", 1));
     usleep(100000);
     assert_null(lookup(c, ID_A, 1));
-    /* many tenants: no shard holds more than its share, and the last one is found */
+    /* many tenants: no shard holds more than its share of the budget, the last is found */
     char id[37], slug[16];
     for (int i = 0; i < 1000; i++) {
-        snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012d", i);
+        id_of(i, id);
         snprintf(slug, sizeof(slug), "t-%d", i);
         put(c, mk(id, slug, 1));
     }
     for (int i = 0; i < CACHE_SHARDS; i++) {
-        assert_true(c->shards[i].ids.count <= 4);
-        assert_true(c->shards[i].slugs.count <= 4);
+        assert_true(c->shards[i].bytes <= 4096);
+        assert_true(c->shards[i].n > 0);
     }
     struct tnt_tenant *t = lookup(c, "t-999", 0);
     assert_non_null(t);
@@ -114,16 +119,109 @@ static void test_ttl_and_bound(void **state)
     tnt_tenant_unref(t);
     tnt_cache_invalidate(c, NULL);
     assert_null(lookup(c, id, 1));
+    struct td_cache_stats st;
+    tnt_cache_stats(c, &st);
+    assert_int_equal(st.budget, CACHE_SHARDS * 4096);
+    assert_int_equal(st.entries, 0);
+    tnt_cache_free(c);
+}
+
+/* Past its TTL a tenant stays trusted while the listener confirmed the cache less than the
+ * TTL ago, and only then. */
+static void test_confirm(void **state)
+{
+    (void)state;
+    struct tnt_cache *c = tnt_cache_new(NULL, 1 << 20, 50);
+    put(c, mk(ID_A, "acme", 1));
+    usleep(100000);
+    assert_null(lookup(c, ID_A, 1));
+    tnt_cache_confirm(c, td_now_us());
+    struct tnt_tenant *t = lookup(c, ID_A, 1);
+    assert_non_null(t);
+    tnt_tenant_unref(t);
+    usleep(100000); /* the confirmation is older than the TTL now */
+    assert_null(lookup(c, ID_A, 1));
+    tnt_cache_confirm(c, td_now_us());
+    tnt_cache_confirm(c, 0); /* the listener lost its connection */
+    assert_null(lookup(c, ID_A, 1));
+    tnt_cache_free(c);
+}
+
+/* A full shard drops one entry, the one not looked up since the hand passed (CLOCK), and
+ * keeps the others. (It once emptied the whole shard.) */
+static void test_eviction_keeps_others(void **state)
+{
+    (void)state;
+    struct tnt_cache *c = tnt_cache_new(NULL, 1 << 20, 60000);
+    char ids[5][37];
+    struct cache_shard *s = NULL;
+    for (int i = 0, k = 0; k < 5; i++) { /* five tenants of one shard */
+        id_of(i, ids[k]);
+        struct cache_shard *si = shard_of(c, td_hash_str(ids[k]));
+        if (!s)
+            s = si;
+        if (si == s)
+            k++;
+    }
+    struct tnt_tenant *t = mk(ids[0], "s-0", 1);
+    unsigned each = held(block_of(t));
+    tnt_tenant_unref(t);
+    c->shard_budget = s->bytes + 4 * each; /* room for four */
+    for (int k = 0; k < 4; k++)
+        insert_id(c, (t = mk(ids[k], "s", 1))), tnt_tenant_unref(t);
+    for (int k = 1; k < 4; k++) /* all but the first are used */
+        tnt_tenant_unref(lookup(c, ids[k], 1));
+    insert_id(c, (t = mk(ids[4], "s", 1)));
+    tnt_tenant_unref(t);
+    assert_null(lookup(c, ids[0], 1));
+    for (int k = 1; k < 5; k++) {
+        t = lookup(c, ids[k], 1);
+        if (!t)
+            fail_msg("tenant %d was dropped with the one that made room", k);
+        tnt_tenant_unref(t);
+    }
+    struct td_cache_stats st;
+    tnt_cache_stats(c, &st);
+    assert_int_equal(st.evictions, 1);
+    tnt_cache_free(c);
+}
+
+/* 30,000 tenants (more than the 20,000 the cache once held) in a budget sized for them:
+ * walked twice, the second walk finds at least 95%. */
+static void test_walk(void **state)
+{
+    (void)state;
+    enum { N = 30000 };
+    struct tnt_cache *c = tnt_cache_new(NULL, (size_t)N * 400, 60000);
+    char id[37];
+    int found = 0;
+    for (int i = 0; i < N; i++) {
+        id_of(i, id);
+        struct tnt_tenant *t = mk(id, "walk", 1);
+        insert_id(c, t);
+        tnt_tenant_unref(t);
+    }
+    for (int i = 0; i < N; i++) {
+        id_of(i, id);
+        struct tnt_tenant *t = lookup(c, id, 1);
+        found += t != NULL;
+        tnt_tenant_unref(t);
+    }
+    if (found < N / 100 * 95)
+        fail_msg("%d of %d tenants found on the second walk", found, N);
+    struct td_cache_stats st;
+    tnt_cache_stats(c, &st);
+    assert_true(st.bytes <= st.budget);
     tnt_cache_free(c);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_by_id_and_slug),
-        cmocka_unit_test(test_slug_reused),
-        cmocka_unit_test(test_generation),
-        cmocka_unit_test(test_ttl_and_bound),
+        cmocka_unit_test(test_by_id_and_slug), cmocka_unit_test(test_slug_reused),
+        cmocka_unit_test(test_generation),     cmocka_unit_test(test_ttl_and_bound),
+        cmocka_unit_test(test_confirm),        cmocka_unit_test(test_eviction_keeps_others),
+        cmocka_unit_test(test_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
