@@ -11,6 +11,7 @@
 
 struct http_loop;
 struct http_req;
+struct td_app;
 
 typedef void (*http_fd_cb)(struct http_loop *loop, int fd, unsigned events, void *arg);
 typedef void (*http_loop_fn)(struct http_loop *loop, void *arg);
@@ -41,6 +42,10 @@ int http_loop_post(struct http_loop *l, http_loop_fn fn, void *arg);
  * pipelines) and when it stops (teardown); set in http_server_opts.loop_start/loop_stop.
  * loop_stop runs before the loop's connections close: it must answer and resume every request
  * it deferred (the server answers 503 for any still deferred after it). */
+
+/* The application the server of l serves (what http_server_start was given), for a
+ * module's loop_start that opens per-loop resources. Any thread. */
+struct td_app *http_loop_app(struct http_loop *l);
 
 /* The loop that is serving req, when called on that loop's thread (NULL on a worker thread). */
 struct http_loop *http_req_loop(struct http_req *req);

@@ -380,6 +380,12 @@ int http_req_gone(const struct http_req *req)
     return st->cs && st->cs->gone;
 }
 
+struct td_app *http_loop_app(struct http_loop *l)
+{
+    struct loop_ctx *lc = http__loop_owner(l);
+    return lc->srv->app;
+}
+
 struct http_loop *http_req_loop(struct http_req *req)
 {
     struct req_state *st = (struct req_state *)req;
