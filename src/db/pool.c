@@ -284,6 +284,25 @@ static int available(struct db_pool *p, const struct waiter *w)
     return p->open < p->max_open || sub_with_idle(p, sub) != NULL;
 }
 
+/* w's tenant holds its share or more (a waiter of no tenant never does). */
+static int over_share(const struct db_pool *p, const struct waiter *w)
+{
+    return w->tenant && w->tenant->in_use >= p->cap_per_tenant;
+}
+
+/* Does w go before best? A tenant under its share before one at or over it, then the
+ * tenant served least recently. The share therefore holds a tenant back only while another
+ * tenant waits: alone, it takes every connection the budget allows (work-conserving). */
+static int goes_before(const struct db_pool *p, const struct waiter *w, const struct waiter *best)
+{
+    int wo = over_share(p, w), bo = over_share(p, best);
+    if (wo != bo)
+        return bo;
+    unsigned long long ls = w->tenant ? w->tenant->last_served : 0;
+    unsigned long long bs = best->tenant ? best->tenant->last_served : 0;
+    return ls < bs;
+}
+
 /* The one waiter allowed to proceed now, or NULL. */
 static struct waiter *pick(struct db_pool *p)
 {
@@ -296,14 +315,10 @@ static struct waiter *pick(struct db_pool *p)
             if (t->mark == pass)
                 continue;
             t->mark = pass;
-            if (t->in_use >= p->cap_per_tenant)
-                continue;
         }
         if (!available(p, w))
             continue;
-        unsigned long long ls = t ? t->last_served : 0;
-        unsigned long long bs = best && best->tenant ? best->tenant->last_served : 0;
-        if (!best || ls < bs)
+        if (!best || goes_before(p, w, best))
             best = w;
     }
     return best;

@@ -1,5 +1,6 @@
 /*
- * server.c - libmicrohttpd glue: request lifecycle, body accumulation, responses.
+ * server.c - libmicrohttpd glue: request lifecycle, body accumulation, responses, requests
+ * deferred on their loop, and the start and graceful stop of the loops (loop.c).
  */
 #include "http/server.h"
 
@@ -8,6 +9,8 @@
 #include "core/htab.h"
 #include "core/log.h"
 #include "http/cors.h"
+#include "http/gate.h"
+#include "http/internal.h"
 #include "http/problem.h"
 #include "http/proxy.h"
 #include "http/router.h"
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,29 +38,30 @@
  * served; with 20 KiB, 300 fields of 10 bytes already got its own 431. */
 #define HTTP_CONN_MEMORY (48 * 1024)
 
-#define GATE_BUCKETS 256
 #define GATE_KEY 80
 
 struct req_state;
-
-/* One tenant with requests running on the loops (or parked waiting to). */
-struct gate {
-    char key[GATE_KEY];
-    int running;
-    struct req_state *head, *tail; /* parked */
-    struct td_hnode node;          /* in http_server.gates, by key */
-};
-
 struct http_server;
 static void gate_drop(struct http_server *srv, struct req_state *st);
 
+/* The server's part of one loop. */
+struct loop_ctx {
+    struct http_server *srv;
+    struct http_loop *loop;
+    struct req_state *waiting; /* deferred by their handler, not resumed yet */
+};
+
 struct http_server {
-    struct MHD_Daemon *daemon;
+    struct loop_ctx *loops;
+    int nloops;
+    int listen_fd;
     struct td_app *app;
     int (*dispatch)(struct http_req *);
     int (*slow)(struct http_req *);
     int (*spool)(struct http_req *);
     void (*done)(struct http_req *);
+    void (*loop_start)(struct http_loop *);
+    void (*loop_stop)(struct http_loop *);
     atomic_int active; /* requests being served */
     atomic_int fresh;  /* connections accepted that have not yet delivered a request */
     /* slow requests: their connection is suspended while a worker runs the handler */
@@ -66,12 +71,11 @@ struct http_server {
     int stopping;
     int nworkers;
     pthread_t *workers;
-    /* per-tenant admission on the loops: at most gate_max requests of one tenant run at
-     * once; more are parked (connection suspended) and resumed in arrival order */
+    /* per-tenant admission on the loops (gate.c); a parked request's connection is
+     * suspended until the gate names it */
     int (*tenant_key)(struct http_req *, char *, size_t);
-    int gate_max;
     pthread_mutex_t gate_lock;
-    struct td_htab gates;         /* struct gate, while it has requests */
+    struct http_gate *gate;       /* NULL: no tenant share */
     struct http_cors *cors;       /* NULL: no CORS */
     struct http_proxies *proxies; /* NULL: the TCP peer is the client */
 };
@@ -79,6 +83,10 @@ struct http_server {
 /* Per-connection state (MHD's socket context). */
 struct conn_state {
     int fresh;
+    struct http_loop *loop; /* the connection's, on whose thread everything here happens */
+    int fd;
+    int watched; /* fd is on loop's epoll set for the peer's hang-up (a request deferred) */
+    int gone;    /* the peer hung up */
 };
 
 /* Per-request state that handlers do not see. */
@@ -91,53 +99,40 @@ struct req_state {
     int nhdrs;
     int offloaded;                 /* handed to a worker; its connection is suspended */
     int spooled, spool_failed;     /* body goes to req.body_file (opts.spool), not memory */
-    int admitted;                  /* holds a running slot of gate */
-    struct gate *gate;             /* its tenant's admission entry, parked or running */
+    struct http_gate_entry gate;   /* its place in srv->gate, parked or running */
     struct MHD_Response *deferred; /* the worker's answer, queued when MHD calls back */
     struct req_state *next;        /* worker queue */
+    struct loop_ctx *lctx;         /* the loop that read it */
+    struct conn_state *cs;
+    int waiting;                     /* deferred by its handler (http_req_defer), not resumed */
+    struct req_state *wprev, *wnext; /* lctx->waiting */
 };
 
-const char *http_header(struct http_req *req, const char *name)
+/* (unit tests define MHD_resume_connection to record resumes instead) */
+#ifndef MHD_resume_connection
+static void resume_posted(struct http_loop *l, void *arg)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    (MHD_resume_connection)(arg);
+    http__loop_kick(l);
 }
 
-const char *http_query(struct http_req *req, const char *name)
+/* A daemon in external mode has no channel that wakes it: a connection is resumed on its own
+ * loop's thread, to which another thread (a worker, a gate slot freed on another loop) posts
+ * it. Every resume in this file goes through here (the macro below). */
+static void conn_resume(struct MHD_Connection *c)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_state *cs = ci ? ci->socket_context : NULL;
+    struct http_loop *l = cs ? cs->loop : NULL;
+    if (l && l != http__loop_current() && http_loop_post(l, resume_posted, c) == 0)
+        return;
+    (MHD_resume_connection)(c);
+    if (l)
+        http__loop_kick(l);
 }
-
-struct query_args {
-    struct http_req *req;
-    const char **keys, **vals;
-    int n, cap;
-};
-
-static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
-{
-    struct query_args *q = cls;
-    (void)kind;
-    if (q->n == q->cap)
-        return MHD_NO;
-    q->keys[q->n] = key;
-    q->vals[q->n++] = value ? value : "";
-    return MHD_YES;
-}
-
-int http_query_all(struct http_req *req, const char *const **keys, const char *const **vals)
-{
-    struct query_args q = {req, NULL, NULL, 0, HTTP_MAX_QUERY_ARGS};
-    q.keys = td_arena_alloc(req->arena, sizeof(char *) * HTTP_MAX_QUERY_ARGS);
-    q.vals = td_arena_alloc(req->arena, sizeof(char *) * HTTP_MAX_QUERY_ARGS);
-    int total = MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, NULL, NULL);
-    if (total > HTTP_MAX_QUERY_ARGS)
-        return -1;
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
-    *keys = q.keys;
-    *vals = q.vals;
-    return q.n;
-}
+#define MHD_resume_connection(c) conn_resume(c)
+#endif
 
 void http_set_header(struct http_req *req, const char *name, const char *value)
 {
@@ -265,88 +260,6 @@ int http_reply_stream(struct http_req *req, int status, const char *content_type
     return queue(req, status, content_type, resp, 0);
 }
 
-int http_reply_json_text(struct http_req *req, int status, const char *json, size_t len)
-{
-    return http_reply(req, status, "application/json", json, len);
-}
-
-int http_reply_json(struct http_req *req, int status, json_t *v)
-{
-    char *text = json_dumps(v, JSON_COMPACT);
-    json_decref(v);
-    if (!text)
-        return TD_EINTERNAL;
-    int rc = http_reply_json_text(req, status, text, strlen(text));
-    free(text);
-    return rc;
-}
-
-int http_reply_empty(struct http_req *req, int status)
-{
-    return http_reply(req, status, NULL, "", 0);
-}
-
-int http_body_object(struct http_req *req, json_t **out)
-{
-    json_error_t err;
-    *out = NULL;
-    if (!req->body || req->body_len == 0)
-        return TD_EINVALID_JSON;
-    /* jansson rejects invalid UTF-8 and, without JSON_ALLOW_NUL, NUL bytes in strings */
-    json_t *v =
-        json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
-    if (!v)
-        return TD_EINVALID_JSON;
-    if (!json_is_object(v)) {
-        json_decref(v);
-        return TD_EVALIDATION;
-    }
-    *out = v;
-    return 0;
-}
-
-static void set_request_id(struct http_req *req)
-{
-    const char *given = http_header(req, "X-Request-Id");
-    size_t n = given ? strlen(given) : 0;
-    int ok = n > 0 && n < sizeof(req->request_id);
-    for (size_t i = 0; ok && i < n; i++)
-        ok = isalnum((unsigned char)given[i]) || strchr("._:-", given[i]);
-    if (ok) {
-        memcpy(req->request_id, given, n + 1);
-        return;
-    }
-    /* unique, not secret: a random prefix per thread and a counter, so that a request
-     * costs no getrandom() call */
-    static _Thread_local uint64_t seed[2], seq;
-    if (!seed[0] && !seed[1])
-        randombytes_buf(seed, sizeof(seed));
-    uint64_t id[2] = {seed[0], seed[1] + seq++};
-    sodium_bin2hex(req->request_id, sizeof(req->request_id), (const unsigned char *)id, sizeof(id));
-}
-
-static void set_client_ip(struct http_server *srv, struct http_req *req)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    req->client_ip[0] = '\0';
-    if (!ci || !ci->client_addr)
-        return;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-                  req->client_ip, sizeof(req->client_ip));
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                  req->client_ip, sizeof(req->client_ip));
-    if (srv->proxies && req->client_ip[0]) {
-        char peer[sizeof(req->client_ip)];
-        memcpy(peer, req->client_ip, sizeof(peer));
-        http_proxies_client(srv->proxies, peer, http_header(req, "X-Forwarded-For"), req->client_ip,
-                            sizeof(req->client_ip));
-    }
-}
-
 static struct req_state *req_new(struct http_server *srv, struct MHD_Connection *conn,
                                  const char *url, const char *method)
 {
@@ -360,8 +273,13 @@ static struct req_state *req_new(struct http_server *srv, struct MHD_Connection 
     req->url = td_arena_strdup(req->arena, url);
     req->started_us = td_now_us();
     http_router_split_tenant(req->url, req->arena, &req->path_slug, &req->path);
-    set_request_id(req);
-    set_client_ip(srv, req);
+    http__request_id(req);
+    http__client_ip(req, srv->proxies);
+    struct http_loop *l = http__loop_current();
+    st->lctx = l ? http__loop_owner(l) : NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    st->cs = ci ? ci->socket_context : NULL;
     atomic_fetch_add(&srv->active, 1);
     return st;
 }
@@ -369,11 +287,14 @@ static struct req_state *req_new(struct http_server *srv, struct MHD_Connection 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)conn;
     struct http_server *srv = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         struct conn_state *cs = td_xcalloc(1, sizeof(*cs));
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         cs->fresh = 1;
+        cs->loop = http__loop_current();
+        cs->fd = ci ? ci->connect_fd : -1;
         atomic_fetch_add(&srv->fresh, 1);
         *socket_context = cs;
         return;
@@ -381,6 +302,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     struct conn_state *cs = *socket_context;
     if (cs && cs->fresh)
         atomic_fetch_sub(&srv->fresh, 1);
+    if (cs && cs->watched)
+        http_loop_unwatch(cs->loop, cs->fd);
     free(cs);
     *socket_context = NULL;
 }
@@ -397,6 +320,79 @@ static void conn_not_fresh(struct http_server *srv, struct MHD_Connection *conn)
     }
 }
 
+static void waiting_unlink(struct req_state *st)
+{
+    if (st->wprev)
+        st->wprev->wnext = st->wnext;
+    else
+        st->lctx->waiting = st->wnext;
+    if (st->wnext)
+        st->wnext->wprev = st->wprev;
+    st->wprev = st->wnext = NULL;
+    st->waiting = 0;
+}
+
+static void conn_hup(struct http_loop *l, int fd, unsigned events, void *arg)
+{
+    (void)l;
+    (void)fd;
+    (void)events;
+    ((struct conn_state *)arg)->gone = 1;
+}
+
+void http_req_defer(struct http_req *req)
+{
+    struct req_state *st = (struct req_state *)req;
+    struct loop_ctx *lc = st->lctx;
+    if (!lc || http__loop_current() != lc->loop) {
+        td_log_error("a request can only be deferred on its event loop");
+        return; /* unanswered: the dispatcher's 500 */
+    }
+    st->waiting = 1;
+    st->offloaded = 1; /* like a worker's, its answer is queued when MHD calls back */
+    st->wnext = lc->waiting;
+    if (lc->waiting)
+        lc->waiting->wprev = st;
+    lc->waiting = st;
+    MHD_suspend_connection(req->conn);
+    /* MHD does not look at a suspended connection: watch its hang-up ourselves, once per
+     * connection, edge-triggered so that a half-closed peer does not wake the loop again */
+    struct conn_state *cs = st->cs;
+    if (cs && !cs->watched && cs->fd >= 0 &&
+        http_loop_watch(cs->loop, cs->fd, EPOLLRDHUP | EPOLLET, conn_hup, cs) == 0)
+        cs->watched = 1;
+}
+
+void http_req_resume(struct http_req *req)
+{
+    struct req_state *st = (struct req_state *)req;
+    if (!st->waiting)
+        return;
+    waiting_unlink(st);
+    if (!req->responded)
+        http_problem_send(req, TD_EINTERNAL, NULL);
+    MHD_resume_connection(req->conn);
+}
+
+int http_req_gone(const struct http_req *req)
+{
+    const struct req_state *st = (const struct req_state *)req;
+    return st->cs && st->cs->gone;
+}
+
+struct td_app *http_loop_app(struct http_loop *l)
+{
+    struct loop_ctx *lc = http__loop_owner(l);
+    return lc->srv->app;
+}
+
+struct http_loop *http_req_loop(struct http_req *req)
+{
+    struct req_state *st = (struct req_state *)req;
+    struct http_loop *l = http__loop_current();
+    return st->lctx && l == st->lctx->loop ? l : NULL;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -407,6 +403,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!st)
         return;
     gate_drop(srv, st);
+    if (st->waiting)
+        waiting_unlink(st);
     if (st->deferred)
         MHD_destroy_response(st->deferred);
     free(st->req.body);
@@ -458,94 +456,54 @@ static void spool_body(struct req_state *st, const char *data, size_t n)
     req->body_len += n;
 }
 
-static int gate_eq(const struct td_hnode *n, const void *key)
+/* Resume the requests the gate named (linked through gate.next); after the lock is let go,
+ * since a resumed request may run and end on another loop at once. */
+static void gate_resume(struct http_gate_entry *e)
 {
-    return strcmp(TD_CONTAINER_OF(n, struct gate, node)->key, key) == 0;
+    while (e) {
+        struct http_gate_entry *next = e->next;
+        struct req_state *st = TD_CONTAINER_OF(e, struct req_state, gate);
+        MHD_resume_connection(st->req.conn);
+        e = next;
+    }
 }
 
 /* Take a running slot for req's tenant, or park the request: returns 1 when parked (the
- * connection is then suspended until gate_leave hands it a slot). */
+ * connection is then suspended until the gate hands it a slot). */
 static int gate_enter(struct http_server *srv, struct req_state *st)
 {
     char key[GATE_KEY];
-    if (srv->gate_max <= 0 || !srv->tenant_key || !srv->tenant_key(&st->req, key, sizeof(key)))
+    if (!srv->gate || !srv->tenant_key || !srv->tenant_key(&st->req, key, sizeof(key)))
         return 0;
     pthread_mutex_lock(&srv->gate_lock);
-    unsigned h = td_hash_str(key);
-    struct td_hnode *n = td_htab_find(&srv->gates, h, gate_eq, key);
-    struct gate *g = n ? TD_CONTAINER_OF(n, struct gate, node) : NULL;
-    if (!g) {
-        g = td_xcalloc(1, sizeof(*g));
-        snprintf(g->key, sizeof(g->key), "%s", key);
-        td_htab_add(&srv->gates, &g->node, h);
-    }
-    st->gate = g;
-    int park = g->running >= srv->gate_max;
-    if (park) {
-        if (g->tail)
-            g->tail->next = st;
-        else
-            g->head = st;
-        g->tail = st;
-        MHD_suspend_connection(st->req.conn);
-    } else {
-        g->running++;
-        st->admitted = 1;
-    }
+    int park = http_gate_enter(srv->gate, &st->gate, key);
+    if (park)
+        MHD_suspend_connection(st->req.conn); /* before any leave can name it */
     pthread_mutex_unlock(&srv->gate_lock);
     return park;
 }
 
-/* req is done with its slot: the tenant's oldest parked request gets it. */
+/* req is done with its slot: the requests whose turn it is now are resumed. */
 static void gate_leave(struct http_server *srv, struct req_state *st)
 {
-    struct gate *g = st->gate;
-    struct req_state *next = NULL;
-    if (!g || !st->admitted)
+    if (!st->gate.tenant || !st->gate.admitted)
         return;
     pthread_mutex_lock(&srv->gate_lock);
-    st->admitted = 0;
-    st->gate = NULL;
-    if (g->head) {
-        next = g->head;
-        g->head = next->next;
-        if (!g->head)
-            g->tail = NULL;
-        next->next = NULL;
-        next->admitted = 1; /* the slot passes on; running stays */
-    } else if (--g->running == 0) {
-        td_htab_del(&srv->gates, &g->node);
-        free(g);
-    }
+    struct http_gate_entry *resume = http_gate_leave(srv->gate, &st->gate);
     pthread_mutex_unlock(&srv->gate_lock);
-    if (next)
-        MHD_resume_connection(next->req.conn);
+    gate_resume(resume);
 }
 
 /* The request ends without having run to gate_leave (its client went away while it was
  * parked, or after it was handed a slot): give back what it holds. */
 static void gate_drop(struct http_server *srv, struct req_state *st)
 {
-    if (!st->gate)
+    if (!st->gate.tenant)
         return;
-    if (st->admitted) {
-        gate_leave(srv, st);
-        return;
-    }
     pthread_mutex_lock(&srv->gate_lock);
-    struct gate *g = st->gate;
-    struct req_state **pp = &g->head, *prev = NULL;
-    while (*pp && *pp != st) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    if (*pp) {
-        *pp = st->next;
-        if (g->tail == st)
-            g->tail = prev;
-    }
-    st->gate = NULL;
+    struct http_gate_entry *resume = http_gate_drop(srv->gate, &st->gate);
     pthread_mutex_unlock(&srv->gate_lock);
+    gate_resume(resume);
 }
 
 /* A CORS preflight from a listed origin: answered before routing, tenant resolution and
@@ -562,31 +520,11 @@ static int preflight(struct http_server *srv, struct http_req *req)
     return 1;
 }
 
-static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       const char *value)
-{
-    (void)kind;
-    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
-    return MHD_YES;
-}
-
-/* The header block as sent: request line (the query string's arguments approximated by
- * their decoded length) and every field. MHD refuses by itself only past its connection
- * memory; below that, this makes the limit the same for every request. */
-static size_t header_size(struct MHD_Connection *conn, const char *url, const char *method,
-                          const char *version)
-{
-    size_t n = strlen(method) + strlen(url) + strlen(version) + 4;
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &n);
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_header_size, &n);
-    return n;
-}
-
 /* Dispatch req; a handler that answered nothing gets a problem for its code. */
 static void run_handler(struct http_server *srv, struct http_req *req)
 {
     int rc = srv->dispatch(req);
-    if (!req->responded)
+    if (!req->responded && !((struct req_state *)req)->waiting)
         http_problem_send(req, rc < 0 ? rc : TD_EINTERNAL, NULL);
 }
 
@@ -601,7 +539,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st = req_new(srv, conn, url, method);
         *con_cls = st;
         const char *cl = http_header(&st->req, "Content-Length");
-        if (header_size(conn, url, method, version) > HTTP_MAX_HEADERS) {
+        if (http__header_size(conn, url, method, version) > HTTP_MAX_HEADERS) {
             /* answered before any body is read: MHD closes the connection afterwards */
             http_problem_send(&st->req, TD_EHEADERS, "request header block exceeds 16 KiB");
             if (srv->done)
@@ -627,7 +565,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (st->offloaded) { /* resumed: the worker is done with it */
+    if (st->offloaded) { /* resumed: the worker or the continuation is done with it */
+        gate_leave(srv, st);
         if (st->deferred) {
             MHD_queue_response(conn, (unsigned)req->status, st->deferred);
             MHD_destroy_response(st->deferred);
@@ -639,7 +578,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->responded)
         return MHD_YES;
-    if (st->gate && !st->admitted)
+    if (st->gate.tenant && !st->gate.admitted)
         return MHD_YES; /* parked, not resumed yet */
     if (req->body_file && !st->spool_failed &&
         (fflush(req->body_file) != 0 || fseek(req->body_file, 0, SEEK_SET) != 0))
@@ -667,9 +606,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_unlock(&srv->lock);
         return MHD_YES;
     } else {
-        if (!st->admitted && gate_enter(srv, st))
+        if (!st->gate.admitted && gate_enter(srv, st))
             return MHD_YES;
         run_handler(srv, req);
+        if (st->waiting)
+            return MHD_YES; /* answered when resumed */
         gate_leave(srv, st);
     }
     if (srv->done)
@@ -710,29 +651,6 @@ static size_t unescape_path(void *cls, struct MHD_Connection *conn, char *uri)
     return MHD_http_unescape(uri);
 }
 
-static int parse_listen(const char *listen, struct sockaddr_in *sa)
-{
-    const char *colon = strrchr(listen, ':');
-    if (!colon)
-        return TD_EBADREQ;
-    char host[64];
-    size_t hl = (size_t)(colon - listen);
-    if (hl >= sizeof(host))
-        return TD_EBADREQ;
-    memcpy(host, listen, hl);
-    host[hl] = '\0';
-    memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)atoi(colon + 1));
-    if (hl == 0 || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0)
-        sa->sin_addr.s_addr = htonl(INADDR_ANY);
-    else if (strcmp(host, "localhost") == 0)
-        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return TD_EBADREQ;
-    return 0;
-}
-
 /* Let the workers answer what is queued, then join them. */
 static void stop_workers(struct http_server *s)
 {
@@ -749,28 +667,94 @@ static void stop_workers(struct http_server *s)
     pthread_cond_destroy(&s->more);
 }
 
+static void loop_started(struct http_loop *l, void *arg)
+{
+    struct loop_ctx *lc = arg;
+    if (lc->srv->loop_start)
+        lc->srv->loop_start(l);
+}
+
+/* On the loop's thread, before its connections close: a suspended connection must not
+ * outlive the daemon, so a request its module left deferred is answered here. */
+static void loop_stopping(struct http_loop *l, void *arg)
+{
+    struct loop_ctx *lc = arg;
+    if (lc->srv->loop_stop)
+        lc->srv->loop_stop(l);
+    while (lc->waiting) {
+        struct http_req *req = &lc->waiting->req;
+        td_log_warn("request %s was still deferred when its loop stopped", req->request_id);
+        http_problem_send(req, TD_EUNAVAILABLE, "the server is stopping");
+        http_req_resume(req);
+    }
+}
+
+static void loop_quiesce(struct http_loop *l, void *arg)
+{
+    (void)arg;
+    MHD_quiesce_daemon(http__loop_daemon(l));
+}
+
+/* One daemon per loop in external epoll mode, all on the one listening socket. */
+static int start_loops(struct http_server *s, int n)
+{
+    unsigned int flags = MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    unsigned int limit = (unsigned int)(2000 / n > 0 ? 2000 / n : 1);
+    s->loops = td_xcalloc((size_t)n, sizeof(*s->loops));
+    for (; s->nloops < n; s->nloops++) {
+        struct loop_ctx *lc = &s->loops[s->nloops];
+        lc->srv = s;
+        struct MHD_Daemon *d = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_path, NULL,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_END);
+        if (!d || http__loop_start(d, loop_started, loop_stopping, lc, &lc->loop) < 0)
+            return TD_EUNAVAILABLE;
+    }
+    return 0;
+}
+
+static void server_free(struct http_server *s)
+{
+    /* the daemons stop on their loops' threads; none closes the socket they share */
+    for (int i = 0; i < s->nloops; i++)
+        http__loop_free(s->loops[i].loop);
+    free(s->loops);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    http_cors_free(s->cors);
+    http_proxies_free(s->proxies);
+    /* every connection is gone, and with it every reference to the gate */
+    http_gate_free(s->gate);
+    pthread_mutex_destroy(&s->gate_lock);
+    free(s);
+}
+
 int http_server_start(const struct http_server_opts *o, struct td_app *app,
                       struct http_server **out)
 {
-    struct sockaddr_in sa;
-    if (parse_listen(o->listen, &sa) < 0) {
-        td_log_error("invalid listen address \"%s\"", o->listen);
+    int lfd = http__listen_open(o->listen);
+    if (lfd < 0)
         return TD_EUNAVAILABLE;
-    }
     struct http_server *s = td_xcalloc(1, sizeof(*s));
+    s->listen_fd = lfd;
     s->app = app;
     s->dispatch = o->dispatch;
     s->slow = o->slow;
     s->spool = o->spool;
     s->done = o->done;
+    s->loop_start = o->loop_start;
+    s->loop_stop = o->loop_stop;
     s->tenant_key = o->tenant_key;
     s->cors = http_cors_new(o->cors_origins);
     s->proxies = http_proxies_new(o->trusted_proxies);
-    s->gate_max = o->tenant_share > 0 && o->tenant_share < 100
-                      ? (o->threads * o->tenant_share + 99) / 100
-                      : 0;
+    /* the share is of the loops; a tenant alone may use all of them but one, which a
+     * request of any other tenant then finds free even if the tenant's handlers hang */
+    if (o->tenant_share > 0 && o->tenant_share < 100)
+        s->gate = http_gate_new((o->threads * o->tenant_share + 99) / 100, o->threads - 1, 0);
     pthread_mutex_init(&s->gate_lock, NULL);
-    td_htab_init(&s->gates, GATE_BUCKETS);
     atomic_init(&s->active, 0);
     atomic_init(&s->fresh, 0);
     pthread_mutex_init(&s->lock, NULL);
@@ -779,23 +763,10 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
     for (; s->nworkers < o->workers; s->nworkers++)
         if (pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) != 0)
             break;
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
-    s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)(o->threads > 0 ? o->threads : 1), MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_path,
-        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2000,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
-    if (!s->daemon) {
-        td_log_error("could not listen on %s", o->listen);
+    if (start_loops(s, o->threads > 0 ? o->threads : 1) < 0) {
+        td_log_error("could not serve %s", o->listen);
         stop_workers(s);
-        http_cors_free(s->cors);
-        http_proxies_free(s->proxies);
-        td_htab_cleanup(&s->gates);
-        free(s);
+        server_free(s);
         return TD_EUNAVAILABLE;
     }
     *out = s;
@@ -811,23 +782,17 @@ void http_server_stop(struct http_server *s, int grace_s)
 {
     if (!s)
         return;
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    for (int i = 0; i < s->nloops; i++)
+        http__loop_call(s->loops[i].loop, loop_quiesce, NULL);
+    close(s->listen_fd);
+    s->listen_fd = -1;
     /* in flight: requests being served, and connections accepted before the stop whose
      * request is still arriving (a client that never sends one costs the grace period) */
     long long deadline = td_now_us() + (long long)grace_s * 1000000;
     while ((atomic_load(&s->active) > 0 || atomic_load(&s->fresh) > 0) && td_now_us() < deadline)
         usleep(10000);
-    /* no connection may stay suspended when the daemon stops: workers answer what they
+    /* no connection may stay suspended when a daemon stops: workers answer what they
      * hold first (MHD then drops those answers with their connections) */
     stop_workers(s);
-    MHD_stop_daemon(s->daemon);
-    http_cors_free(s->cors);
-    http_proxies_free(s->proxies);
-    /* every connection is gone, and with it every reference to a gate */
-    for (struct td_hnode *n; (n = td_htab_pop(&s->gates));)
-        free(TD_CONTAINER_OF(n, struct gate, node));
-    td_htab_cleanup(&s->gates);
-    free(s);
+    server_free(s);
 }

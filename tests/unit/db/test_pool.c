@@ -401,31 +401,28 @@ static void test_recycle_disabled(void **state)
 
 /* ---- fairness ---- */
 
-/* Budget 4, share 50%: a tenant holding 2 waits for its third even with 2 free. */
-static void test_share_blocks_tenant_not_others(void **state)
+/* Budget 4, share 50%: alone, a tenant takes every connection of the budget; the share
+ * is per tenant (another is held back by the budget, not by A's share). */
+static void test_share_alone_takes_every_connection(void **state)
 {
     (void)state;
     struct fake *f = fake_new();
     struct db_pool *p = pool_new(f, 4, 8, 50, 30, 0);
-    struct db_slot *a1 = NULL, *a2 = NULL, *a3 = NULL, *b1 = NULL;
+    struct db_slot *a[5] = {NULL}, *b1 = NULL;
 
-    assert_int_equal(db_pool_acquire(p, NULL, "A", &a1), 0);
-    assert_int_equal(db_pool_acquire(p, NULL, "A", &a2), 0);
-    assert_int_equal(db_pool_acquire(p, NULL, "A", &a3), TD_EUNAVAILABLE);
-    assert_null(a3);
-    assert_int_equal(stats(p).open, 2); /* capacity was free: only the share stopped it */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(db_pool_acquire(p, NULL, "A", &a[i]), 0);
+    assert_int_equal(stats(p).open, 4);
+    assert_int_equal(db_pool_acquire(p, NULL, "A", &a[4]), TD_EUNAVAILABLE); /* the budget */
+    assert_int_equal(db_pool_acquire(p, NULL, "B", &b1), TD_EUNAVAILABLE);
+    db_pool_release(p, a[0], "A", 0);
     assert_int_equal(db_pool_acquire(p, NULL, "B", &b1), 0);
-    /* no tenant: not subject to the share */
-    struct db_slot *n1 = NULL;
-    assert_int_equal(db_pool_acquire(p, NULL, NULL, &n1), 0);
-    db_pool_release(p, n1, NULL, 0);
-    /* the share is per tenant, not per database */
-    assert_int_equal(db_pool_acquire(p, "d1", "A", &a3), TD_EUNAVAILABLE);
-
-    db_pool_release(p, a1, "A", 0);
-    assert_int_equal(db_pool_acquire(p, NULL, "A", &a3), 0);
-    db_pool_release(p, a2, "A", 0);
-    db_pool_release(p, a3, "A", 0);
+    db_pool_release(p, a[1], "A", 0);
+    /* B holds one: A is not held to its share by a tenant that does not wait */
+    assert_int_equal(db_pool_acquire(p, "d1", "A", &a[0]), 0);
+    db_pool_release(p, a[0], "A", 0);
+    db_pool_release(p, a[2], "A", 0);
+    db_pool_release(p, a[3], "A", 0);
     db_pool_release(p, b1, "B", 0);
     assert_int_equal(stats(p).in_use, 0);
     pool_done(p, f);
@@ -445,47 +442,44 @@ static void *acq_main(void *arg)
     return NULL;
 }
 
-/* While A's third request waits on its share, B is served without waiting behind it. */
-static void test_share_waiter_does_not_block_others(void **state)
+/* A took the whole budget alone and has more waiting; B arrives and waits too. The next
+ * free connection goes to B (under its share), not to A's older waiter; once B waits no
+ * more, A's waiter takes the next one although A is at its share (work-conserving). The
+ * share rounds up to one connection: B, at 1 of a share of 3 * 10%, goes after A. */
+static void test_share_newcomer_gets_next_connection(void **state)
 {
     (void)state;
     struct fake *f = fake_new();
-    struct db_pool *p = pool_new(f, 4, 8, 50, 60000, 0);
-    struct db_slot *a1 = NULL, *a2 = NULL, *b1 = NULL;
-
-    assert_int_equal(db_pool_acquire(p, NULL, "A", &a1), 0);
-    assert_int_equal(db_pool_acquire(p, NULL, "A", &a2), 0);
-    struct acq_arg a3 = {.p = p, .tenant = "A", .rc = 99};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, acq_main, &a3), 0);
+    struct db_pool *p = pool_new(f, 3, 8, 10, 60000, 0);
+    struct db_slot *a[3] = {NULL};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(db_pool_acquire(p, NULL, "A", &a[i]), 0);
+    struct acq_arg a4 = {.p = p, .tenant = "A", .rc = 99}, b1 = {.p = p, .tenant = "B", .rc = 99},
+                   b2 = {.p = p, .tenant = "B", .rc = 99};
+    pthread_t ta, tb, tb2;
+    assert_int_equal(pthread_create(&ta, NULL, acq_main, &a4), 0);
     wait_for_waiting(p, 1);
+    assert_int_equal(pthread_create(&tb, NULL, acq_main, &b1), 0);
+    wait_for_waiting(p, 2);
 
-    assert_int_equal(db_pool_acquire(p, NULL, "B", &b1), 0);
-    assert_int_equal(stats(p).waiting, 1); /* A's third is still waiting */
+    db_pool_release(p, a[0], "A", 0); /* A 2 in use, over its share of 1: B first */
+    pthread_join(tb, NULL);
+    assert_int_equal(b1.rc, 0);
+    assert_int_equal(stats(p).waiting, 1);
+    assert_int_equal(pthread_create(&tb2, NULL, acq_main, &b2), 0);
+    wait_for_waiting(p, 2);
 
-    db_pool_release(p, a1, "A", 0); /* now A is under its share again */
-    pthread_join(th, NULL);
-    assert_int_equal(a3.rc, 0);
-    assert_non_null(a3.slot);
-    assert_int_equal(stats(p).waiting, 0);
-    db_pool_release(p, a2, "A", 0);
-    db_pool_release(p, a3.slot, "A", 0);
-    db_pool_release(p, b1, "B", 0);
-    pool_done(p, f);
-}
-
-/* Share rounding: at least one connection per tenant, budget * share / 100 otherwise. */
-static void test_share_rounding(void **state)
-{
-    (void)state;
-    struct fake *f = fake_new();
-    struct db_pool *p = pool_new(f, 3, 8, 10, 20, 0); /* 3 * 10% rounds to 0: one each */
-    struct db_slot *a1 = NULL, *a2 = NULL, *b1 = NULL;
-    assert_int_equal(db_pool_acquire(p, NULL, "A", &a1), 0);
-    assert_int_equal(db_pool_acquire(p, NULL, "A", &a2), TD_EUNAVAILABLE);
-    assert_int_equal(db_pool_acquire(p, NULL, "B", &b1), 0);
-    db_pool_release(p, a1, "A", 0);
-    db_pool_release(p, b1, "B", 0);
+    /* A 1, B 1: both at their share; A was served least recently */
+    db_pool_release(p, a[1], "A", 0);
+    pthread_join(ta, NULL);
+    assert_int_equal(a4.rc, 0);
+    assert_int_equal(stats(p).waiting, 1);
+    db_pool_release(p, a[2], "A", 0); /* B alone waits: beyond its share */
+    pthread_join(tb2, NULL);
+    assert_int_equal(b2.rc, 0);
+    db_pool_release(p, a4.slot, "A", 0);
+    db_pool_release(p, b1.slot, "B", 0);
+    db_pool_release(p, b2.slot, "B", 0);
     pool_done(p, f);
 }
 
@@ -597,30 +591,28 @@ static void test_round_robin_remembers_idle_tenant(void **state)
 {
     (void)state;
     struct fake *f = fake_new();
-    /* budget 2, share 50%: one connection per tenant */
-    struct db_pool *p = pool_new(f, 2, 8, 50, 60000, 0);
+    /* budget 2, share 100%: only the service order decides */
+    struct db_pool *p = pool_new(f, 2, 8, 100, 60000, 0);
     struct rr_state st = {.nserved = 0};
     pthread_mutex_init(&st.mu, NULL);
     pthread_cond_init(&st.cv, NULL);
     struct db_slot *sb = NULL, *sa = NULL, *sn = NULL;
 
-    assert_int_equal(db_pool_acquire(p, NULL, "B", &sb), 0); /* B served first */
-    assert_int_equal(db_pool_acquire(p, NULL, "A", &sa), 0); /* then A */
+    assert_int_equal(db_pool_acquire(p, NULL, "B", &sb), 0);  /* B served first */
+    assert_int_equal(db_pool_acquire(p, NULL, "A", &sa), 0);  /* then A */
+    db_pool_release(p, sa, "A", 0);                           /* A goes idle */
+    assert_int_equal(db_pool_acquire(p, NULL, NULL, &sn), 0); /* budget full again */
     struct rr_arg b2 = {.p = p, .st = &st, .name = "B2", .tenant = "B"};
     pthread_t tb, ta;
     assert_int_equal(pthread_create(&tb, NULL, rr_main, &b2), 0);
-    wait_for_waiting(p, 1); /* B2 waits on B's share */
-
-    db_pool_release(p, sa, "A", 0); /* A goes idle; B2 is still held back by its share */
-    assert_int_equal(db_pool_acquire(p, NULL, NULL, &sn), 0); /* budget full again */
-    assert_int_equal(stats(p).waiting, 1);
+    wait_for_waiting(p, 1);
 
     struct rr_arg a2 = {.p = p, .st = &st, .name = "A2", .tenant = "A"};
     assert_int_equal(pthread_create(&ta, NULL, rr_main, &a2), 0);
     wait_for_waiting(p, 2);
     assert_int_equal(st.nserved, 0);
 
-    /* frees one connection and B's share at once: B2 and A2 compete for it */
+    /* frees one connection: B2 and A2 compete for it */
     db_pool_release(p, sb, "B", 0);
     rr_wait_served(&st, 1);
     const char *first = st.order[0];
@@ -646,9 +638,9 @@ static void test_tenant_records_bounded(void **state)
 {
     (void)state;
     struct fake *f = fake_new();
-    /* budget 2, share 50%: one connection per tenant; a refused wait ends after 50 ms */
-    struct db_pool *p = pool_new(f, 2, 8, 50, 50, 0);
-    struct db_slot *held = NULL, *s = NULL, *again = NULL;
+    /* budget 2, share 50%: one connection per tenant while another waits */
+    struct db_pool *p = pool_new(f, 2, 8, 50, 60000, 0);
+    struct db_slot *held = NULL, *s = NULL, *sn = NULL;
     assert_int_equal(db_pool_acquire(p, NULL, "X", &held), 0);
     char key[32];
     for (int i = 0; i < 3000; i++) {
@@ -657,10 +649,24 @@ static void test_tenant_records_bounded(void **state)
         db_pool_release(p, s, key, 0);
         assert_true(stats(p).tenants <= 1024);
     }
-    assert_int_equal(db_pool_acquire(p, NULL, "X", &again), TD_EUNAVAILABLE);
+    /* X's record kept its connection in use: X, at its share, goes after Y, which arrived
+     * later (a forgotten record would rank X under its share, first in line) */
+    assert_int_equal(db_pool_acquire(p, NULL, NULL, &sn), 0); /* budget full */
+    struct acq_arg x2 = {.p = p, .tenant = "X", .rc = 99}, y = {.p = p, .tenant = "Y", .rc = 99};
+    pthread_t tx, ty;
+    assert_int_equal(pthread_create(&tx, NULL, acq_main, &x2), 0);
+    wait_for_waiting(p, 1);
+    assert_int_equal(pthread_create(&ty, NULL, acq_main, &y), 0);
+    wait_for_waiting(p, 2);
+    db_pool_release(p, sn, NULL, 0);
+    pthread_join(ty, NULL);
+    assert_int_equal(y.rc, 0);
+    assert_int_equal(stats(p).waiting, 1);
     db_pool_release(p, held, "X", 0);
-    assert_int_equal(db_pool_acquire(p, NULL, "X", &again), 0);
-    db_pool_release(p, again, "X", 0);
+    pthread_join(tx, NULL);
+    assert_int_equal(x2.rc, 0);
+    db_pool_release(p, x2.slot, "X", 0);
+    db_pool_release(p, y.slot, "Y", 0);
     assert_true(stats(p).tenants <= 1024);
     pool_done(p, f);
 }
@@ -680,9 +686,8 @@ int main(void)
         cmocka_unit_test(test_forget_closes_idle),
         cmocka_unit_test(test_recycle_after_max_tenants),
         cmocka_unit_test(test_recycle_disabled),
-        cmocka_unit_test(test_share_blocks_tenant_not_others),
-        cmocka_unit_test(test_share_waiter_does_not_block_others),
-        cmocka_unit_test(test_share_rounding),
+        cmocka_unit_test(test_share_alone_takes_every_connection),
+        cmocka_unit_test(test_share_newcomer_gets_next_connection),
         cmocka_unit_test(test_round_robin_between_tenants),
         cmocka_unit_test(test_round_robin_remembers_idle_tenant),
         cmocka_unit_test(test_tenant_records_bounded),
