@@ -26,7 +26,9 @@ char *bkp_cluster_conf(const struct td_config *cfg);
 
 /*
  * Set up backups: with an embedded cluster (cluster non-NULL) and cfg->backup, write the
- * pgBackRest configuration under the backup directory and create the stanza; for every
+ * pgBackRest configuration under the backup directory (a stanza for the embedded cluster,
+ * created here, and one per server given by URL, which its operator archives into) and
+ * create the embedded cluster's stanza; for every
  * server, read its archiving settings and warn when WAL is not archived. Then start the
  * thread that takes a full base backup when none is recent (at once when there is none)
  * and refreshes the status every few seconds. db, migs and cluster must outlive
@@ -42,7 +44,7 @@ struct bkp_status {
     int archiving;           /* 1: the server archives WAL (archive_mode on) */
     long long last_archived; /* last WAL segment archived */
     long long archive_failed;
-    long long last_backup;   /* newest complete base backup (embedded cluster only) */
+    long long last_backup;   /* newest complete base backup of the server's stanza */
     long long oldest_backup; /* oldest kept: the earliest moment a restore can reach */
     long long backups;       /* base backups kept */
 };

@@ -4,8 +4,10 @@
  * changed and deleted, the tenant restored to the moment and every row of every tenant
  * table compared (through the export, which covers them all), another tenant's later writes
  * kept; a deleted tenant brought back; a clone beside its original; the refusals, which
- * change nothing; a tenant on a server given by URL is refused. One tenantd with backups on
- * (the harness turns them off elsewhere) and a second PostgreSQL server of the test's own.
+ * change nothing (a moment before the oldest backup too, API and CLI); tenants on a server
+ * given by URL restored and cloned. One tenantd with backups on (the harness turns them off
+ * elsewhere) and a second PostgreSQL server of the test's own that archives into tenantd's
+ * repository as its operator would set it up.
  */
 #include "harness.h"
 #include "pgextra.h"
