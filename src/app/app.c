@@ -115,15 +115,6 @@ static int load_migrations(struct td_app *app)
     return rc;
 }
 
-/* Connections of each server's budget (TENANTD_POOL_SIZE) that the event loops' pipelines
- * hold: TENANTD_PIPELINE per loop, as long as one stays for the pools (the routes and
- * tenants the pipelines do not serve); loops beyond get none and wait on the pools. */
-static int pipelines_of(const struct td_config *cfg)
-{
-    int want = cfg->pipeline * cfg->http_threads, max = cfg->pool_size - 1;
-    return want < max ? want : max;
-}
-
 /* The database registry. A read-only open makes superuser connections only, so it
  * needs no runtime role password. */
 static int open_db(struct td_app *app, enum td_app_mode mode, const char *catalog,
@@ -139,7 +130,6 @@ static int open_db(struct td_app *app, enum td_app_mode mode, const char *catalo
         .app_password = full ? app_pw : "unused",
         .pool_size = cfg->pool_size,
         .max_connections = full ? cfg->max_connections : 0,
-        .pipelines = app->pipelines = full ? pipelines_of(cfg) : 0,
         .hibernate_after_s = full ? cfg->hibernate_after_s : 0,
         .tenant_pools = cfg->tenant_pools,
         .acquire_timeout_ms = cfg->acquire_timeout_ms,

@@ -33,7 +33,7 @@ struct td_config {
     int prepare;      /* 1: prepared statements (off behind PgBouncer < 1.21) */
     int http_threads; /* event-loop threads (0 in the settings: pool_size) */
     int pipeline;     /* PostgreSQL pipelines per event loop and server (0: every request waits on a
-                       * pooled connection); they hold connections of pool_size */
+                       * pooled connection); connections beside the pools */
     int http_workers; /* threads for slow routes (password hashing, provisioning) */
     char *migrations_dir;    /* migrations/catalog and migrations/tenant live here */
     int job_workers;         /* background job threads of serve; 0: none */

@@ -73,9 +73,7 @@ struct db_config {
     const char *app_password;  /* password given to the runtime role */
     int pool_size;             /* statements in flight per server (admission) */
     int max_connections;       /* connections open per server; 0: pool_size */
-    int pipelines;         /* connections of each server's budget the event loops' pipelines hold
-                            * (db/pipe.h): the pools get pool_size - pipelines (at least 1) */
-    int hibernate_after_s; /* idle tenant databases stop taking connections; 0: never */
+    int hibernate_after_s;     /* idle tenant databases stop taking connections; 0: never */
     int tenant_pools;
     int acquire_timeout_ms;
     int tenant_share; /* percent */

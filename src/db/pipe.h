@@ -4,8 +4,8 @@
  * each is its own implicit transaction and a failure aborts only that one.
  *
  * Single-threaded: every call on a pipe, and every callback it makes, happens on the
- * thread that owns it. The pipe holds one connection of its server's budget
- * (db_config.pipelines) to the server's default database, as the runtime role.
+ * thread that owns it. The pipe holds one connection to its server's default database, as
+ * the runtime role, named "tenantd pipeline" (application_name), apart from the pools.
  */
 #ifndef TD_DB_PIPE_H
 #define TD_DB_PIPE_H

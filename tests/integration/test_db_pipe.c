@@ -73,8 +73,7 @@ static void loop_open(struct loop *l)
                             .acquire_timeout_ms = 2000,
                             .tenant_share = 100,
                             .conn_max_tenants = 500,
-                            .prepare = 1,
-                            .pipelines = 1};
+                            .prepare = 1};
     assert_int_equal(db_new(&cfg, &l->db), 0);
     l->io.fd = -1;
     struct db_pipe_io io = {io_watch, io_watch, io_unwatch, &l->io};
