@@ -136,6 +136,7 @@ static int open_db(struct td_app *app, enum td_app_mode mode, const char *catalo
         .tenant_share = cfg->tenant_share,
         .conn_max_tenants = cfg->conn_max_tenants,
         .prepare = full ? cfg->prepare : 0,
+        .pipe_stall_ms = cfg->pipeline_stall_ms,
         .replicas = replicas,
         .replica_max_lag = (long long)cfg->replica_max_lag_kb * 1024,
     };

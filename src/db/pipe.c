@@ -24,8 +24,9 @@ struct db_pipe_batch {
     db_pipe_cb cb; /* NULL: cancelled, results are freed */
     void *arg;
     int n, rc;
-    int q;     /* the result expected next belongs to sent[q] ... */
-    int phase; /* ... 0: its result, 1: the NULL ending it, 2: the Sync after the last */
+    long long sent_at; /* ms */
+    int q;             /* the result expected next belongs to sent[q] ... */
+    int phase;         /* ... 0: its result, 1: the NULL ending it, 2: the Sync after the last */
     int ns;
     struct db__sent sent[DB__MAX_SENT];
     PGresult *res[DB__MAX_PIPELINE];
@@ -223,7 +224,13 @@ int db_pipe_submit(struct db_pipe *p, const struct db_target *t, const struct db
     if (p->state != PIPE_READY || t->database || n < 1 || n > DB__MAX_PIPELINE ||
         p->inflight >= PIPE_MAX_INFLIGHT)
         return TD_EUNAVAILABLE;
+    long long now = td_now_ms();
+    /* the oldest in flight has waited that long (a lock, a slow statement): what would
+     * queue behind it on this connection would wait as long, so it goes elsewhere */
+    if (p->head && now - p->head->sent_at >= db__pipe_stall_ms(p->db))
+        return TD_EUNAVAILABLE;
     struct db_pipe_batch *b = td_xcalloc(1, sizeof(*b));
+    b->sent_at = now;
     b->cb = cb;
     b->arg = arg;
     b->n = n;
