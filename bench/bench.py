@@ -90,6 +90,8 @@ CFG = {
     "results": os.environ.get("BENCH_RESULTS", os.path.join(HERE, "results")),
     "seed_jobs": env_int("BENCH_SEED_JOBS", 2),
     "job_workers": env_int("TENANTD_JOB_WORKERS", 2),
+    "pipeline": env_int("TENANTD_PIPELINE", 0),
+    "http_threads": env_int("TENANTD_HTTP_THREADS", 0),
     "pg_settings": os.environ.get("BENCH_PG_SETTINGS", ""),
     "fairness": env_int("BENCH_FAIRNESS", 1),
 }
@@ -109,7 +111,10 @@ def fail(msg):
 def budget():
     """tenantd's documented connection budget (docs/operations.md): the request pool plus a
     fixed part, one listener, the job workers and one kept catalog connection."""
-    fixed = {"listener": 1, "jobs": CFG["job_workers"], "catalog": 1}
+    # the event loops as core/config.c sizes them, each with TENANTD_PIPELINE pipelines
+    loops = CFG["http_threads"] or max(2, CFG["pool_size"])
+    fixed = {"pipelines": CFG["pipeline"] * loops, "listener": 1, "jobs": CFG["job_workers"],
+             "catalog": 1}
     return {"pool": CFG["pool_size"], "fixed": fixed,
             "total": CFG["pool_size"] + sum(fixed.values())}
 
@@ -391,10 +396,11 @@ class Sampler:
     role), the listener, the job workers, administration (the kept catalog connection and
     any transient one) and the replica poller."""
 
-    PARTS = ("app", "listener", "jobs", "admin", "replica")
+    PARTS = ("app", "pipeline", "listener", "jobs", "admin", "replica")
     QUERY = ("SELECT extract(epoch FROM clock_timestamp())::numeric(16,3), "
              "count(*), "
-             "count(*) FILTER (WHERE usename = 'tenantd_app'), "
+             "count(*) FILTER (WHERE usename = 'tenantd_app' AND application_name = 'tenantd'), "
+             "count(*) FILTER (WHERE application_name = 'tenantd pipeline'), "
              "count(*) FILTER (WHERE application_name = 'tenantd listener'), "
              "count(*) FILTER (WHERE application_name = 'tenantd jobs'), "
              "count(*) FILTER (WHERE application_name = 'tenantd admin'), "
@@ -587,6 +593,26 @@ def validate_scripts(ph, sqls):
                  % (os.path.basename(path), ENDPOINTS[ep], r.stderr.strip()[-300:],
                     (lines[-1] if lines else "")[:200]))
     log("validated %d pgbench scripts" % len(seen))
+
+
+def replay_check(ph, sqls):
+    """Run each of tenantd's captured scripts a few times through pgbench itself, as it will
+    be measured: psql (validate_scripts) reads colons and empty values differently, and a
+    script pgbench cannot run would leave the tenantd SQL row empty."""
+    for ep, v in sqls.items():
+        for path, _ in v["scripts"]:
+            cmd = ["pgbench", "-n", "-h", ph.sock, "-U", "tenantd_app", "-M", v["mode"], "-c",
+                   "1", "-t", "3", "-D", "npool=%d" % ph.npool,
+                   "-D", "nschema=%d" % max(ph.nschema, 1)]
+            for k, val in v["defines"].items():
+                cmd += ["-D", "%s=%s" % (k, val)]
+            r = subprocess.run(cmd + ["-f", path, "tenantd"], capture_output=True, text=True,
+                               env=PG_ENV)
+            if r.returncode != 0 or "error" in r.stderr.lower():
+                fail("pgbench cannot replay %s (tenantd's SQL for %s): %s"
+                     % (os.path.basename(path), ENDPOINTS[ep], r.stderr.strip()[-400:]))
+    log("replayed tenantd's SQL through pgbench once (%d scripts)"
+        % sum(len(v["scripts"]) for v in sqls.values()))
 
 
 def script(name):
@@ -1055,11 +1081,13 @@ def print_phase(ph, out):
 
 def print_conns(out):
     c, b = out["pg_conns_max"], out["budget"]
+    f = b["fixed"]
     print("PostgreSQL connections of tenantd, most seen: %s of a budget of %d = request pool %d "
-          "+ %d fixed (listener %d, job workers %d, catalog %d); most seen per part: request "
-          "pool %s, listener %s, job workers %s, admin %s, replica poller %s" % (
-              c.get("all"), b["total"], b["pool"], b["total"] - b["pool"],
-              b["fixed"]["listener"], b["fixed"]["jobs"], b["fixed"]["catalog"], c.get("app"),
+          "+ %d (pipelines %d, listener %d, job workers %d, catalog %d); most seen per part: "
+          "request pool %s, pipelines %s, listener %s, job workers %s, admin %s, replica "
+          "poller %s" % (
+              c.get("all"), b["total"], b["pool"], b["total"] - b["pool"], f["pipelines"],
+              f["listener"], f["jobs"], f["catalog"], c.get("app"), c.get("pipeline"),
               c.get("listener"), c.get("jobs"), c.get("admin"), c.get("replica")))
 
 
@@ -1164,6 +1192,7 @@ def run_phase(n, share):
         sqls = capture_tenantd_sql(ph)
         ph.sampler = Sampler(ph)
         validate_scripts(ph, sqls)
+        replay_check(ph, sqls)
         ph.out["tenantd_sql"] = {ep: {"mode": v["mode"], "defines": v["defines"],
                                       "scripts": v["text"]} for ep, v in sqls.items()}
         for ep in CFG["endpoints"]:

@@ -196,6 +196,40 @@ static const char *read_role(const struct res_table *t, const struct res_query *
     return role;
 }
 
+/* What a route's continuation needs once its transaction answered (in the arena). */
+struct rctx {
+    const struct res_table *t;
+    struct res_query q;
+    struct db_error e;
+    int array, deleting;
+    int at; /* the result the answer is made of */
+};
+
+static struct rctx *rctx_new(struct http_req *req, const struct res_table *t,
+                             const struct res_query *q)
+{
+    struct rctx *c = td_arena_alloc(req->arena, sizeof(*c));
+    memset(c, 0, sizeof(*c));
+    c->t = t;
+    if (q)
+        c->q = *q;
+    return c;
+}
+
+static int list_done(struct http_req *req, int rc, PGresult **res, void *arg)
+{
+    struct rctx *c = arg;
+    if (rc == TD_EVALIDATION) /* a value PostgreSQL could not take: the query's fault */
+        return fail(req, TD_EBADREQ, "a query value does not fit its column");
+    if (rc < 0)
+        return rc;
+    PGresult *r = res[0];
+    int rows = PQntuples(r), items = rows < c->q.limit ? rows : c->q.limit;
+    char *cursor = rows > c->q.limit ? res_cursor_make(&c->q, r, c->q.limit - 1, req->arena) : NULL;
+    compact_rows(r, items, spaced(c->t, &c->q));
+    return reply_rows(req, 200, r, items, cursor, 1);
+}
+
 int api_resource_list(struct http_req *req)
 {
     const struct res_desc *d;
@@ -209,24 +243,20 @@ int api_resource_list(struct http_req *req)
     struct res_query q;
     struct res_sql s;
     int rc = res_query_parse(d, t, k, v, n, req->arena, &q, &detail);
-    char lim[8];
-    snprintf(lim, sizeof(lim), "%d", q.limit);
-    if (rc == 0)
-        rc = res_sql_list(t, &q, lim, req->arena, &s, &detail);
+    if (rc == 0) /* the limit's text is bound: it lives as long as the request */
+        rc = res_sql_list(t, &q, td_arena_printf(req->arena, "%d", q.limit), req->arena, &s,
+                          &detail);
     if (rc < 0)
         return fail(req, rc, detail);
     struct db_stmt st = {s.sql, s.nparams, s.params, 0};
-    PGresult *r;
-    struct db_error e = {0};
-    rc = api_tenant_exec_err(req, read_role(t, &q), &st, 1, &r, &e);
-    if (rc == TD_EVALIDATION) /* a value PostgreSQL could not take: the query's fault */
-        return fail(req, TD_EBADREQ, "a query value does not fit its column");
-    if (rc < 0)
-        return rc;
-    int rows = PQntuples(r), items = rows < q.limit ? rows : q.limit;
-    char *cursor = rows > q.limit ? res_cursor_make(&q, r, q.limit - 1, req->arena) : NULL;
-    compact_rows(r, items, spaced(t, &q));
-    return reply_rows(req, 200, r, items, cursor, 1);
+    struct rctx *c = rctx_new(req, t, &q);
+    return api_tenant_exec_then(req, read_role(t, &q), &st, 1, &c->e, list_done, c);
+}
+
+static int get_done(struct http_req *req, int rc, PGresult **res, void *arg)
+{
+    struct rctx *c = arg;
+    return rc < 0 ? rc : reply_one(req, 200, res[0], spaced(c->t, &c->q));
 }
 
 int api_resource_get(struct http_req *req)
@@ -246,17 +276,25 @@ int api_resource_get(struct http_req *req)
         return fail(req, rc, detail);
     res_sql_get(t, &q, req->params[1], req->arena, &s);
     struct db_stmt st = {s.sql, s.nparams, s.params, 0};
-    PGresult *r;
-    rc = api_tenant_exec(req, read_role(t, &q), &st, 1, &r);
-    return rc < 0 ? rc : reply_one(req, 200, r, spaced(t, &q));
+    struct rctx *c = rctx_new(req, t, &q);
+    return api_tenant_exec_then(req, read_role(t, &q), &st, 1, &c->e, get_done, c);
 }
 
-static int write_exec(struct http_req *req, const struct res_table *t, struct db_stmt *st, int nst,
-                      PGresult **res, int deleting)
+/* A write's statements, then cont; PostgreSQL's refusal is translated first. */
+static int write_exec(struct http_req *req, struct rctx *c, struct db_stmt *st, int nst,
+                      api_tx_cont cont)
 {
-    struct db_error e = {0};
-    int rc = api_tenant_exec_err(req, t->write_role, st, nst, res, &e);
-    return rc < 0 ? translate(req, t, rc, &e, deleting) : 0;
+    return api_tenant_exec_then(req, c->t->write_role, st, nst, &c->e, cont, c);
+}
+
+static int write_failed(struct http_req *req, struct rctx *c, int rc)
+{
+    return translate(req, c->t, rc, &c->e, c->deleting);
+}
+
+static void decref_body(void *p)
+{
+    json_decref(p);
 }
 
 /* The body: one object, or an array of 1-100 objects (*array set). */
@@ -291,22 +329,36 @@ static int body_rows(struct http_req *req, json_t **body, json_t ***rows, int *n
 static const char quota_sql[] =
     "SELECT tenantd_quota((SELECT count(*) FROM %s) + $1::int, $2::bigint)";
 
+static int create_done(struct http_req *req, int rc, PGresult **res, void *arg)
+{
+    struct rctx *c = arg;
+    if (rc < 0)
+        return write_failed(req, c, rc);
+    PGresult *r = res[c->at]; /* the insert's: after the quota statements, if any */
+    if (c->array)
+        compact_rows(r, PQntuples(r), c->t->has_jsonb);
+    return c->array ? reply_rows(req, 201, r, PQntuples(r), NULL, 0)
+                    : reply_one(req, 201, r, c->t->has_jsonb);
+}
+
 int api_resource_create(struct http_req *req)
 {
     const struct res_desc *d;
     const struct res_table *t = table_of(req, &d);
     if (!t)
         return TD_ENOTFOUND;
-    json_t *body = NULL, **rows;
-    int n, array;
+    json_t *body = NULL, **rows = NULL;
+    int n = 0, array = 0;
     const char *detail = NULL;
     int rc = body_rows(req, &body, &rows, &n, &array);
+    if (body) /* the rows' values may be bound from it until the transaction is done */
+        td_arena_defer(req->arena, decref_body, body);
     struct res_sql s;
     struct res_actor who = {req->claims.sub, req->client_ip, api_user_agent(req)};
     if (rc == 0)
         rc = res_sql_insert(t, rows, n, &who, req->arena, &s, &detail);
     if (rc < 0)
-        goto out;
+        return fail(req, rc, detail);
     long max = res_table_max(t, req->tenant->plan);
     const char **qp = td_arena_alloc(req->arena, 2 * sizeof(char *));
     qp[0] = td_arena_printf(req->arena, "%d", n);
@@ -315,16 +367,17 @@ int api_resource_create(struct http_req *req)
         {api_quota_lock_sql, 0, NULL, 0},
         {max >= 0 ? td_arena_printf(req->arena, quota_sql, t->qname) : NULL, 2, qp, 0},
         {s.sql, s.nparams, s.params, 0}};
-    PGresult *res[3];
-    rc = max >= 0 ? write_exec(req, t, st, 3, res, 0) : write_exec(req, t, st + 2, 1, res + 2, 0);
-    if (rc == 0 && array)
-        compact_rows(res[2], PQntuples(res[2]), t->has_jsonb);
-    if (rc == 0)
-        rc = array ? reply_rows(req, 201, res[2], PQntuples(res[2]), NULL, 0)
-                   : reply_one(req, 201, res[2], t->has_jsonb);
-out:
-    json_decref(body);
-    return fail(req, rc, detail);
+    struct rctx *c = rctx_new(req, t, NULL);
+    c->array = array;
+    c->at = max >= 0 ? 2 : 0;
+    return max >= 0 ? write_exec(req, c, st, 3, create_done)
+                    : write_exec(req, c, st + 2, 1, create_done);
+}
+
+static int update_done(struct http_req *req, int rc, PGresult **res, void *arg)
+{
+    struct rctx *c = arg;
+    return rc < 0 ? write_failed(req, c, rc) : reply_one(req, 200, res[0], c->t->has_jsonb);
 }
 
 int api_resource_update(struct http_req *req)
@@ -338,17 +391,24 @@ int api_resource_update(struct http_req *req)
     struct res_sql s;
     struct res_actor who = {req->claims.sub, req->client_ip, api_user_agent(req)};
     int rc = http_body_object(req, &body);
+    if (body)
+        td_arena_defer(req->arena, decref_body, body);
     if (rc == 0)
         rc = res_sql_update(t, req->params[1], body, &who, req->arena, &s, &detail);
-    if (rc == 0) {
-        struct db_stmt st = {s.sql, s.nparams, s.params, 0};
-        PGresult *r;
-        rc = write_exec(req, t, &st, 1, &r, 0);
-        if (rc == 0)
-            rc = reply_one(req, 200, r, t->has_jsonb);
-    }
-    json_decref(body);
-    return fail(req, rc, detail);
+    if (rc < 0)
+        return fail(req, rc, detail);
+    struct db_stmt st = {s.sql, s.nparams, s.params, 0};
+    return write_exec(req, rctx_new(req, t, NULL), &st, 1, update_done);
+}
+
+static int delete_done(struct http_req *req, int rc, PGresult **res, void *arg)
+{
+    struct rctx *c = arg;
+    if (rc < 0)
+        return write_failed(req, c, rc);
+    if (PQntuples(res[0]) == 0)
+        return TD_ENOTFOUND;
+    return http_reply_empty(req, 204);
 }
 
 int api_resource_delete(struct http_req *req)
@@ -361,11 +421,7 @@ int api_resource_delete(struct http_req *req)
     struct res_actor who = {req->claims.sub, req->client_ip, api_user_agent(req)};
     res_sql_delete(t, req->params[1], &who, req->arena, &s);
     struct db_stmt st = {s.sql, s.nparams, s.params, 0};
-    PGresult *r;
-    int rc = write_exec(req, t, &st, 1, &r, 1);
-    if (rc < 0)
-        return rc;
-    if (PQntuples(r) == 0)
-        return TD_ENOTFOUND;
-    return http_reply_empty(req, 204);
+    struct rctx *c = rctx_new(req, t, NULL);
+    c->deleting = 1;
+    return write_exec(req, c, &st, 1, delete_done);
 }

@@ -3,12 +3,14 @@
  * pipelined by db_exec into one round trip.
  */
 #include "api/tx.h"
+#include "api/pipeline.h"
 #include "resource/resource.h"
 
 #include "app/app.h"
 #include "api/internal.h"
 #include "tenant/usercheck.h"
 #include "api/validate.h"
+#include "http/loop.h"
 #include "http/problem.h"
 #include "http/router.h"
 #include "migrate/files.h"
@@ -105,6 +107,22 @@ static int run_tx(struct http_req *req, const char *min_role, const struct db_st
     return rc;
 }
 
+/* Storage behind the version this process expects (files added, `tenantd migrate` not
+ * yet done with this tenant): 503 until it is; the runner NOTIFYs each tenant it
+ * finishes, which drops it from the cache. Pool storage is migrated as a whole before any
+ * tenant schema. Operator routes still reach the old storage. */
+static int storage_ready(struct http_req *req, int n)
+{
+    if (n > MAX_STMTS)
+        return TD_EINTERNAL;
+    if ((req->route_flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON)) &&
+        req->tenant->isolation != TNT_ISO_POOL &&
+        req->tenant->schema_version < mig_expected_get(&req->app->expected))
+        return api_fail(req, TD_EUNAVAILABLE,
+                        "this tenant's storage is being migrated; retry shortly");
+    return 0;
+}
+
 int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_stmt *stmts, int n,
                     PGresult **res)
 {
@@ -116,20 +134,11 @@ int api_tenant_exec_err(struct http_req *req, const char *min_role, const struct
 {
     PGresult *out[MAX_STMTS + 1];
     int k;
-    if (n > MAX_STMTS)
-        return TD_EINTERNAL;
-    /* Storage behind the version this process expects (files added, `tenantd migrate`
-     * not yet done with this tenant): 503 until it is; the runner NOTIFYs each tenant
-     * it finishes, which drops it from the cache. Pool storage is migrated as a whole
-     * before any tenant schema. Operator routes still reach the old storage. */
-    if ((req->route_flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON)) &&
-        req->tenant->isolation != TNT_ISO_POOL &&
-        req->tenant->schema_version < mig_expected_get(&req->app->expected)) {
-        return api_fail(req, TD_EUNAVAILABLE,
-                        "this tenant's storage is being migrated; retry shortly");
-    }
+    int rc = storage_ready(req, n);
+    if (rc < 0)
+        return rc;
     int check = !req->has_claims || !may_skip_check(req, min_role);
-    int rc = run_tx(req, min_role, stmts, n, check, out, &k, err);
+    rc = run_tx(req, min_role, stmts, n, check, out, &k, err);
     /* A read without the check found nothing: the tenant may have moved away under it
      * (a move empties the old storage) - ask again with the check, which then fails. */
     if (rc == 0 && !check) {
@@ -150,6 +159,123 @@ int api_tenant_exec_err(struct http_req *req, const char *min_role, const struct
     for (int i = 0; i < n; i++)
         res[i] = out[k + i];
     return rc;
+}
+
+/* ---- the same on the loop's pipeline ---------------------------------------------- */
+
+/* A request's transaction on its loop's pipeline; lives in the request's arena. */
+struct atx {
+    struct http_req *req;
+    const char *min_role;
+    struct db_stmt stmts[MAX_STMTS];
+    int n, k, check, moves;
+    struct db_error *err;
+    api_tx_cont cont;
+    void *arg;
+};
+
+static void on_results(void *arg, int rc, PGresult **res, int nres, const struct db_error *e,
+                       const char *ctx_value);
+
+/* Queue a's transaction on its tenant's pipeline: 0, or TD_EUNAVAILABLE when there is none
+ * for it (a tenant database, a read a replica may take, no pipeline here) or it cannot
+ * take it now: then it runs through db_exec. */
+static int atx_submit(struct atx *a)
+{
+    struct http_req *req = a->req;
+    if (req->tenant->isolation == TNT_ISO_DATABASE)
+        return TD_EUNAVAILABLE;
+    struct db_pipe *p = api_pipeline_pick(req, req->tenant->server_idx, req->tenant->id);
+    if (!p)
+        return TD_EUNAVAILABLE;
+    struct db_target tg;
+    struct db_stmt all[MAX_STMTS + 1];
+    char role[TNT_ROLE_MAX];
+    a->k = build_tx(req, a->min_role, a->stmts, a->n, a->check, role, &tg, all);
+    if (tg.read_only)
+        return TD_EUNAVAILABLE;
+    return db_pipe_submit(p, &tg, all, a->k + a->n, on_results, a, NULL);
+}
+
+/* Whether a's transaction must run again, as api_tenant_exec_err decides: a read without
+ * the user check that found nothing, or a failure after the tenant moved. */
+static int atx_again(struct atx *a, int rc, PGresult **out)
+{
+    if (rc == 0 && !a->check) {
+        int empty = 0;
+        for (int i = 0; i < a->n; i++)
+            empty |= out[i] && PQntuples(out[i]) == 0;
+        if (empty)
+            return a->check = 1;
+    }
+    if ((rc == TD_EUNAUTHORIZED || rc == TD_EINTERNAL || rc == TD_EUNAVAILABLE) && a->moves < 3 &&
+        tenant_moved(a->req)) {
+        a->moves++;
+        return a->check = 1;
+    }
+    return 0;
+}
+
+/* The continuation answers; a refusal becomes the problem response; the server sends. */
+static void atx_finish(struct atx *a, int rc, PGresult **out)
+{
+    struct http_req *req = a->req;
+    rc = a->cont(req, rc, out, a->arg);
+    if (rc < 0 && !req->responded)
+        http_problem_send(req, rc, req->detail);
+    http_req_resume(req);
+}
+
+static void on_results(void *arg, int rc, PGresult **res, int nres, const struct db_error *e,
+                       const char *ctx_value)
+{
+    struct atx *a = arg;
+    struct http_req *req = a->req;
+    for (int i = 0; i < nres; i++)
+        if (res[i])
+            td_arena_defer(req->arena, clear_result, res[i]);
+    if (http_req_gone(req)) {
+        http_req_resume(req); /* frees it; the results go with its arena */
+        return;
+    }
+    if (a->err && e->sqlstate[0])
+        *a->err = *e;
+    /* a passed user check is remembered, as run_tx does */
+    char role[TNT_ROLE_MAX];
+    snprintf(role, sizeof(role), "%s", ctx_value);
+    if (rc == 0 && a->k && res[0] && PQntuples(res[0]) == 1)
+        snprintf(role, sizeof(role), "%s", PQgetvalue(res[0], 0, 0));
+    if (rc == 0 && role[0])
+        tnt_usercheck_put(req->app->usercheck, req->tenant, req->claims.sub, role);
+    if (!atx_again(a, rc, res + a->k)) {
+        atx_finish(a, rc, res + a->k);
+        return;
+    }
+    if (atx_submit(a) == 0)
+        return;
+    PGresult *out[MAX_STMTS] = {NULL};
+    rc = api_tenant_exec_err(req, a->min_role, a->stmts, a->n, out, a->err);
+    atx_finish(a, rc, out);
+}
+
+int api_tenant_exec_then(struct http_req *req, const char *min_role, const struct db_stmt *stmts,
+                         int n, struct db_error *err, api_tx_cont cont, void *arg)
+{
+    int rc = storage_ready(req, n);
+    if (rc < 0)
+        return rc;
+    struct atx *a = td_arena_alloc(req->arena, sizeof(*a));
+    *a = (struct atx){
+        .req = req, .min_role = min_role, .n = n, .err = err, .cont = cont, .arg = arg};
+    memcpy(a->stmts, stmts, sizeof(*stmts) * (size_t)n);
+    a->check = !req->has_claims || !may_skip_check(req, min_role);
+    if (atx_submit(a) == 0) {
+        http_req_defer(req); /* answered by on_results, on this loop */
+        return 0;
+    }
+    PGresult *res[MAX_STMTS] = {NULL};
+    rc = api_tenant_exec_err(req, min_role, stmts, n, res, err);
+    return cont(req, rc, res, arg);
 }
 
 int api_reply_row(struct http_req *req, int status, PGresult *r)

@@ -20,6 +20,26 @@ int api_tenant_exec(struct http_req *req, const char *min_role, const struct db_
 int api_tenant_exec_err(struct http_req *req, const char *min_role, const struct db_stmt *stmts,
                         int n, PGresult **res, struct db_error *err) TD_MUSTCHECK;
 
+/*
+ * The continuation of a handler whose transaction ran: rc and res[n] as
+ * api_tenant_exec_err gives them (results freed with the arena). It answers req as a
+ * handler does, returning 0 or a TD_E* code with req->detail.
+ */
+typedef int (*api_tx_cont)(struct http_req *req, int rc, PGresult **res, void *arg);
+
+/*
+ * api_tenant_exec_err, then cont(req, rc, res, arg); returns what the handler returns.
+ * On an event loop with a pipeline to the tenant's server (pool and schema tenants,
+ * reads the replicas may not take) the request is deferred, the transaction queued on the
+ * pipeline, and this returns 0 at once: cont runs on the same loop when the results
+ * arrive, its answer is sent (a problem for a negative code) and the request resumed. A
+ * client gone meanwhile gets no cont. Elsewhere, or when the pipeline cannot take it, the
+ * transaction runs here (blocking) and cont runs before this returns. The stmts array is
+ * copied; their sql, params and err must live as long as req's arena.
+ */
+int api_tenant_exec_then(struct http_req *req, const char *min_role, const struct db_stmt *stmts,
+                         int n, struct db_error *err, api_tx_cont cont, void *arg);
+
 /* Answer with the single JSON value in row 0 column 0 of r, or TD_ENOTFOUND when r has
  * no rows. */
 int api_reply_row(struct http_req *req, int status, PGresult *r);

@@ -115,15 +115,6 @@ static int load_migrations(struct td_app *app)
     return rc;
 }
 
-/* Connections of each server's budget (TENANTD_POOL_SIZE) that the event loops' pipelines
- * hold: TENANTD_PIPELINE per loop, as long as one stays for the pools (the routes and
- * tenants the pipelines do not serve); loops beyond get none and wait on the pools. */
-static int pipelines_of(const struct td_config *cfg)
-{
-    int want = cfg->pipeline * cfg->http_threads, max = cfg->pool_size - 1;
-    return want < max ? want : max;
-}
-
 /* The database registry. A read-only open makes superuser connections only, so it
  * needs no runtime role password. */
 static int open_db(struct td_app *app, enum td_app_mode mode, const char *catalog,
@@ -139,13 +130,13 @@ static int open_db(struct td_app *app, enum td_app_mode mode, const char *catalo
         .app_password = full ? app_pw : "unused",
         .pool_size = cfg->pool_size,
         .max_connections = full ? cfg->max_connections : 0,
-        .pipelines = app->pipelines = full ? pipelines_of(cfg) : 0,
         .hibernate_after_s = full ? cfg->hibernate_after_s : 0,
         .tenant_pools = cfg->tenant_pools,
         .acquire_timeout_ms = cfg->acquire_timeout_ms,
         .tenant_share = cfg->tenant_share,
         .conn_max_tenants = cfg->conn_max_tenants,
         .prepare = full ? cfg->prepare : 0,
+        .pipe_stall_ms = cfg->pipeline_stall_ms,
         .replicas = replicas,
         .replica_max_lag = (long long)cfg->replica_max_lag_kb * 1024,
     };
@@ -203,13 +194,13 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
     api_metrics_migration(app->metrics, rc, mig_t0);
     if (rc < 0)
         return rc;
-    /* TENANTD_CACHE_MB split by what an active tenant costs in each: ~360 bytes of tenant
+    /* TENANTD_CACHE_MB split by what an active tenant costs in each: ~330 bytes of tenant
      * (object, strings, table and ring), 64 of token and 40 of user check in tables filled
-     * to ~80%: 48 MiB hold 100,000 tenants */
+     * to ~75%: 48 MiB hold 110,000 tenants */
     size_t cache = (size_t)cfg->cache_mb << 20;
-    app->jwt = auth_jwt_new(cfg->jwt_secret, cache / 100 * 16);
-    app->usercheck = tnt_usercheck_new(cache / 100 * 9);
-    app->cache = tnt_cache_new(app->db, cache / 100 * 75, 60000);
+    app->jwt = auth_jwt_new(cfg->jwt_secret, cache / 100 * 17);
+    app->usercheck = tnt_usercheck_new(cache / 100 * 11);
+    app->cache = tnt_cache_new(app->db, cache / 100 * 72, 60000);
     app->usage = tnt_usage_new(app->db);
     app->throttle =
         auth_throttle_new(0, (unsigned)cfg->login_max_per_email, (unsigned)cfg->login_max_per_addr);

@@ -46,10 +46,6 @@ struct td_app {
     struct api_live *live;           /* the last minutes per second, for GET /admin/live */
     struct jobs *_Atomic jobs;       /* serve only: the job workers once started, or NULL */
     struct res_registry *resources;  /* served tenant tables (serve only), or NULL */
-    /* the event loops' PostgreSQL pipelines (api/pipeline.h): how many each server's
-     * budget holds for them, and how many loops have taken theirs */
-    int pipelines;
-    atomic_int pipe_loops;
 };
 
 /* How td_app_open() opens. */

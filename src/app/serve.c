@@ -5,6 +5,7 @@
 #include "app/app.h"
 
 #include "api/api.h"
+#include "api/pipeline.h"
 #include "backup/backup.h"
 #include "core/log.h"
 #include "http/server.h"
@@ -39,6 +40,8 @@ int td_serve(struct td_config *cfg)
         .slow = api_slow_route,
         .spool = api_spool_route,
         .done = api_log_request,
+        .loop_start = api_pipeline_loop_start,
+        .loop_stop = api_pipeline_loop_stop,
         .tenant_key = api_tenant_key,
         .tenant_share = cfg->tenant_share,
         .cors_origins = cfg->cors_origins,

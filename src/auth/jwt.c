@@ -210,7 +210,7 @@ static int vcache_scan(struct vslot *set, const uint64_t tag[2], time_t now, str
         return 0;
     uuid_text(v->sub, c->sub);
     uuid_text(v->tid, c->tid);
-    snprintf(c->role, sizeof(c->role), "%s", roles[v->role]);
+    memcpy(c->role, roles[v->role], strlen(roles[v->role]) + 1); /* fits: checked at put */
     c->exp = v->exp;
     v->used = newest + 1;
     return 1;

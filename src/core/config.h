@@ -33,8 +33,10 @@ struct td_config {
     int prepare;      /* 1: prepared statements (off behind PgBouncer < 1.21) */
     int http_threads; /* event-loop threads (0 in the settings: pool_size) */
     int pipeline;     /* PostgreSQL pipelines per event loop and server (0: every request waits on a
-                       * pooled connection); they hold connections of pool_size */
-    int http_workers; /* threads for slow routes (password hashing, provisioning) */
+                       * pooled connection); connections beside the pools */
+    int pipeline_stall_ms;   /* a pipeline with no result for this long takes no more until it
+                              * answers again: they use the pools */
+    int http_workers;        /* threads for slow routes (password hashing, provisioning) */
     char *migrations_dir;    /* migrations/catalog and migrations/tenant live here */
     int job_workers;         /* background job threads of serve; 0: none */
     int login_max_per_email; /* failed logins of one email of a tenant per 5 minutes */

@@ -146,7 +146,7 @@ PGconn *db__app_connect_start(struct db *db, int server)
     const struct db_server *s = &db->servers[server];
     const char *keys[6], *vals[6];
     conn_params(s->app_conninfo ? s->app_conninfo : s->conninfo, "tenantd_app", db->app_password,
-                NULL, "tenantd", keys, vals);
+                NULL, "tenantd pipeline", keys, vals);
     PGconn *pg = PQconnectStartParams(keys, vals, 1);
     if (pg && PQstatus(pg) == CONNECTION_BAD) {
         PQfinish(pg);
@@ -172,24 +172,25 @@ void db_server_pipe_stats(struct db *db, int server, unsigned long long *transac
     *depth = atomic_load(&db->servers[server].pipe_depth);
 }
 
+int db__pipe_stall_ms(const struct db *db)
+{
+    return db->cfg.pipe_stall_ms > 0 ? db->cfg.pipe_stall_ms : 50;
+}
+
 int db__prepare(const struct db *db)
 {
     return db->cfg.prepare;
 }
 
-/* reserved: connections of the budget kept apart (the loops' pipelines, db/pipe.h) */
 static void init_server(struct db *db, struct db_server *s, const char *name, size_t namelen,
-                        const char *conninfo, size_t infolen, int reserved)
+                        const char *conninfo, size_t infolen)
 {
     s->name = td_xstrndup(name, namelen);
     s->conninfo = td_xstrndup(conninfo, infolen);
     s->db = db;
-    int budget = db->cfg.pool_size - reserved;
-    int max_open =
-        (db->cfg.max_connections ? db->cfg.max_connections : db->cfg.pool_size) - reserved;
     struct db_pool_cfg pc = {
-        .budget = budget > 0 ? budget : 1,
-        .max_open = max_open > 0 ? max_open : 1,
+        .budget = db->cfg.pool_size,
+        .max_open = db->cfg.max_connections,
         .max_dbs = db->cfg.tenant_pools,
         .share_pct = db->cfg.tenant_share,
         .timeout_ms = db->cfg.acquire_timeout_ms,
@@ -201,8 +202,7 @@ static void init_server(struct db *db, struct db_server *s, const char *name, si
 static void add_server(struct db *db, const char *name, size_t namelen, const char *conninfo,
                        size_t infolen)
 {
-    init_server(db, &db->servers[db->nservers++], name, namelen, conninfo, infolen,
-                db->cfg.pipelines);
+    init_server(db, &db->servers[db->nservers++], name, namelen, conninfo, infolen);
 }
 
 /* The item "name=value" at p (up to its ',' or the end) of a "name=conninfo,..." list: the
@@ -237,7 +237,7 @@ static int set_replicas(struct db *db, const char *p)
         if (found < 0 || db->replicas[found].pool)
             return TD_EBADREQ;
         init_server(db, &db->replicas[found], db->servers[found].name,
-                    strlen(db->servers[found].name), v, vlen, 0);
+                    strlen(db->servers[found].name), v, vlen);
     }
     const char *prim[DB_MAX_SERVERS], *repl[DB_MAX_SERVERS];
     for (int i = 0; i < db->nservers; i++) {

@@ -73,14 +73,14 @@ struct db_config {
     const char *app_password;  /* password given to the runtime role */
     int pool_size;             /* statements in flight per server (admission) */
     int max_connections;       /* connections open per server; 0: pool_size */
-    int pipelines;         /* connections of each server's budget the event loops' pipelines hold
-                            * (db/pipe.h): the pools get pool_size - pipelines (at least 1) */
-    int hibernate_after_s; /* idle tenant databases stop taking connections; 0: never */
+    int hibernate_after_s;     /* idle tenant databases stop taking connections; 0: never */
     int tenant_pools;
     int acquire_timeout_ms;
     int tenant_share; /* percent */
     int conn_max_tenants;
     int prepare;               /* 1: named prepared statements per connection */
+    int pipe_stall_ms;         /* a pipeline with no result for this long takes no more
+                                * (they run on the pools); 0: 50 */
     const char *replicas;      /* "name=url,...": streaming replicas of those servers, or NULL */
     long long replica_max_lag; /* bytes of WAL behind its primary a replica may serve at */
 };

@@ -1,5 +1,6 @@
 /*
- * server.c - libmicrohttpd glue: request lifecycle, body accumulation, responses.
+ * server.c - libmicrohttpd glue: request lifecycle, body accumulation, responses, requests
+ * deferred on their loop, and the start and graceful stop of the loops (loop.c).
  */
 #include "http/server.h"
 
@@ -9,6 +10,7 @@
 #include "core/log.h"
 #include "http/cors.h"
 #include "http/gate.h"
+#include "http/internal.h"
 #include "http/problem.h"
 #include "http/proxy.h"
 #include "http/router.h"
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,13 +49,24 @@ struct req_state;
 struct http_server;
 static void gate_drop(struct http_server *srv, struct req_state *st);
 
+/* The server's part of one loop. */
+struct loop_ctx {
+    struct http_server *srv;
+    struct http_loop *loop;
+    struct req_state *waiting; /* deferred by their handler, not resumed yet */
+};
+
 struct http_server {
-    struct MHD_Daemon *daemon;
+    struct loop_ctx *loops;
+    int nloops;
+    int listen_fd;
     struct td_app *app;
     int (*dispatch)(struct http_req *);
     int (*slow)(struct http_req *);
     int (*spool)(struct http_req *);
     void (*done)(struct http_req *);
+    void (*loop_start)(struct http_loop *);
+    void (*loop_stop)(struct http_loop *);
     atomic_int active; /* requests being served */
     atomic_int fresh;  /* connections accepted that have not yet delivered a request */
     /* slow requests: their connection is suspended while a worker runs the handler */
@@ -74,6 +88,10 @@ struct http_server {
 /* Per-connection state (MHD's socket context). */
 struct conn_state {
     int fresh;
+    struct http_loop *loop; /* the connection's, on whose thread everything here happens */
+    int fd;
+    int watched; /* fd is on loop's epoll set for the peer's hang-up (a request deferred) */
+    int gone;    /* the peer hung up */
 };
 
 /* Per-request state that handlers do not see. */
@@ -89,49 +107,37 @@ struct req_state {
     struct http_gate_entry gate;   /* its place in srv->gate, parked or running */
     struct MHD_Response *deferred; /* the worker's answer, queued when MHD calls back */
     struct req_state *next;        /* worker queue */
+    struct loop_ctx *lctx;         /* the loop that read it */
+    struct conn_state *cs;
+    int waiting;                     /* deferred by its handler (http_req_defer), not resumed */
+    struct req_state *wprev, *wnext; /* lctx->waiting */
 };
 
-const char *http_header(struct http_req *req, const char *name)
+/* (unit tests define MHD_resume_connection to record resumes instead) */
+#ifndef MHD_resume_connection
+static void resume_posted(struct http_loop *l, void *arg)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    (MHD_resume_connection)(arg);
+    http__loop_kick(l);
 }
 
-const char *http_query(struct http_req *req, const char *name)
+/* A daemon in external mode has no channel that wakes it: a connection is resumed on its own
+ * loop's thread, to which another thread (a worker, a gate slot freed on another loop) posts
+ * it. Every resume in this file goes through here (the macro below). */
+static void conn_resume(struct MHD_Connection *c)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_state *cs = ci ? ci->socket_context : NULL;
+    struct http_loop *l = cs ? cs->loop : NULL;
+    if (l && l != http__loop_current() && http_loop_post(l, resume_posted, c) == 0)
+        return;
+    (MHD_resume_connection)(c);
+    if (l)
+        http__loop_kick(l);
 }
-
-struct query_args {
-    struct http_req *req;
-    const char **keys, **vals;
-    int n, cap;
-};
-
-static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
-{
-    struct query_args *q = cls;
-    (void)kind;
-    if (q->n == q->cap)
-        return MHD_NO;
-    q->keys[q->n] = key;
-    q->vals[q->n++] = value ? value : "";
-    return MHD_YES;
-}
-
-int http_query_all(struct http_req *req, const char *const **keys, const char *const **vals)
-{
-    struct query_args q = {req, NULL, NULL, 0, HTTP_MAX_QUERY_ARGS};
-    q.keys = td_arena_alloc(req->arena, sizeof(char *) * HTTP_MAX_QUERY_ARGS);
-    q.vals = td_arena_alloc(req->arena, sizeof(char *) * HTTP_MAX_QUERY_ARGS);
-    int total = MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, NULL, NULL);
-    if (total > HTTP_MAX_QUERY_ARGS)
-        return -1;
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
-    *keys = q.keys;
-    *vals = q.vals;
-    return q.n;
-}
+#define MHD_resume_connection(c) conn_resume(c)
+#endif
 
 void http_set_header(struct http_req *req, const char *name, const char *value)
 {
@@ -259,88 +265,6 @@ int http_reply_stream(struct http_req *req, int status, const char *content_type
     return queue(req, status, content_type, resp, 0);
 }
 
-int http_reply_json_text(struct http_req *req, int status, const char *json, size_t len)
-{
-    return http_reply(req, status, "application/json", json, len);
-}
-
-int http_reply_json(struct http_req *req, int status, json_t *v)
-{
-    char *text = json_dumps(v, JSON_COMPACT);
-    json_decref(v);
-    if (!text)
-        return TD_EINTERNAL;
-    int rc = http_reply_json_text(req, status, text, strlen(text));
-    free(text);
-    return rc;
-}
-
-int http_reply_empty(struct http_req *req, int status)
-{
-    return http_reply(req, status, NULL, "", 0);
-}
-
-int http_body_object(struct http_req *req, json_t **out)
-{
-    json_error_t err;
-    *out = NULL;
-    if (!req->body || req->body_len == 0)
-        return TD_EINVALID_JSON;
-    /* jansson rejects invalid UTF-8 and, without JSON_ALLOW_NUL, NUL bytes in strings */
-    json_t *v =
-        json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
-    if (!v)
-        return TD_EINVALID_JSON;
-    if (!json_is_object(v)) {
-        json_decref(v);
-        return TD_EVALIDATION;
-    }
-    *out = v;
-    return 0;
-}
-
-static void set_request_id(struct http_req *req)
-{
-    const char *given = http_header(req, "X-Request-Id");
-    size_t n = given ? strlen(given) : 0;
-    int ok = n > 0 && n < sizeof(req->request_id);
-    for (size_t i = 0; ok && i < n; i++)
-        ok = isalnum((unsigned char)given[i]) || strchr("._:-", given[i]);
-    if (ok) {
-        memcpy(req->request_id, given, n + 1);
-        return;
-    }
-    /* unique, not secret: a random prefix per thread and a counter, so that a request
-     * costs no getrandom() call */
-    static _Thread_local uint64_t seed[2], seq;
-    if (!seed[0] && !seed[1])
-        randombytes_buf(seed, sizeof(seed));
-    uint64_t id[2] = {seed[0], seed[1] + seq++};
-    sodium_bin2hex(req->request_id, sizeof(req->request_id), (const unsigned char *)id, sizeof(id));
-}
-
-static void set_client_ip(struct http_server *srv, struct http_req *req)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    req->client_ip[0] = '\0';
-    if (!ci || !ci->client_addr)
-        return;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-                  req->client_ip, sizeof(req->client_ip));
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                  req->client_ip, sizeof(req->client_ip));
-    if (srv->proxies && req->client_ip[0]) {
-        char peer[sizeof(req->client_ip)];
-        memcpy(peer, req->client_ip, sizeof(peer));
-        http_proxies_client(srv->proxies, peer, http_header(req, "X-Forwarded-For"), req->client_ip,
-                            sizeof(req->client_ip));
-    }
-}
-
 static struct req_state *req_new(struct http_server *srv, struct MHD_Connection *conn,
                                  const char *url, const char *method)
 {
@@ -354,8 +278,13 @@ static struct req_state *req_new(struct http_server *srv, struct MHD_Connection 
     req->url = td_arena_strdup(req->arena, url);
     req->started_us = td_now_us();
     http_router_split_tenant(req->url, req->arena, &req->path_slug, &req->path);
-    set_request_id(req);
-    set_client_ip(srv, req);
+    http__request_id(req);
+    http__client_ip(req, srv->proxies);
+    struct http_loop *l = http__loop_current();
+    st->lctx = l ? http__loop_owner(l) : NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    st->cs = ci ? ci->socket_context : NULL;
     atomic_fetch_add(&srv->active, 1);
     return st;
 }
@@ -363,11 +292,14 @@ static struct req_state *req_new(struct http_server *srv, struct MHD_Connection 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)conn;
     struct http_server *srv = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         struct conn_state *cs = td_xcalloc(1, sizeof(*cs));
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         cs->fresh = 1;
+        cs->loop = http__loop_current();
+        cs->fd = ci ? ci->connect_fd : -1;
         atomic_fetch_add(&srv->fresh, 1);
         *socket_context = cs;
         return;
@@ -375,6 +307,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     struct conn_state *cs = *socket_context;
     if (cs && cs->fresh)
         atomic_fetch_sub(&srv->fresh, 1);
+    if (cs && cs->watched)
+        http_loop_unwatch(cs->loop, cs->fd);
     free(cs);
     *socket_context = NULL;
 }
@@ -391,6 +325,79 @@ static void conn_not_fresh(struct http_server *srv, struct MHD_Connection *conn)
     }
 }
 
+static void waiting_unlink(struct req_state *st)
+{
+    if (st->wprev)
+        st->wprev->wnext = st->wnext;
+    else
+        st->lctx->waiting = st->wnext;
+    if (st->wnext)
+        st->wnext->wprev = st->wprev;
+    st->wprev = st->wnext = NULL;
+    st->waiting = 0;
+}
+
+static void conn_hup(struct http_loop *l, int fd, unsigned events, void *arg)
+{
+    (void)l;
+    (void)fd;
+    (void)events;
+    ((struct conn_state *)arg)->gone = 1;
+}
+
+void http_req_defer(struct http_req *req)
+{
+    struct req_state *st = (struct req_state *)req;
+    struct loop_ctx *lc = st->lctx;
+    if (!lc || http__loop_current() != lc->loop) {
+        td_log_error("a request can only be deferred on its event loop");
+        return; /* unanswered: the dispatcher's 500 */
+    }
+    st->waiting = 1;
+    st->offloaded = 1; /* like a worker's, its answer is queued when MHD calls back */
+    st->wnext = lc->waiting;
+    if (lc->waiting)
+        lc->waiting->wprev = st;
+    lc->waiting = st;
+    MHD_suspend_connection(req->conn);
+    /* MHD does not look at a suspended connection: watch its hang-up ourselves, once per
+     * connection, edge-triggered so that a half-closed peer does not wake the loop again */
+    struct conn_state *cs = st->cs;
+    if (cs && !cs->watched && cs->fd >= 0 &&
+        http_loop_watch(cs->loop, cs->fd, EPOLLRDHUP | EPOLLET, conn_hup, cs) == 0)
+        cs->watched = 1;
+}
+
+void http_req_resume(struct http_req *req)
+{
+    struct req_state *st = (struct req_state *)req;
+    if (!st->waiting)
+        return;
+    waiting_unlink(st);
+    if (!req->responded)
+        http_problem_send(req, TD_EINTERNAL, NULL);
+    MHD_resume_connection(req->conn);
+}
+
+int http_req_gone(const struct http_req *req)
+{
+    const struct req_state *st = (const struct req_state *)req;
+    return st->cs && st->cs->gone;
+}
+
+struct td_app *http_loop_app(struct http_loop *l)
+{
+    struct loop_ctx *lc = http__loop_owner(l);
+    return lc->srv->app;
+}
+
+struct http_loop *http_req_loop(struct http_req *req)
+{
+    struct req_state *st = (struct req_state *)req;
+    struct http_loop *l = http__loop_current();
+    return st->lctx && l == st->lctx->loop ? l : NULL;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -401,6 +408,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!st)
         return;
     gate_drop(srv, st);
+    if (st->waiting)
+        waiting_unlink(st);
     if (st->deferred)
         MHD_destroy_response(st->deferred);
     free(st->req.body);
@@ -516,31 +525,11 @@ static int preflight(struct http_server *srv, struct http_req *req)
     return 1;
 }
 
-static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       const char *value)
-{
-    (void)kind;
-    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
-    return MHD_YES;
-}
-
-/* The header block as sent: request line (the query string's arguments approximated by
- * their decoded length) and every field. MHD refuses by itself only past its connection
- * memory; below that, this makes the limit the same for every request. */
-static size_t header_size(struct MHD_Connection *conn, const char *url, const char *method,
-                          const char *version)
-{
-    size_t n = strlen(method) + strlen(url) + strlen(version) + 4;
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &n);
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_header_size, &n);
-    return n;
-}
-
 /* Dispatch req; a handler that answered nothing gets a problem for its code. */
 static void run_handler(struct http_server *srv, struct http_req *req)
 {
     int rc = srv->dispatch(req);
-    if (!req->responded)
+    if (!req->responded && !((struct req_state *)req)->waiting)
         http_problem_send(req, rc < 0 ? rc : TD_EINTERNAL, NULL);
 }
 
@@ -555,7 +544,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st = req_new(srv, conn, url, method);
         *con_cls = st;
         const char *cl = http_header(&st->req, "Content-Length");
-        if (header_size(conn, url, method, version) > HTTP_MAX_HEADERS) {
+        if (http__header_size(conn, url, method, version) > HTTP_MAX_HEADERS) {
             /* answered before any body is read: MHD closes the connection afterwards */
             http_problem_send(&st->req, TD_EHEADERS, "request header block exceeds 16 KiB");
             if (srv->done)
@@ -581,7 +570,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (st->offloaded) { /* resumed: the worker is done with it */
+    if (st->offloaded) { /* resumed: the worker or the continuation is done with it */
+        gate_leave(srv, st);
         if (st->deferred) {
             MHD_queue_response(conn, (unsigned)req->status, st->deferred);
             MHD_destroy_response(st->deferred);
@@ -624,6 +614,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!st->gate.admitted && gate_enter(srv, st))
             return MHD_YES;
         run_handler(srv, req);
+        if (st->waiting)
+            return MHD_YES; /* answered when resumed */
         gate_leave(srv, st);
     }
     if (srv->done)
@@ -664,29 +656,6 @@ static size_t unescape_path(void *cls, struct MHD_Connection *conn, char *uri)
     return MHD_http_unescape(uri);
 }
 
-static int parse_listen(const char *listen, struct sockaddr_in *sa)
-{
-    const char *colon = strrchr(listen, ':');
-    if (!colon)
-        return TD_EBADREQ;
-    char host[64];
-    size_t hl = (size_t)(colon - listen);
-    if (hl >= sizeof(host))
-        return TD_EBADREQ;
-    memcpy(host, listen, hl);
-    host[hl] = '\0';
-    memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)atoi(colon + 1));
-    if (hl == 0 || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0)
-        sa->sin_addr.s_addr = htonl(INADDR_ANY);
-    else if (strcmp(host, "localhost") == 0)
-        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return TD_EBADREQ;
-    return 0;
-}
-
 /* Let the workers answer what is queued, then join them. */
 static void stop_workers(struct http_server *s)
 {
@@ -703,20 +672,86 @@ static void stop_workers(struct http_server *s)
     pthread_cond_destroy(&s->more);
 }
 
+static void loop_started(struct http_loop *l, void *arg)
+{
+    struct loop_ctx *lc = arg;
+    if (lc->srv->loop_start)
+        lc->srv->loop_start(l);
+}
+
+/* On the loop's thread, before its connections close: a suspended connection must not
+ * outlive the daemon, so a request its module left deferred is answered here. */
+static void loop_stopping(struct http_loop *l, void *arg)
+{
+    struct loop_ctx *lc = arg;
+    if (lc->srv->loop_stop)
+        lc->srv->loop_stop(l);
+    while (lc->waiting) {
+        struct http_req *req = &lc->waiting->req;
+        td_log_warn("request %s was still deferred when its loop stopped", req->request_id);
+        http_problem_send(req, TD_EUNAVAILABLE, "the server is stopping");
+        http_req_resume(req);
+    }
+}
+
+static void loop_quiesce(struct http_loop *l, void *arg)
+{
+    (void)arg;
+    MHD_quiesce_daemon(http__loop_daemon(l));
+}
+
+/* One daemon per loop in external epoll mode, all on the one listening socket. */
+static int start_loops(struct http_server *s, int n)
+{
+    unsigned int flags = MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    unsigned int limit = (unsigned int)(2000 / n > 0 ? 2000 / n : 1);
+    s->loops = td_xcalloc((size_t)n, sizeof(*s->loops));
+    for (; s->nloops < n; s->nloops++) {
+        struct loop_ctx *lc = &s->loops[s->nloops];
+        lc->srv = s;
+        struct MHD_Daemon *d = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_path, NULL,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_END);
+        if (!d || http__loop_start(d, loop_started, loop_stopping, lc, &lc->loop) < 0)
+            return TD_EUNAVAILABLE;
+    }
+    return 0;
+}
+
+static void server_free(struct http_server *s)
+{
+    /* the daemons stop on their loops' threads; none closes the socket they share */
+    for (int i = 0; i < s->nloops; i++)
+        http__loop_free(s->loops[i].loop);
+    free(s->loops);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    http_cors_free(s->cors);
+    http_proxies_free(s->proxies);
+    /* every connection is gone, and with it every reference to the gate */
+    http_gate_free(s->gate);
+    pthread_mutex_destroy(&s->gate_lock);
+    free(s);
+}
+
 int http_server_start(const struct http_server_opts *o, struct td_app *app,
                       struct http_server **out)
 {
-    struct sockaddr_in sa;
-    if (parse_listen(o->listen, &sa) < 0) {
-        td_log_error("invalid listen address \"%s\"", o->listen);
+    int lfd = http__listen_open(o->listen);
+    if (lfd < 0)
         return TD_EUNAVAILABLE;
-    }
     struct http_server *s = td_xcalloc(1, sizeof(*s));
+    s->listen_fd = lfd;
     s->app = app;
     s->dispatch = o->dispatch;
     s->slow = o->slow;
     s->spool = o->spool;
     s->done = o->done;
+    s->loop_start = o->loop_start;
+    s->loop_stop = o->loop_stop;
     s->tenant_key = o->tenant_key;
     s->cors = http_cors_new(o->cors_origins);
     s->proxies = http_proxies_new(o->trusted_proxies);
@@ -734,23 +769,10 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
     for (; s->nworkers < o->workers; s->nworkers++)
         if (pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) != 0)
             break;
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
-    s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)(o->threads > 0 ? o->threads : 1), MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_path,
-        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2000,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
-    if (!s->daemon) {
-        td_log_error("could not listen on %s", o->listen);
+    if (start_loops(s, o->threads > 0 ? o->threads : 1) < 0) {
+        td_log_error("could not serve %s", o->listen);
         stop_workers(s);
-        http_cors_free(s->cors);
-        http_proxies_free(s->proxies);
-        http_gate_free(s->gate);
-        free(s);
+        server_free(s);
         return TD_EUNAVAILABLE;
     }
     *out = s;
@@ -766,21 +788,17 @@ void http_server_stop(struct http_server *s, int grace_s)
 {
     if (!s)
         return;
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    for (int i = 0; i < s->nloops; i++)
+        http__loop_call(s->loops[i].loop, loop_quiesce, NULL);
+    close(s->listen_fd);
+    s->listen_fd = -1;
     /* in flight: requests being served, and connections accepted before the stop whose
      * request is still arriving (a client that never sends one costs the grace period) */
     long long deadline = td_now_us() + (long long)grace_s * 1000000;
     while ((atomic_load(&s->active) > 0 || atomic_load(&s->fresh) > 0) && td_now_us() < deadline)
         usleep(10000);
-    /* no connection may stay suspended when the daemon stops: workers answer what they
+    /* no connection may stay suspended when a daemon stops: workers answer what they
      * hold first (MHD then drops those answers with their connections) */
     stop_workers(s);
-    MHD_stop_daemon(s->daemon);
-    http_cors_free(s->cors);
-    http_proxies_free(s->proxies);
-    /* every connection is gone, and with it every reference to the gate */
-    http_gate_free(s->gate);
-    free(s);
+    server_free(s);
 }

@@ -1,11 +1,12 @@
 /*
- * server.h - the HTTP/1.1 server on libmicrohttpd: a few epoll event loops, workers for
+ * server.h - the HTTP/1.1 server on libmicrohttpd: a few epoll event loops (loop.h), workers for
  * slow routes, bodies capped at HTTP_MAX_BODY, header blocks at HTTP_MAX_HEADERS, a 30 s
  * idle timeout, graceful stop, CORS, and Cache-Control: no-store on authenticated answers.
  */
 #ifndef TD_HTTP_SERVER_H
 #define TD_HTTP_SERVER_H
 
+#include "http/loop.h"
 #include "http/request.h"
 
 struct http_server;
@@ -23,6 +24,10 @@ struct http_server_opts {
     int (*spool)(struct http_req *);
     /* runs after the response is queued (access log); may be NULL */
     void (*done)(struct http_req *);
+    /* called on each loop's thread when it starts and when it stops (http/loop.h); may be
+     * NULL */
+    void (*loop_start)(struct http_loop *);
+    void (*loop_stop)(struct http_loop *);
     /* the tenant a request is for, as far as can be told before dispatch (key into out,
      * returns 1), for admission: one tenant runs on at most tenant_share percent of the
      * loops at once, its other requests wait parked, so another tenant's request never

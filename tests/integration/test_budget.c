@@ -1,8 +1,9 @@
 /*
  * test_budget.c - tenantd's PostgreSQL connections stay inside the documented budget:
  * the request pool (TENANTD_POOL_SIZE, user tenantd_app) plus a fixed part, one
- * notification listener, the job workers (TENANTD_JOB_WORKERS) and one kept catalog
- * connection shared by the table registry and provisioning. Each part is named in
+ * notification listener, the job workers (TENANTD_JOB_WORKERS), one kept catalog
+ * connection shared by the table registry and provisioning, and the event loops' pipelines
+ * (TENANTD_PIPELINE per loop: with 2 loops here, 2). Each part is named in
  * application_name so that pg_stat_activity can count it.
  */
 #include "harness.h"
@@ -17,7 +18,7 @@
 
 #include <cmocka.h>
 
-enum { POOL = 2, JOBS = 2, NTENANTS = 3, NCLIENTS = 4, PER_CLIENT = 30 };
+enum { POOL = 2, JOBS = 2, LOOPS = 2, NTENANTS = 3, NCLIENTS = 4, PER_CLIENT = 30 };
 
 struct client {
     struct td_server *srv;
@@ -52,7 +53,8 @@ static void test_connections_inside_budget(void **state)
 {
     (void)state;
     struct td_server srv;
-    const char *env[] = {"TENANTD_POOL_SIZE=2", "TENANTD_JOB_WORKERS=2", NULL};
+    const char *env[] = {"TENANTD_POOL_SIZE=2", "TENANTD_JOB_WORKERS=2", "TENANTD_HTTP_THREADS=2",
+                         "TENANTD_PIPELINE=1", NULL};
     assert_int_equal(td_server_start(&srv, env), 0);
     struct td_principal t[NTENANTS];
     for (int i = 0; i < NTENANTS; i++) {
@@ -81,7 +83,10 @@ static void test_connections_inside_budget(void **state)
     long pool = count_of(pg, "application_name = 'tenantd'");
     assert_true(pool >= 1 && pool <= POOL);
     assert_int_equal(count_of(pg, "application_name = 'tenantd' AND usename <> 'tenantd_app'"), 0);
-    assert_true(count_of(pg, "application_name LIKE 'tenantd%'") <= POOL + 1 + JOBS + 1);
+    assert_int_equal(count_of(pg, "application_name = 'tenantd pipeline' AND usename = "
+                                  "'tenantd_app'"),
+                     LOOPS);
+    assert_true(count_of(pg, "application_name LIKE 'tenantd%'") <= POOL + LOOPS + 1 + JOBS + 1);
     PQfinish(pg);
     assert_int_equal(td_server_stop(&srv), 0);
 }
