@@ -79,7 +79,7 @@ struct db_config {
     int tenant_share; /* percent */
     int conn_max_tenants;
     int prepare;               /* 1: named prepared statements per connection */
-    int pipe_stall_ms;         /* a pipeline whose oldest transaction waited this long takes no more
+    int pipe_stall_ms;         /* a pipeline with no result for this long takes no more
                                 * (they run on the pools); 0: 50 */
     const char *replicas;      /* "name=url,...": streaming replicas of those servers, or NULL */
     long long replica_max_lag; /* bytes of WAL behind its primary a replica may serve at */
