@@ -90,6 +90,8 @@ CFG = {
     "results": os.environ.get("BENCH_RESULTS", os.path.join(HERE, "results")),
     "seed_jobs": env_int("BENCH_SEED_JOBS", 2),
     "job_workers": env_int("TENANTD_JOB_WORKERS", 2),
+    "pipeline": env_int("TENANTD_PIPELINE", 0),
+    "http_threads": env_int("TENANTD_HTTP_THREADS", 0),
     "pg_settings": os.environ.get("BENCH_PG_SETTINGS", ""),
     "fairness": env_int("BENCH_FAIRNESS", 1),
 }
@@ -109,7 +111,10 @@ def fail(msg):
 def budget():
     """tenantd's documented connection budget (docs/operations.md): the request pool plus a
     fixed part, one listener, the job workers and one kept catalog connection."""
-    fixed = {"listener": 1, "jobs": CFG["job_workers"], "catalog": 1}
+    # the event loops as core/config.c sizes them, each with TENANTD_PIPELINE pipelines
+    loops = CFG["http_threads"] or max(2, CFG["pool_size"])
+    fixed = {"pipelines": CFG["pipeline"] * loops, "listener": 1, "jobs": CFG["job_workers"],
+             "catalog": 1}
     return {"pool": CFG["pool_size"], "fixed": fixed,
             "total": CFG["pool_size"] + sum(fixed.values())}
 
@@ -391,10 +396,11 @@ class Sampler:
     role), the listener, the job workers, administration (the kept catalog connection and
     any transient one) and the replica poller."""
 
-    PARTS = ("app", "listener", "jobs", "admin", "replica")
+    PARTS = ("app", "pipeline", "listener", "jobs", "admin", "replica")
     QUERY = ("SELECT extract(epoch FROM clock_timestamp())::numeric(16,3), "
              "count(*), "
-             "count(*) FILTER (WHERE usename = 'tenantd_app'), "
+             "count(*) FILTER (WHERE usename = 'tenantd_app' AND application_name = 'tenantd'), "
+             "count(*) FILTER (WHERE application_name = 'tenantd pipeline'), "
              "count(*) FILTER (WHERE application_name = 'tenantd listener'), "
              "count(*) FILTER (WHERE application_name = 'tenantd jobs'), "
              "count(*) FILTER (WHERE application_name = 'tenantd admin'), "
@@ -1075,11 +1081,13 @@ def print_phase(ph, out):
 
 def print_conns(out):
     c, b = out["pg_conns_max"], out["budget"]
+    f = b["fixed"]
     print("PostgreSQL connections of tenantd, most seen: %s of a budget of %d = request pool %d "
-          "+ %d fixed (listener %d, job workers %d, catalog %d); most seen per part: request "
-          "pool %s, listener %s, job workers %s, admin %s, replica poller %s" % (
-              c.get("all"), b["total"], b["pool"], b["total"] - b["pool"],
-              b["fixed"]["listener"], b["fixed"]["jobs"], b["fixed"]["catalog"], c.get("app"),
+          "+ %d (pipelines %d, listener %d, job workers %d, catalog %d); most seen per part: "
+          "request pool %s, pipelines %s, listener %s, job workers %s, admin %s, replica "
+          "poller %s" % (
+              c.get("all"), b["total"], b["pool"], b["total"] - b["pool"], f["pipelines"],
+              f["listener"], f["jobs"], f["catalog"], c.get("app"), c.get("pipeline"),
               c.get("listener"), c.get("jobs"), c.get("admin"), c.get("replica")))
 
 

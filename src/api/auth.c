@@ -92,7 +92,8 @@ int api_signup(struct http_req *req)
         goto out;
     }
     const char *iso = req->app->cfg->default_isolation;
-    struct tnt_new n = {slug, name, "free", iso ? tnt_isolation_parse(iso) : -1, NULL, &owner};
+    struct tnt_new n = {slug, name,   "free", iso ? tnt_isolation_parse(iso) : -1,
+                        NULL, &owner, NULL};
     struct tnt_tenant *t = NULL;
     long long t0 = td_now_us();
     rc = tnt_provision(req->app->db, &req->app->tenant_migs, &n, &t, &owner_json);

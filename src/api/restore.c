@@ -66,12 +66,10 @@ static int restore_or_clone(struct http_req *req, int clone)
         (!clone && (rc = api_field_str(req, body, "at", 1, 64, &q.at, &detail)) < 0) ||
         (rc = api_field_str(req, body, "slug", clone, 40, &q.new_slug, &detail)) < 0)
         goto out;
-    struct bkp_status st;
-    bkp_get_status(req->app->backup, 0, &st);
     snprintf(actor, sizeof(actor), "operator token from %s", req->client_ip);
     q.actor = actor;
     q.confirm = http_query(req, "confirm");
-    q.oldest_backup = st.oldest_backup;
+    q.backup = req->app->backup;
     if ((rc = db_admin_connect(req->app->db, 0, NULL, &pg)) < 0)
         goto out;
     rc = app_restore_enqueue(req->app, pg, &q, job_id, why);

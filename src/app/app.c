@@ -137,6 +137,7 @@ static int open_db(struct td_app *app, enum td_app_mode mode, const char *catalo
         .conn_max_tenants = cfg->conn_max_tenants,
         .backend_memory = (long long)cfg->backend_memory_mb << 20,
         .prepare = full ? cfg->prepare : 0,
+        .pipe_stall_ms = cfg->pipeline_stall_ms,
         .replicas = replicas,
         .replica_max_lag = (long long)cfg->replica_max_lag_kb * 1024,
     };
@@ -194,13 +195,13 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
     api_metrics_migration(app->metrics, rc, mig_t0);
     if (rc < 0)
         return rc;
-    /* TENANTD_CACHE_MB split by what an active tenant costs in each: ~360 bytes of tenant
+    /* TENANTD_CACHE_MB split by what an active tenant costs in each: ~330 bytes of tenant
      * (object, strings, table and ring), 64 of token and 40 of user check in tables filled
-     * to ~80%: 48 MiB hold 100,000 tenants */
+     * to ~75%: 48 MiB hold 110,000 tenants */
     size_t cache = (size_t)cfg->cache_mb << 20;
-    app->jwt = auth_jwt_new(cfg->jwt_secret, cache / 100 * 16);
-    app->usercheck = tnt_usercheck_new(cache / 100 * 9);
-    app->cache = tnt_cache_new(app->db, cache / 100 * 75, 60000);
+    app->jwt = auth_jwt_new(cfg->jwt_secret, cache / 100 * 17);
+    app->usercheck = tnt_usercheck_new(cache / 100 * 11);
+    app->cache = tnt_cache_new(app->db, cache / 100 * 72, 60000);
     app->usage = tnt_usage_new(app->db);
     app->throttle =
         auth_throttle_new(0, (unsigned)cfg->login_max_per_email, (unsigned)cfg->login_max_per_addr);

@@ -52,9 +52,13 @@ int app_tenant_create(struct td_app *app, const struct app_tenant_spec *s, json_
     if (rc < 0)
         return rc;
     const char *iso = s->isolation ? s->isolation : app->cfg->default_isolation;
-    struct tnt_new n = {
-        s->slug,   s->name, s->plan ? s->plan : "free", iso ? tnt_isolation_parse(iso) : -1,
-        s->server, s->owner};
+    struct tnt_new n = {s->slug,
+                        s->name,
+                        s->plan ? s->plan : "free",
+                        iso ? tnt_isolation_parse(iso) : -1,
+                        s->server,
+                        s->owner,
+                        NULL};
     long long t0 = td_now_us();
     rc = tnt_provision(app->db, &app->tenant_migs, &n, &t, &owner_json);
     api_metrics_provision(app->metrics, rc, t0);

@@ -14,21 +14,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define TS(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 /* The tenant named by {id}, live or deleted (the newest deletion of a slug), and the reason
- * a restore to $2 must be refused (NULL: none), the plan's window in days included. $3: when
- * the oldest base backup ended, in whole seconds: pgBackRest picks a backup that ended
- * before the moment by that measure, so the moment must lie a second later. */
+ * a restore to $2 must be refused (NULL: none), the plan's window in days included; then the
+ * moment normalized and in unix seconds (checked against the oldest backup in C: that
+ * depends on the tenant's server). */
 static const char find_sql[] =
     "WITH t AS (SELECT id, slug, plan, isolation, server, created_at, NULL::timestamptz AS "
     "deleted_at FROM tenantd.tenants WHERE id::text = $1 OR slug = $1 UNION ALL (SELECT id, "
     "slug, plan, isolation, server, created_at, deleted_at FROM tenantd.deleted_tenants WHERE "
     "(id::text = $1 OR slug = $1) AND NOT EXISTS (SELECT 1 FROM tenantd.tenants WHERE id::text "
-    "= $1 OR slug = $1) ORDER BY deleted_at DESC LIMIT 1)), w AS (SELECT t.*, CASE t.plan WHEN "
-    "'free' THEN 1 WHEN 'starter' THEN 7 WHEN 'pro' THEN 14 ELSE 30 END AS days, "
-    "$2::timestamptz AS at FROM t) "
+    "= $1 OR slug = $1) ORDER BY deleted_at DESC LIMIT 1)), "
+    "w AS (SELECT t.*, CASE t.plan WHEN 'free' THEN 1 WHEN 'starter' THEN 7 WHEN 'pro' THEN 14 "
+    "ELSE 30 END AS days, $2::timestamptz AS at FROM t) "
     "SELECT id, slug, isolation, server, deleted_at IS NULL, CASE "
     "WHEN at > now() THEN 'at is in the future' "
     "WHEN at < created_at THEN 'at is before the tenant existed (created ' || " TS(
@@ -39,16 +40,11 @@ static const char find_sql[] =
                       "'' END "
                       "WHEN deleted_at IS NOT NULL AND at >= deleted_at THEN 'at is after the "
                       "tenant was deleted "
-                      "(' || " TS(
-                          "deleted_at") " || ')' "
-                                        "WHEN at < to_timestamp($3::bigint + 1) THEN 'no base "
-                                        "backup reaches back to at (the oldest "
-                                        "ends ' || " TS(
-                                            "to_timestamp($3::bigint)") " || ')' END, to_char(at "
-                                                                        "AT TIME ZONE 'UTC', "
-                                                                        "'YYYY-MM-DD "
-                                                                        "HH24:MI:SS.US') || '+00' "
-                                                                        "FROM w";
+                      "(' || " TS("deleted_at") " || ')' END, "
+                                                "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD "
+                                                "HH24:MI:SS.US') || '+00', "
+                                                "CASE WHEN isfinite(at) THEN floor(extract(epoch "
+                                                "FROM at))::bigint END FROM w";
 
 /* RFC 3339 with a zone: 2026-01-02T03:04:05[.ffffff](Z|+hh:mm|-hh:mm). */
 static int is_rfc3339(const char *s)
@@ -126,7 +122,7 @@ int app_job_json(PGconn *pg, const char *id, json_t **out)
 
 /* What check_tenant() found. */
 struct found {
-    char tenant_id[40], slug[48], dbname[40], at_norm[40];
+    char tenant_id[40], slug[48], dbname[40], at_norm[40], server[64];
     int live;
 };
 
@@ -134,9 +130,9 @@ struct found {
 static int enqueue(PGconn *pg, const struct app_restore *q, const struct found *f, char *job_id)
 {
     const char *action = q->clone ? "clone" : "restore";
-    json_t *p = json_pack("{s:s, s:s, s:s?, s:s?, s:s?}", "tenant_id", f->tenant_id, "slug",
+    json_t *p = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s}", "tenant_id", f->tenant_id, "slug",
                           f->slug, "new_slug", q->new_slug, "at", q->at ? f->at_norm : NULL,
-                          "dbname", f->dbname[0] ? f->dbname : NULL);
+                          "dbname", f->dbname[0] ? f->dbname : NULL, "server", f->server);
     char *payload = json_dumps(p, JSON_COMPACT);
     int rc = db_admin_exec(pg, "starting a transaction", "BEGIN", 0, NULL, NULL);
     if (rc == 0)
@@ -158,15 +154,32 @@ static int enqueue(PGconn *pg, const struct app_restore *q, const struct found *
     return end < 0 && rc == 0 ? TD_EUNAVAILABLE : rc;
 }
 
+/* A moment before the oldest base backup of the tenant's server (in whole seconds:
+ * pgBackRest picks a backup that ended before the moment by that measure, so the moment
+ * must lie a second later) cannot be reached; neither can any without a backup. */
+static int check_backup(const struct app_restore *q, int server, const char *at_epoch, char *detail)
+{
+    long long oldest;
+    int rc = bkp_oldest(q->backup, server, &oldest, detail, APP_RESTORE_DETAIL);
+    if (rc < 0 || !q->at || !at_epoch[0] || atoll(at_epoch) >= oldest + 1)
+        return rc;
+    time_t first = (time_t)oldest + 1;
+    struct tm tm;
+    char when[32];
+    gmtime_r(&first, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(detail, APP_RESTORE_DETAIL,
+             "no base backup reaches back to at: the oldest moment available is %s", when);
+    return TD_EVALIDATION;
+}
+
 /* Find the tenant and check the moment; fills f, or detail when refused. */
 static int check_tenant(struct td_app *app, PGconn *pg, const struct app_restore *q,
                         struct found *f, char *detail)
 {
-    char oldest[24];
     PGresult *r = NULL;
-    snprintf(oldest, sizeof(oldest), "%lld", q->oldest_backup);
-    const char *p[3] = {q->key, q->at ? q->at : "-infinity", oldest};
-    int rc = db_admin_exec(pg, "finding the tenant", find_sql, 3, p, &r);
+    const char *p[2] = {q->key, q->at ? q->at : "-infinity"};
+    int rc = db_admin_exec(pg, "finding the tenant", find_sql, 2, p, &r);
     if (rc == 0 && PQntuples(r) == 0)
         rc = TD_ETENANT_NOTFOUND;
     if (rc == 0)
@@ -177,18 +190,18 @@ static int check_tenant(struct td_app *app, PGconn *pg, const struct app_restore
         snprintf(detail, APP_RESTORE_DETAIL, "%s", PQgetvalue(r, 0, 5));
         rc = TD_EVALIDATION;
     }
-    const char *main_server = db_server_name(app->db, 0);
-    if (rc == 0 && strcmp(PQgetvalue(r, 0, 3), main_server) != 0) {
-        /* only the embedded cluster's backups are tenantd's (docs/operations.md) */
-        snprintf(detail, APP_RESTORE_DETAIL,
-                 "restore and clone cover the tenants of server %s, whose backups tenantd "
-                 "takes; this tenant is on server %s",
-                 main_server, PQgetvalue(r, 0, 3));
+    int server = rc == 0 ? db_server_find(app->db, PQgetvalue(r, 0, 3)) : -1;
+    if (rc == 0 && server < 0) {
+        snprintf(detail, APP_RESTORE_DETAIL, "the tenant's server %s is not configured",
+                 PQgetvalue(r, 0, 3));
         rc = TD_EUNAVAILABLE;
     }
+    if (rc == 0)
+        rc = check_backup(q, server, PQgetvalue(r, 0, 7), detail);
     if (rc == 0) {
         snprintf(f->tenant_id, sizeof(f->tenant_id), "%s", PQgetvalue(r, 0, 0));
         snprintf(f->slug, sizeof(f->slug), "%s", PQgetvalue(r, 0, 1));
+        snprintf(f->server, sizeof(f->server), "%s", PQgetvalue(r, 0, 3));
         if (strcmp(PQgetvalue(r, 0, 2), "database") == 0)
             snprintf(f->dbname, sizeof(f->dbname), "td_%.8s%.4s%.4s%.4s%.12s", f->tenant_id,
                      f->tenant_id + 9, f->tenant_id + 14, f->tenant_id + 19, f->tenant_id + 24);

@@ -8,6 +8,7 @@
 #define TD_APP_RESTORE_H
 
 #include "app/app.h"
+#include "backup/backup.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -15,13 +16,13 @@
 
 /* One request, as plain values (borrowed). */
 struct app_restore {
-    int clone;               /* 1: a copy of the tenant as it is now under new_slug */
-    const char *key;         /* the tenant's id or slug (a deleted tenant's too, for a restore) */
-    const char *at;          /* the moment, RFC 3339 with a zone; NULL for a clone */
-    const char *new_slug;    /* the copy's slug; NULL: restore in place (a clone needs one) */
-    const char *confirm;     /* the tenant's slug: restoring in place needs it */
-    const char *actor;       /* who asks, for the record of operator actions */
-    long long oldest_backup; /* end of the oldest base backup (unix s); 0: not checked here */
+    int clone;            /* 1: a copy of the tenant as it is now under new_slug */
+    const char *key;      /* the tenant's id or slug (a deleted tenant's too, for a restore) */
+    const char *at;       /* the moment, RFC 3339 with a zone; NULL for a clone */
+    const char *new_slug; /* the copy's slug; NULL: restore in place (a clone needs one) */
+    const char *confirm;  /* the tenant's slug: restoring in place needs it */
+    const char *actor;    /* who asks, for the record of operator actions */
+    struct bkp *backup;   /* the repository's backups of every server (bkp_oldest) */
 };
 
 /* Detail texts are at most this long. */
@@ -29,9 +30,11 @@ struct app_restore {
 
 /*
  * Check q (values, the tenant, the moment against its life and plan window, the confirm
- * slug, a free slug) on pg (a catalog superuser connection) and queue the job. Returns 0
- * with job_id, or TD_EVALIDATION, TD_EBADREQ (confirm), TD_ECONFLICT (slug taken),
- * TD_ETENANT_NOTFOUND, TD_EUNAVAILABLE with the reason in detail (may be empty).
+ * slug, a free slug, a base backup of the tenant's server old enough) on pg (a catalog
+ * superuser connection) and queue the job. Returns 0 with job_id, or TD_EVALIDATION (a
+ * moment before the oldest backup: the detail names the earliest moment), TD_EBADREQ
+ * (confirm), TD_ECONFLICT (slug taken), TD_ETENANT_NOTFOUND, TD_EUNAVAILABLE (no backup of
+ * that server) with the reason in detail (may be empty).
  * Nothing is changed when it refuses. The caller checks that backups are on.
  */
 int app_restore_enqueue(struct td_app *app, PGconn *pg, const struct app_restore *q,

@@ -109,13 +109,15 @@ char *bkp_cluster_conf(const struct td_config *cfg)
     return text;
 }
 
-int bkp__pgbackrest(struct bkp *b, const char *const *args, const char *out_path)
+int bkp__pgbackrest(struct bkp *b, const char *stanza, const char *const *args,
+                    const char *out_path)
 {
     const char *argv[16];
     char *confopt = td_xasprintf("--config=%s", b->conf);
+    char *stanzaopt = td_xasprintf("--stanza=%s", stanza);
     int n = 0;
     argv[n++] = confopt;
-    argv[n++] = "--stanza=" BKP_STANZA;
+    argv[n++] = stanzaopt;
     for (int i = 0; args[i] && n < 15; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -123,6 +125,7 @@ int bkp__pgbackrest(struct bkp *b, const char *const *args, const char *out_path
         unlink(out_path);
     int rc = pgc_cluster_run(b->cluster, b->pgbackrest, argv, out_path ? out_path : b->log);
     free(confopt);
+    free(stanzaopt);
     return rc;
 }
 
@@ -152,6 +155,8 @@ static int write_conf(struct bkp *b)
                           "pg1-user=%s\n",
                           b->dir, BKP_RETENTION_DAYS, b->dir, b->dir, b->dir, pg, pg,
                           pgc_cluster_user(b->cluster)) > 0;
+    if (ok)
+        bkp__url_stanzas(b, f);
     if (f && fclose(f) != 0)
         ok = 0;
     if (!ok) {
@@ -191,7 +196,7 @@ static int prepare_repo(struct bkp *b)
 static int stanza_create(struct bkp *b)
 {
     const char *args[] = {"stanza-create", NULL};
-    int st = bkp__pgbackrest(b, args, NULL);
+    int st = bkp__pgbackrest(b, BKP_STANZA, args, NULL);
     if (st == 0)
         return 0;
     td_log_error("pgbackrest stanza-create failed (exit status %d), see %s and %s/log", st, b->log,
@@ -199,7 +204,7 @@ static int stanza_create(struct bkp *b)
     return TD_EUNAVAILABLE;
 }
 
-static long long parse_backups(struct bkp *b, json_t *info)
+static long long parse_backups(struct bkp__server *sv, json_t *info)
 {
     json_t *list = json_object_get(json_array_get(info, 0), "backup");
     long long last = 0, last_full = 0, oldest = 0, n = 0;
@@ -220,30 +225,40 @@ static long long parse_backups(struct bkp *b, json_t *info)
             oldest = stop;
         n++;
     }
-    atomic_store(&b->last_backup, last);
-    atomic_store(&b->last_full, last_full);
-    atomic_store(&b->oldest_backup, oldest);
-    atomic_store(&b->backups, n);
+    atomic_store(&sv->last_backup, last);
+    atomic_store(&sv->last_full, last_full);
+    atomic_store(&sv->oldest_backup, oldest);
+    atomic_store(&sv->backups, n);
     return n;
 }
 
-int bkp__refresh_info(struct bkp *b)
+int bkp__refresh_info(struct bkp *b, int server)
 {
-    char *path = td_xasprintf("%s/info.json", b->dir);
+    struct bkp__server *sv = &b->servers[server];
+    /* the schedule thread and a request may both ask: each its own output file */
+    char *path =
+        td_xasprintf("%s/info-%d-%d.json", b->dir, server, atomic_fetch_add(&b->info_seq, 1));
     const char *args[] = {"--output=json", "--log-level-console=off", "--log-level-stderr=off",
                           "info", NULL};
     int rc = -1;
-    if (bkp__pgbackrest(b, args, path) == 0) {
+    if (sv->stanza[0] && bkp__pgbackrest(b, sv->stanza, args, path) == 0) {
         json_t *info = json_load_file(path, 0, NULL);
         if (json_is_array(info)) {
-            parse_backups(b, info);
+            parse_backups(sv, info);
             rc = 0;
         }
         json_decref(info);
     }
+    atomic_store(&sv->info_at, (long long)time(NULL));
     unlink(path);
     free(path);
     return rc;
+}
+
+static void refresh_all_info(struct bkp *b)
+{
+    for (int i = 0; i < db_server_count(b->db) && i < BKP_MAX_SERVERS; i++)
+        bkp__refresh_info(b, i);
 }
 
 /* type: "full", or "incr" (the files changed since the last backup: cheap to take, and it
@@ -254,13 +269,13 @@ static void run_backup(struct bkp *b, const char *type)
     const char *args[] = {opt, "backup", NULL};
     long long t0 = bkp__now_ms();
     td_log_info("backup: taking a base backup (%s) of the embedded cluster", type);
-    int st = bkp__pgbackrest(b, args, NULL);
+    int st = bkp__pgbackrest(b, BKP_STANZA, args, NULL);
     free(opt);
     if (st == 0)
         td_log_info("backup: base backup (%s) done in %lld ms", type, bkp__now_ms() - t0);
     else
         td_log_error("backup: pgbackrest backup failed (exit status %d), see %s/log", st, b->dir);
-    bkp__refresh_info(b);
+    bkp__refresh_info(b, 0);
 }
 
 /* One statement per server; a server that does not answer keeps its last figures. The
@@ -353,11 +368,12 @@ static void *schedule_main(void *arg)
             continue;
         time_t now = time(NULL);
         if (now >= next_info) {
-            bkp__refresh_info(b);
+            refresh_all_info(b);
             expire_exports(b);
             next_info = now + 60;
         }
-        long long full = atomic_load(&b->last_full), last = atomic_load(&b->last_backup);
+        long long full = atomic_load(&b->servers[0].last_full);
+        long long last = atomic_load(&b->servers[0].last_backup);
         int want_full = !full || now - full >= b->cfg->backup_interval;
         if (want_full || now - last >= b->cfg->backup_incr) {
             run_backup(b, want_full ? "full" : "incr");
@@ -366,6 +382,13 @@ static void *schedule_main(void *arg)
         }
     } while (nap(b, BKP_POLL_S));
     return NULL;
+}
+
+static void main_stanza(struct bkp *b)
+{
+    snprintf(b->servers[0].stanza, sizeof(b->servers[0].stanza), "%s", BKP_STANZA);
+    snprintf(b->servers[0].dbname, sizeof(b->servers[0].dbname), "tenantd");
+    snprintf(b->servers[0].user, sizeof(b->servers[0].user), "%s", pgc_cluster_user(b->cluster));
 }
 
 int bkp_open(const struct td_config *cfg, struct pgc_cluster *cluster, struct db *db,
@@ -392,10 +415,11 @@ int bkp_open(const struct td_config *cfg, struct pgc_cluster *cluster, struct db
         }
         b->conf = td_xasprintf("%s/pgbackrest.conf", b->dir);
         b->log = td_xasprintf("%s/tenantd-backup.log", b->dir);
+        main_stanza(b);
         if ((rc = prepare_repo(b)) < 0 || (rc = stanza_create(b)) < 0)
             goto out;
         b->enabled = 1;
-        bkp__refresh_info(b);
+        refresh_all_info(b);
     }
     check_servers(b);
     if (pthread_create(&b->thread, NULL, schedule_main, b) == 0)
@@ -433,19 +457,75 @@ void bkp_get_status(struct bkp *b, int server, struct bkp_status *o)
     memset(o, 0, sizeof(*o));
     if (!b || server < 0 || server >= BKP_MAX_SERVERS)
         return;
-    o->archiving = atomic_load(&b->servers[server].archiving);
-    o->last_archived = atomic_load(&b->servers[server].last_archived);
-    o->archive_failed = atomic_load(&b->servers[server].archive_failed);
-    if (server == 0 && b->enabled) {
-        o->last_backup = atomic_load(&b->last_backup);
-        o->oldest_backup = atomic_load(&b->oldest_backup);
-        o->backups = atomic_load(&b->backups);
+    struct bkp__server *sv = &b->servers[server];
+    o->archiving = atomic_load(&sv->archiving);
+    o->last_archived = atomic_load(&sv->last_archived);
+    o->archive_failed = atomic_load(&sv->archive_failed);
+    if (b->enabled && sv->stanza[0]) {
+        o->last_backup = atomic_load(&sv->last_backup);
+        o->oldest_backup = atomic_load(&sv->oldest_backup);
+        o->backups = atomic_load(&sv->backups);
     }
 }
 
 int bkp_can_restore(const struct bkp *b)
 {
     return b && b->enabled;
+}
+
+int bkp_oldest(struct bkp *b, int server, long long *oldest, char *why, size_t cap)
+{
+    *oldest = 0;
+    if (!bkp_can_restore(b) || server < 0 || server >= db_server_count(b->db) ||
+        server >= BKP_MAX_SERVERS) {
+        snprintf(why, cap, "restore and clone need the embedded cluster with backups on");
+        return TD_EUNAVAILABLE;
+    }
+    struct bkp__server *sv = &b->servers[server];
+    const char *name = db_server_name(b->db, server);
+    if (!sv->stanza[0]) {
+        snprintf(why, cap,
+                 "server %s has no pgBackRest stanza (tenantd could not read its data "
+                 "directory at start; see docs/operations.md)",
+                 name);
+        return TD_EUNAVAILABLE;
+    }
+    /* a base backup an operator has just taken counts at once, not after the next round */
+    if (!atomic_load(&sv->backups) && time(NULL) - atomic_load(&sv->info_at) >= 2)
+        bkp__refresh_info(b, server);
+    if (!atomic_load(&sv->backups)) {
+        snprintf(why, cap, "server %s has no base backup in the repository yet (stanza %s)", name,
+                 sv->stanza);
+        return TD_EUNAVAILABLE;
+    }
+    *oldest = atomic_load(&sv->oldest_backup);
+    return 0;
+}
+
+int bkp_open_info(const struct td_config *cfg, struct pgc_cluster *cluster, struct db *db,
+                  struct bkp **out)
+{
+    struct bkp *b = td_xcalloc(1, sizeof(*b));
+    b->cfg = cfg;
+    b->cluster = cluster;
+    b->db = db;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    pthread_mutex_init(&b->restore_mu, NULL);
+    *out = b;
+    if (!cluster || !cfg->backup || !(b->dir = backup_dir(cfg)) ||
+        !(b->pgbackrest = find_pgbackrest()))
+        return TD_EUNAVAILABLE;
+    b->conf = td_xasprintf("%s/pgbackrest.conf", b->dir);
+    b->log = td_xasprintf("%s/tenantd-backup.log", b->dir);
+    if (access(b->conf, R_OK) != 0)
+        return TD_EUNAVAILABLE; /* `tenantd serve` writes it */
+    main_stanza(b);
+    /* the stanzas `tenantd serve` wrote: one per server, named after it */
+    for (int i = 1; i < db_server_count(db) && i < BKP_MAX_SERVERS; i++)
+        snprintf(b->servers[i].stanza, sizeof(b->servers[i].stanza), "%s", db_server_name(db, i));
+    b->enabled = 1;
+    return 0;
 }
 
 const struct jobs_kind_ext *bkp_job_kinds(struct bkp *b, int *n)

@@ -26,7 +26,9 @@ char *bkp_cluster_conf(const struct td_config *cfg);
 
 /*
  * Set up backups: with an embedded cluster (cluster non-NULL) and cfg->backup, write the
- * pgBackRest configuration under the backup directory and create the stanza; for every
+ * pgBackRest configuration under the backup directory (a stanza for the embedded cluster,
+ * created here, and one per server given by URL, which its operator archives into) and
+ * create the embedded cluster's stanza; for every
  * server, read its archiving settings and warn when WAL is not archived. Then start the
  * thread that takes a full base backup when none is recent (at once when there is none)
  * and refreshes the status every few seconds. db, migs and cluster must outlive
@@ -42,7 +44,7 @@ struct bkp_status {
     int archiving;           /* 1: the server archives WAL (archive_mode on) */
     long long last_archived; /* last WAL segment archived */
     long long archive_failed;
-    long long last_backup;   /* newest complete base backup (embedded cluster only) */
+    long long last_backup;   /* newest complete base backup of the server's stanza */
     long long oldest_backup; /* oldest kept: the earliest moment a restore can reach */
     long long backups;       /* base backups kept */
 };
@@ -50,6 +52,17 @@ struct bkp_status {
 void bkp_get_status(struct bkp *b, int server, struct bkp_status *out);
 /* 1 when restore and clone can run (an embedded cluster with backups on). */
 int bkp_can_restore(const struct bkp *b);
+/* The end (unix s) of the oldest base backup of server (index into the db registry) in
+ * *oldest: a restore of its tenants reaches back to a second after it. Returns 0, or
+ * TD_EUNAVAILABLE with the reason in why (backups off, no stanza for that server, no base
+ * backup yet). Thread-safe; may run pgbackrest info once when no backup was known. */
+int bkp_oldest(struct bkp *b, int server, long long *oldest, char *why, size_t cap) TD_MUSTCHECK;
+/* For a command beside `tenantd serve` (the CLI): a struct bkp that only reads the
+ * repository `tenantd serve` configured (no thread, nothing written), for bkp_oldest().
+ * *out is set in every case (bkp_close() it); returns 0 or TD_EUNAVAILABLE (backups off,
+ * no embedded cluster, or no configuration written yet). */
+int bkp_open_info(const struct td_config *cfg, struct pgc_cluster *cluster, struct db *db,
+                  struct bkp **out) TD_MUSTCHECK;
 
 /* The job kinds (tenant_restore, tenant_clone) for jobs_start(). */
 struct jobs_kind_ext;

@@ -23,6 +23,7 @@
 struct job {
     struct bkp *b;
     PGconn *pg; /* catalog, superuser */
+    int server; /* where the tenant lives: its backups are that server's */
     const char *id;
     const json_t *p;
     char *err;
@@ -63,56 +64,89 @@ static void beat(void *arg)
                          (const char *const[]){j->id}, NULL);
 }
 
-/* A commit after the moment, then a WAL switch, then wait until that segment is archived:
- * recovery must find a commit past its target in the archive, or it ends short of it. */
-static int archive_moment(struct job *j)
+/* Wait until the segment named wal is in the archive of the server pg is connected to. */
+static int wait_archived(struct job *j, PGconn *pg, const char *wal)
 {
-    PGresult *r = NULL;
-    int rc = db_admin_exec(j->pg, "reading the moment", "SELECT now()::text", 0, NULL, &r);
-    if (rc < 0)
-        return fail(j, rc, "the catalog is unreachable");
-    if (!j->at[0])
-        snprintf(j->at, sizeof(j->at), "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    r = NULL;
-    if ((rc = db_admin_exec(j->pg, "writing a commit past the moment",
-                            "SELECT pg_current_xact_id()", 0, NULL, NULL)) < 0 ||
-        (rc = db_admin_exec(j->pg, "switching WAL", "SELECT pg_walfile_name(pg_switch_wal())", 0,
-                            NULL, &r)) < 0)
-        return fail(j, rc, "could not switch WAL on the server");
-    char wal[64];
-    snprintf(wal, sizeof(wal), "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
     long long t0 = bkp__now_ms();
     const struct timespec pause = {0, 200 * 1000 * 1000};
     for (;;) {
-        r = NULL;
-        rc = db_admin_exec(j->pg, "waiting for the archive",
-                           "SELECT coalesce(last_archived_wal >= $1, false) FROM pg_stat_archiver",
-                           1, (const char *const[]){wal}, &r);
+        PGresult *r = NULL;
+        int rc = db_admin_exec(pg, "waiting for the archive",
+                               "SELECT coalesce(last_archived_wal >= $1, false) FROM "
+                               "pg_stat_archiver",
+                               1, (const char *const[]){wal}, &r);
         int done = rc == 0 && PQgetvalue(r, 0, 0)[0] == 't';
         PQclear(r);
         if (done)
             return 0;
         if (rc < 0 || bkp__now_ms() - t0 > ARCHIVE_WAIT_MS)
-            return fail(j, TD_EUNAVAILABLE, "WAL segment %s was not archived in time", wal);
+            return fail(j, TD_EUNAVAILABLE, "WAL segment %s of server %s was not archived in time",
+                        wal, db_server_name(j->b->db, j->server));
         nanosleep(&pause, NULL);
     }
 }
 
-/* The tenant in the scratch copy's catalog (1 ref), or TD_EVALIDATION when it did not
- * exist at that moment. */
+/* On the tenant's server: a commit after the moment, then a WAL switch, then wait until that
+ * segment is archived: recovery must find a commit past its target in the archive, or it
+ * ends short of it. A clone's moment is that server's now(). */
+static int archive_moment(struct job *j)
+{
+    PGconn *pg = NULL;
+    PGresult *r = NULL;
+    char wal[64];
+    int rc = db_admin_connect(j->b->db, j->server, NULL, &pg);
+    if (rc == 0)
+        rc = db_admin_exec(pg, "reading the moment", "SELECT now()::text", 0, NULL, &r);
+    if (rc < 0) {
+        PQfinish(pg);
+        return fail(j, rc, "server %s is unreachable", db_server_name(j->b->db, j->server));
+    }
+    if (!j->at[0])
+        snprintf(j->at, sizeof(j->at), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    r = NULL;
+    if ((rc = db_admin_exec(pg, "writing a commit past the moment", "SELECT pg_current_xact_id()",
+                            0, NULL, NULL)) < 0 ||
+        (rc = db_admin_exec(pg, "switching WAL", "SELECT pg_walfile_name(pg_switch_wal())", 0, NULL,
+                            &r)) < 0) {
+        PQfinish(pg);
+        return fail(j, rc, "could not switch WAL on the server");
+    }
+    snprintf(wal, sizeof(wal), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    rc = wait_archived(j, pg, wal);
+    PQfinish(pg);
+    return rc;
+}
+
+/* The catalog row of the tenant, bound to sdb (the copy): from the copy's own catalog for
+ * the embedded cluster (a deleted tenant is found there too); a copy of a server given by
+ * URL has no catalog, so from the live one (a deleted tenant: the row kept at deletion).
+ * TD_EVALIDATION when the tenant did not exist at that moment. */
 static int find_in_copy(struct job *j, struct db *sdb, struct tnt_tenant **out)
 {
     PGconn *pg = NULL;
     PGresult *r = NULL;
-    char *sql = td_xasprintf("SELECT %s FROM tenantd.tenants WHERE id = $1", tnt_catalog_columns);
-    int rc = db_admin_connect(sdb, 0, NULL, &pg);
+    int url = j->server != 0, rc = 0;
+    char *sql = td_xasprintf(
+        url ? "SELECT %s FROM tenantd.tenants WHERE id = $1 UNION ALL "
+              "SELECT %s FROM (SELECT (jsonb_populate_record(NULL::"
+              "tenantd.tenants, d.last_row)).* FROM tenantd.deleted_tenants "
+              "d WHERE d.id = $1 AND d.last_row IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+              "tenantd.tenants t WHERE t.id = $1)) tenants"
+            : "SELECT %s FROM tenantd.tenants WHERE id = $1",
+        tnt_catalog_columns, tnt_catalog_columns);
+    if (!url)
+        rc = db_admin_connect(sdb, 0, NULL, &pg);
     if (rc == 0)
-        rc = db_admin_exec(pg, "reading the recovered catalog", sql, 1,
+        rc = db_admin_exec(url ? j->pg : pg, "reading the tenant's catalog row", sql, 1,
                            (const char *const[]){pstr(j, "tenant_id")}, &r);
     if (rc < 0)
-        fail(j, rc, "the recovered copy did not answer");
+        fail(j, rc, "the %s catalog did not answer", url ? "live" : "recovered");
+    else if (PQntuples(r) == 0 && url)
+        rc = fail(j, TD_EVALIDATION,
+                  "the catalog keeps no row of the tenant (one deleted before tenantd kept "
+                  "deleted tenants' rows cannot be restored from a server given by URL)");
     else if (PQntuples(r) == 0)
         rc = fail(j, TD_EVALIDATION, "the tenant did not exist at %s", j->at);
     else
@@ -149,6 +183,25 @@ static int export_to(struct job *j, struct db *db, const struct tnt_tenant *t, c
     return 0;
 }
 
+/* A registry of the copy: the server the tenant lives on is the copy, under its own name
+ * (a server given by URL is server 1, after a catalog server that is the copy too). */
+static int open_copy(struct job *j, const struct bkp__scratch *s, struct db **out)
+{
+    char *servers =
+        j->server ? td_xasprintf("%s=%s", db_server_name(j->b->db, j->server), s->conninfo) : NULL;
+    struct db_config dc = {.main_conninfo = s->conninfo,
+                           .servers = servers,
+                           .app_password = "unused",
+                           .pool_size = 2,
+                           .tenant_pools = 2,
+                           .acquire_timeout_ms = 5000,
+                           .tenant_share = 100,
+                           .conn_max_tenants = 500};
+    int rc = db_new(&dc, out);
+    free(servers);
+    return rc < 0 ? fail(j, rc, "could not open the recovered copy") : 0;
+}
+
 /* One recovered copy (dbs: the databases to copy, NULL: all), the tenant exported from it.
  * Returns 1 when the tenant lived in a database of its own at the moment that the copy left
  * out (it was moved since): the caller copies again with every database. */
@@ -159,26 +212,20 @@ static int copy_and_export(struct job *j, const char *path, const char *const *d
     struct bkp__scratch s = {.tick = beat, .tick_arg = j};
     struct db *sdb = NULL;
     struct tnt_tenant *t = NULL;
-    int rc = bkp__scratch_start(b, j->id, j->at, dbs, &s, j->err, j->cap);
+    int rc = bkp__scratch_start(b, j->server, j->id, j->at, dbs, &s, j->err, j->cap);
     *restore_ms += s.restore_ms;
     *replay_ms += s.replay_ms;
     progress(j, 0.6);
-    struct db_config dc = {.main_conninfo = s.conninfo,
-                           .app_password = "unused",
-                           .pool_size = 2,
-                           .tenant_pools = 2,
-                           .acquire_timeout_ms = 5000,
-                           .tenant_share = 100,
-                           .conn_max_tenants = 500};
-    if (rc == 0 && (rc = db_new(&dc, &sdb)) < 0)
-        fail(j, rc, "could not open the recovered copy");
+    if (rc == 0)
+        rc = open_copy(j, &s, &sdb);
     if (rc == 0)
         rc = find_in_copy(j, sdb, &t);
-    if (rc == 0 && t->server_idx != 0)
+    const char *here = db_server_name(b->db, j->server);
+    if (rc == 0 && strcmp(t->server, here) != 0)
         rc = fail(j, TD_EVALIDATION,
-                  "the tenant lived on server %s at that moment; restore "
-                  "covers the embedded cluster only",
-                  t->server);
+                  "the tenant lived on server %s at that moment, not on server %s, whose copy "
+                  "this is",
+                  t->server, here);
     const char *want = dbs ? dbs[1] : NULL;
     if (rc == 0 && s.partial && t->isolation == TNT_ISO_DATABASE &&
         (!want || strcmp(want, t->dbname) != 0))
@@ -197,7 +244,9 @@ static int copy_and_export(struct job *j, const char *path, const char *const *d
 static int export_from_copy(struct job *j, const char *path, long long *restore_ms,
                             long long *replay_ms)
 {
-    const char *dbs[] = {"tenantd", pstr(j, "dbname"), NULL};
+    /* the database of pool and schema tenants (the catalog's, on the embedded cluster) and
+     * the tenant's own, if any */
+    const char *dbs[] = {j->b->servers[j->server].dbname, pstr(j, "dbname"), NULL};
     pthread_mutex_lock(&j->b->restore_mu);
     int rc = copy_and_export(j, path, dbs, restore_ms, replay_ms);
     if (rc == 1) {
@@ -242,6 +291,8 @@ static int restore_header(void *ctx, json_t *tj, struct tnt_new *n, const char *
     const char *new_slug = pstr(j, "new_slug");
     const char *iso = json_string_value(json_object_get(tj, "isolation"));
     n->slug = new_slug ? new_slug : json_string_value(json_object_get(tj, "slug"));
+    /* a deleted tenant comes back under its old id: its users' tokens name it */
+    n->id = new_slug ? NULL : pstr(j, "tenant_id");
     n->name = json_string_value(json_object_get(tj, "name"));
     n->plan = json_string_value(json_object_get(tj, "plan"));
     n->isolation = iso ? tnt_isolation_parse(iso) : -1;
@@ -350,8 +401,13 @@ int bkp__job_run(void *arg, PGconn *pg, const char *job_id, const json_t *payloa
     char *path = NULL;
     int rc = 0;
     err[0] = '\0';
-    if (!bkp_can_restore(j.b))
-        rc = fail(&j, TD_EUNAVAILABLE, "restore needs the embedded cluster with backups on");
+    const char *server = pstr(&j, "server");
+    j.server = server ? db_server_find(j.b->db, server) : 0;
+    long long oldest;
+    if (j.server < 0)
+        rc = fail(&j, TD_EUNAVAILABLE, "server %s is not configured", server);
+    else if ((rc = bkp_oldest(j.b, j.server, &oldest, err, cap)) < 0)
+        j.server = 0;
     if (rc == 0 && pstr(&j, "at"))
         snprintf(j.at, sizeof(j.at), "%s", pstr(&j, "at"));
     if (rc == 0)

@@ -1,5 +1,6 @@
 /*
- * scratch.c - a throw-away copy of the embedded cluster as it was at one moment:
+ * scratch.c - a throw-away copy of one server (the embedded cluster, or a server given by
+ * URL whose base backups and WAL are in the repository) as it was at one moment:
  * `pgbackrest restore --type=time` into its own directory, then a postgres on its own
  * socket directory and port that replays archived WAL up to the moment and promotes.
  */
@@ -47,7 +48,13 @@ static int make_dir(struct bkp *b, const char *path)
     return pgc_cluster_give(b->cluster, path);
 }
 
-static int restore_files(struct bkp *b, struct bkp__scratch *s, const char *at,
+/* Always restored by pgBackRest, which refuses them in --db-include. */
+static int system_db(const char *name)
+{
+    return !strcmp(name, "postgres") || !strcmp(name, "template0") || !strcmp(name, "template1");
+}
+
+static int restore_files(struct bkp *b, int server, struct bkp__scratch *s, const char *at,
                          const char *const *dbs)
 {
     char *pgpath = td_xasprintf("--pg1-path=%s", s->pgdata);
@@ -56,13 +63,16 @@ static int restore_files(struct bkp *b, struct bkp__scratch *s, const char *at,
         pgpath, target, "--type=time", "--target-action=promote", "--archive-mode=off", NULL};
     int n = 5, st;
     char *inc[8] = {0};
-    for (int i = 0; dbs && dbs[i] && i < 8; i++)
-        args[n++] = inc[i] = td_xasprintf("--db-include=%s", dbs[i]);
+    for (int i = 0, k = 0; dbs && dbs[i] && k < 8; i++)
+        if (!system_db(dbs[i]))
+            args[n++] = inc[k++] = td_xasprintf("--db-include=%s", dbs[i]);
+    int some = n > 5;
     args[n++] = "restore";
     args[n] = NULL;
-    st = bkp__pgbackrest(b, args, NULL);
-    s->partial = st == 0 && dbs;
-    if (st != 0 && dbs) {
+    const char *stanza = b->servers[server].stanza;
+    st = bkp__pgbackrest(b, stanza, args, NULL);
+    s->partial = st == 0 && some;
+    if (st != 0 && some) {
         /* a database created after the backup is not in it: restore them all */
         td_log_info("backup: restore of only the needed databases failed (exit status %d); "
                     "restoring every database",
@@ -71,13 +81,36 @@ static int restore_files(struct bkp *b, struct bkp__scratch *s, const char *at,
         args[6] = NULL;
         bkp__remove_tree(s->pgdata);
         if (make_dir(b, s->pgdata) == 0)
-            st = bkp__pgbackrest(b, args, NULL);
+            st = bkp__pgbackrest(b, stanza, args, NULL);
     }
     for (int i = 0; i < 8; i++)
         free(inc[i]);
     free(pgpath);
     free(target);
     return st;
+}
+
+/* The copy is entered by its own socket only (a 0700 directory of the server's user, no
+ * TCP), so trust is safe; the copied pg_hba.conf may want passwords tenantd does not have.
+ * A server whose configuration lives outside its data directory (Debian's /etc) left no
+ * postgresql.conf: an empty one will do, everything needed is on the command line. */
+static int write_config(struct bkp *b, struct bkp__scratch *s)
+{
+    char *hba = td_xasprintf("%s/hba.conf", s->dir);
+    char *conf = td_xasprintf("%s/postgresql.conf", s->pgdata);
+    FILE *f = fopen(hba, "we");
+    int rc = f && fputs("local all all trust\n", f) >= 0 ? 0 : TD_EUNAVAILABLE;
+    if (f && fclose(f) != 0)
+        rc = TD_EUNAVAILABLE;
+    if (rc == 0)
+        rc = pgc_cluster_give(b->cluster, hba);
+    if (rc == 0 && access(conf, F_OK) != 0) {
+        f = fopen(conf, "we");
+        rc = f && fclose(f) == 0 ? pgc_cluster_give(b->cluster, conf) : TD_EUNAVAILABLE;
+    }
+    free(hba);
+    free(conf);
+    return rc;
 }
 
 /* Why the scratch server stopped before the moment, from its log: a moment no backup or
@@ -117,11 +150,13 @@ static int start_server(struct bkp *b, struct bkp__scratch *s, char *err, size_t
      * The databases left out of a partial restore are zeroed files: WAL that touches them
      * refers to pages recovery cannot find, which is harmless as nothing reads them, so
      * ignore_invalid_pages lets recovery go on instead of stopping. */
-    char *opts = td_xasprintf("-p %d -c listen_addresses='' -c unix_socket_directories='%s' "
-                              "-c archive_mode=off -c hot_standby=off -c logging_collector=off "
-                              "-c shared_buffers=64MB -c max_connections=20 "
-                              "-c max_wal_senders=0 -c max_replication_slots=0%s",
-                              s->port, s->dir, s->partial ? " -c ignore_invalid_pages=on" : "");
+    char *opts =
+        td_xasprintf("-p %d -c listen_addresses='' -c unix_socket_directories='%s' "
+                     "-c hba_file='%s/hba.conf' -c ssl=off "
+                     "-c archive_mode=off -c hot_standby=off -c logging_collector=off "
+                     "-c shared_buffers=64MB -c max_connections=20 "
+                     "-c max_wal_senders=0 -c max_replication_slots=0%s",
+                     s->port, s->dir, s->dir, s->partial ? " -c ignore_invalid_pages=on" : "");
     const char *args[] = {"start", "-w", "-t", "3600", "-D", s->pgdata,
                           "-l",    logf, "-o", opts,   NULL};
     int st = pgc_cluster_run(b->cluster, pgctl, args, b->log), rc = 0;
@@ -177,8 +212,8 @@ static int wait_promoted(struct bkp__scratch *s, char *err, size_t cap)
     return rc;
 }
 
-int bkp__scratch_start(struct bkp *b, const char *job_id, const char *at, const char *const *dbs,
-                       struct bkp__scratch *s, char *err, size_t cap)
+int bkp__scratch_start(struct bkp *b, int server, const char *job_id, const char *at,
+                       const char *const *dbs, struct bkp__scratch *s, char *err, size_t cap)
 {
     s->dir = td_xasprintf("%s/scratch/%.8s", b->dir, job_id);
     s->pgdata = td_xasprintf("%s/pg", s->dir);
@@ -189,7 +224,9 @@ int bkp__scratch_start(struct bkp *b, const char *job_id, const char *at, const 
         return TD_EUNAVAILABLE;
     }
     long long t0 = bkp__now_ms();
-    int st = restore_files(b, s, at, dbs);
+    int st = restore_files(b, server, s, at, dbs);
+    if (st == 0 && write_config(b, s) < 0)
+        st = -1;
     s->restore_ms = bkp__now_ms() - t0;
     if (st != 0) {
         snprintf(err, cap,
@@ -199,8 +236,8 @@ int bkp__scratch_start(struct bkp *b, const char *job_id, const char *at, const 
         return st == 1 || st == 75 ? TD_EVALIDATION : TD_EUNAVAILABLE;
     }
     t0 = bkp__now_ms();
-    s->conninfo = td_xasprintf("host=%s port=%d dbname=tenantd user=%s", s->dir, s->port,
-                               pgc_cluster_user(b->cluster));
+    s->conninfo = td_xasprintf("host=%s port=%d dbname=%s user=%s", s->dir, s->port,
+                               b->servers[server].dbname, b->servers[server].user);
     int rc = start_server(b, s, err, cap);
     if (rc == 0)
         rc = wait_promoted(s, err, cap);
@@ -211,7 +248,9 @@ int bkp__scratch_start(struct bkp *b, const char *job_id, const char *at, const 
         bkp__remove_tree(s->pgdata);
         t0 = bkp__now_ms();
         if ((st = make_dir(b, s->pgdata)) == 0)
-            st = restore_files(b, s, at, NULL);
+            st = restore_files(b, server, s, at, NULL);
+        if (st == 0 && write_config(b, s) < 0)
+            st = -1;
         s->restore_ms += bkp__now_ms() - t0;
         t0 = bkp__now_ms();
         rc = st == 0 ? start_server(b, s, err, cap) : TD_EUNAVAILABLE;

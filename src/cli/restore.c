@@ -96,11 +96,21 @@ int cli_restore(struct td_app *app, const struct cli_restore_args *a)
         return 1;
     }
     actor_of(actor, sizeof(actor));
-    /* the oldest backup is known to the serving process only: a moment before it fails in
-     * the job (pgBackRest finds no backup) rather than here */
-    struct app_restore q = {a->clone, a->key, a->at, a->new_slug, a->confirm, actor, 0};
+    /* the repository `tenantd serve` configured, read for the oldest backup of each server,
+     * so that a moment before it is refused here rather than by the job */
+    struct bkp *b = NULL;
+    if (bkp_open_info(app->cfg, app->cluster, app->db, &b) < 0) {
+        fprintf(stderr,
+                "tenantd tenants %s: no backup repository configured yet (`tenantd serve` with "
+                "backups on writes it)\n",
+                what);
+        bkp_close(b);
+        return 1;
+    }
+    struct app_restore q = {a->clone, a->key, a->at, a->new_slug, a->confirm, actor, b};
     if (db_admin_connect(app->db, 0, NULL, &pg) < 0) {
         fprintf(stderr, "tenantd tenants %s: the database is unreachable\n", what);
+        bkp_close(b);
         return 1;
     }
     int rc = app_restore_enqueue(app, pg, &q, job_id, why), status;
@@ -124,5 +134,6 @@ int cli_restore(struct td_app *app, const struct cli_restore_args *a)
         status = wait_job(pg, what, job_id);
     }
     PQfinish(pg);
+    bkp_close(b);
     return status;
 }

@@ -217,6 +217,8 @@ static const struct cfg_entry entries[] = {
     {"http_threads", CFG_INT, OFF(http_threads), "0", "TENANTD_HTTP_THREADS", NULL,
      valid_nonneg_int},
     {"pipeline", CFG_INT, OFF(pipeline), "0", "TENANTD_PIPELINE", NULL, valid_nonneg_int},
+    {"pipeline_stall_ms", CFG_INT, OFF(pipeline_stall_ms), "50", "TENANTD_PIPELINE_STALL_MS", NULL,
+     valid_pos_int},
     {"http_workers", CFG_INT, OFF(http_workers), "4", "TENANTD_HTTP_WORKERS", NULL, valid_pos_int},
     {"migrations_dir", CFG_STR, OFF(migrations_dir), TD_SOURCE_DIR "/migrations",
      "TENANTD_MIGRATIONS_DIR", NULL, valid_nonempty},

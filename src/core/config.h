@@ -35,7 +35,9 @@ struct td_config {
     int http_threads; /* event-loop threads (0 in the settings: pool_size) */
     int pipeline;     /* PostgreSQL pipelines per event loop and server (0: every request waits on a
                        * pooled connection); connections beside the pools */
-    int http_workers; /* threads for slow routes (password hashing, provisioning) */
+    int pipeline_stall_ms;   /* a pipeline with no result for this long takes no more until it
+                              * answers again: they use the pools */
+    int http_workers;        /* threads for slow routes (password hashing, provisioning) */
     char *migrations_dir;    /* migrations/catalog and migrations/tenant live here */
     int job_workers;         /* background job threads of serve; 0: none */
     int login_max_per_email; /* failed logins of one email of a tenant per 5 minutes */

@@ -178,6 +178,11 @@ void db_server_pipe_stats(struct db *db, int server, unsigned long long *transac
     *depth = atomic_load(&db->servers[server].pipe_depth);
 }
 
+int db__pipe_stall_ms(const struct db *db)
+{
+    return db->cfg.pipe_stall_ms > 0 ? db->cfg.pipe_stall_ms : 50;
+}
+
 int db__prepare(const struct db *db)
 {
     return db->cfg.prepare;

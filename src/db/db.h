@@ -80,6 +80,8 @@ struct db_config {
     int conn_max_tenants;      /* recycle after this many tenants when memory cannot be read */
     long long backend_memory;  /* recycle a connection whose backend holds more bytes; 0: never */
     int prepare;               /* 1: named prepared statements per connection */
+    int pipe_stall_ms;         /* a pipeline with no result for this long takes no more
+                                * (they run on the pools); 0: 50 */
     const char *replicas;      /* "name=url,...": streaming replicas of those servers, or NULL */
     long long replica_max_lag; /* bytes of WAL behind its primary a replica may serve at */
 };

@@ -70,6 +70,8 @@ void db__take_result(const struct db_target *t, const struct db__sent *s, PGresu
 PGconn *db__app_connect_start(struct db *db, int server);
 /* A pipeline to server took a transaction; inflight: how many it has in flight now. */
 void db__pipe_note(struct db *db, int server, int inflight);
+/* db_config.pipe_stall_ms (db/pipe.h). */
+int db__pipe_stall_ms(const struct db *db);
 /* 1 when runtime statements are prepared per connection (TENANTD_PREPARE). */
 int db__prepare(const struct db *db);
 

@@ -49,6 +49,7 @@ struct db_pipe {
     long long retry_at;  /* ms: no connection attempt before */
     struct db_pipe_batch *head, *tail;
     int inflight;
+    long long progress_at; /* ms: the last result, or the first batch into an empty pipe */
 };
 
 static void set_watch(struct db_pipe *p, int fd, unsigned events)
@@ -175,11 +176,13 @@ static int step(struct db_pipe *p, struct db_pipe_batch *b, PGresult *r)
 /* Hand over every result libpq holds complete; callbacks may submit or break the pipe. */
 static void drain(struct db_pipe *p)
 {
-    while (p->state == PIPE_READY && p->head && !PQisBusy(p->pg))
+    while (p->state == PIPE_READY && p->head && !PQisBusy(p->pg)) {
+        p->progress_at = td_now_ms();
         if (step(p, p->head, PQgetResult(p->pg)) < 0) {
             pipe_break(p, "results out of order");
             return;
         }
+    }
     if (p->state == PIPE_READY && PQstatus(p->pg) == CONNECTION_BAD)
         pipe_break(p, "connection lost");
 }
@@ -223,6 +226,14 @@ int db_pipe_submit(struct db_pipe *p, const struct db_target *t, const struct db
     if (p->state != PIPE_READY || t->database || n < 1 || n > DB__MAX_PIPELINE ||
         p->inflight >= PIPE_MAX_INFLIGHT)
         return TD_EUNAVAILABLE;
+    long long now = td_now_ms();
+    /* no result for that long (a lock, a slow statement): what would queue behind it on
+     * this connection would wait as long, so it goes elsewhere. Not the age of the oldest
+     * transaction: under load that is the queue's length, and the queue is the point */
+    if (p->head && now - p->progress_at >= db__pipe_stall_ms(p->db))
+        return TD_EUNAVAILABLE;
+    if (!p->head)
+        p->progress_at = now;
     struct db_pipe_batch *b = td_xcalloc(1, sizeof(*b));
     b->cb = cb;
     b->arg = arg;

@@ -52,7 +52,9 @@ void db_pipe_free(struct db_pipe *p);
  * or with TD_EUNAVAILABLE when the connection breaks first. t and stmts are borrowed for the call.
  * *out (may be NULL) names the batch for db_pipe_cancel. Returns 0, or TD_EUNAVAILABLE
  * with nothing queued and cb never called: not connected (a reconnect is started at most
- * once a second), too many batches in flight, or t not for this pipe. Run it elsewhere.
+ * once a second), too many batches in flight, no result for db_config.pipe_stall_ms
+ * with batches in flight (a lock: what queues behind would wait as long), or t not for
+ * this pipe. Run it elsewhere.
  */
 int db_pipe_submit(struct db_pipe *p, const struct db_target *t, const struct db_stmt *stmts, int n,
                    db_pipe_cb cb, void *arg, struct db_pipe_batch **out) TD_MUSTCHECK;

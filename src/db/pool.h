@@ -14,7 +14,7 @@
  * rules (admission, open limit, LRU, fairness, recycling) are testable on their own. A
  * slot is the caller's from db_pool_acquire() until db_pool_release().
  *
- * Affinity: the default database's connections hold numbered places (0..max_open-1). A
+ * Affinity: the default database's connections hold numbered places (0..budget-1). A
  * tenant ranks the places by rendezvous hashing and takes the idle connection of its
  * highest-ranked place (a new connection takes its best free place), so a schema
  * tenant keeps coming back to the same backend, whose catalog caches then hold about
@@ -24,9 +24,12 @@
  * its backend's memory and closes it above max_backend_bytes; a connection whose memory
  * cannot be measured is closed after it served max_tenants distinct tenants instead.
  *
- * Fairness: one tenant holds at most max(1, budget * share / 100) connections. When
- * several requests wait, the next free connection goes to the waiting tenant that was
- * served least recently (round-robin across tenants, FIFO within one tenant).
+ * Fairness, work-conserving: a tenant's share is max(1, budget * share / 100) connections,
+ * and it binds only while another tenant waits. Alone, a tenant takes every connection the
+ * budget allows. When several tenants wait, the next free connection goes to a waiting
+ * tenant under its share before one at or over it, and among those to the one served least
+ * recently (round-robin across tenants, FIFO within one tenant): a tenant that took the
+ * whole budget alone gives the next free connection to a newcomer.
  */
 #ifndef TD_DB_POOL_H
 #define TD_DB_POOL_H

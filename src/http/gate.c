@@ -24,17 +24,21 @@ struct http_gate_tenant {
     int running;
     struct http_gate_entry *head, *tail; /* parked, oldest first */
     struct td_link turn;                 /* on gate.turns while it has parked requests */
-    struct td_hnode node;                /* in gate.tenants */
+    struct td_link idle;                 /* on gate.idle while it lingers */
+    long long idle_since;
+    struct td_hnode node; /* in gate.tenants */
 };
 
 struct http_gate {
     int share, alone, slots;
+    long long linger_us;
     int running;            /* admitted requests, all tenants */
     struct td_htab tenants; /* struct http_gate_tenant, while it has requests in the gate */
     struct td_list turns;   /* tenants with parked requests, next to be served first */
+    struct td_list idle;    /* tenants with nothing in the gate, lingering, oldest first */
 };
 
-struct http_gate *http_gate_new(int share, int alone, int slots)
+struct http_gate *http_gate_new(int share, int alone, int slots, long long linger_us)
 {
     struct http_gate *g = td_xcalloc(1, sizeof(*g));
     g->share = share;
@@ -42,6 +46,7 @@ struct http_gate *http_gate_new(int share, int alone, int slots)
     if (g->alone > 0 && g->alone < share)
         g->alone = share;
     g->slots = slots > 0 ? slots : 0;
+    g->linger_us = linger_us > 0 ? linger_us : 0;
     td_htab_init(&g->tenants, GATE_BUCKETS);
     return g;
 }
@@ -72,22 +77,47 @@ static struct http_gate_tenant *tenant_get(struct http_gate *g, const char *key)
     snprintf(k, sizeof(k), "%s", key);
     unsigned h = td_hash_str(k);
     struct td_hnode *n = td_htab_find(&g->tenants, h, tenant_eq, k);
-    if (n)
-        return TD_CONTAINER_OF(n, struct http_gate_tenant, node);
+    if (n) {
+        struct http_gate_tenant *t = TD_CONTAINER_OF(n, struct http_gate_tenant, node);
+        td_list_unlink(&g->idle, &t->idle);
+        return t;
+    }
     struct http_gate_tenant *t = td_xcalloc(1, sizeof(*t));
     memcpy(t->key, k, sizeof(k));
     td_htab_add(&g->tenants, &t->node, h);
     return t;
 }
 
-/* t (in the gate) has nothing running or parked any more: forget it. */
-static void tenant_settle(struct http_gate *g, struct http_gate_tenant *t)
+static void tenant_forget(struct http_gate *g, struct http_gate_tenant *t)
+{
+    td_list_unlink(&g->turns, &t->turn);
+    td_list_unlink(&g->idle, &t->idle);
+    td_htab_del(&g->tenants, &t->node);
+    free(t);
+}
+
+/* t has nothing running or parked any more: it lingers, or is forgotten at once. */
+static void tenant_settle(struct http_gate *g, struct http_gate_tenant *t, long long now)
 {
     if (t->running > 0 || t->head)
         return;
-    td_list_unlink(&g->turns, &t->turn);
-    td_htab_del(&g->tenants, &t->node);
-    free(t);
+    if (g->linger_us == 0) {
+        tenant_forget(g, t);
+        return;
+    }
+    t->idle_since = now;
+    td_list_append(&g->idle, &t->idle);
+}
+
+/* Forget the tenants that have lingered long enough. */
+static void expire(struct http_gate *g, long long now)
+{
+    while (g->idle.head) {
+        struct http_gate_tenant *t = TD_CONTAINER_OF(g->idle.head, struct http_gate_tenant, idle);
+        if (now - t->idle_since < g->linger_us)
+            return;
+        tenant_forget(g, t);
+    }
 }
 
 /*
@@ -145,7 +175,8 @@ static struct http_gate_entry *hand_on(struct http_gate *g)
     return out;
 }
 
-int http_gate_enter(struct http_gate *g, struct http_gate_entry *e, const char *key)
+int http_gate_enter(struct http_gate *g, struct http_gate_entry *e, const char *key,
+                    long long now_us)
 {
     e->next = NULL;
     e->admitted = 0;
@@ -154,6 +185,7 @@ int http_gate_enter(struct http_gate *g, struct http_gate_entry *e, const char *
         e->admitted = 1; /* no gate: runs, holds nothing */
         return 0;
     }
+    expire(g, now_us);
     struct http_gate_tenant *t = tenant_get(g, key);
     e->tenant = t;
     if (!t->head && may_run(g, t)) {
@@ -170,7 +202,8 @@ int http_gate_enter(struct http_gate *g, struct http_gate_entry *e, const char *
     return 1;
 }
 
-struct http_gate_entry *http_gate_leave(struct http_gate *g, struct http_gate_entry *e)
+struct http_gate_entry *http_gate_leave(struct http_gate *g, struct http_gate_entry *e,
+                                        long long now_us)
 {
     struct http_gate_tenant *t = e->tenant;
     if (!t || !e->admitted) {
@@ -181,15 +214,17 @@ struct http_gate_entry *http_gate_leave(struct http_gate *g, struct http_gate_en
     e->tenant = NULL;
     t->running--;
     g->running--;
-    tenant_settle(g, t);
+    tenant_settle(g, t, now_us);
+    expire(g, now_us);
     return hand_on(g);
 }
 
-struct http_gate_entry *http_gate_drop(struct http_gate *g, struct http_gate_entry *e)
+struct http_gate_entry *http_gate_drop(struct http_gate *g, struct http_gate_entry *e,
+                                       long long now_us)
 {
     struct http_gate_tenant *t = e->tenant;
     if (!t || e->admitted)
-        return http_gate_leave(g, e);
+        return http_gate_leave(g, e, now_us);
     struct http_gate_entry **pp = &t->head, *prev = NULL;
     while (*pp && *pp != e) {
         prev = *pp;
@@ -204,7 +239,8 @@ struct http_gate_entry *http_gate_drop(struct http_gate *g, struct http_gate_ent
     e->tenant = NULL;
     if (!t->head)
         td_list_unlink(&g->turns, &t->turn);
-    tenant_settle(g, t);
+    tenant_settle(g, t, now_us);
+    expire(g, now_us);
     /* the last request of another tenant may have been what held the others back */
     return hand_on(g);
 }

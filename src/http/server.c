@@ -39,6 +39,11 @@
 #define HTTP_CONN_MEMORY (48 * 1024)
 
 #define GATE_KEY 80
+/* A tenant stays in the gate this long after its last request left: a client that sends its
+ * next request when it has an answer is still waiting in between (a round trip, plus the
+ * scheduling delay of a busy machine), and the tenant that holds the loops must not grow
+ * back into them in that gap. */
+#define GATE_LINGER_US 5000
 
 struct req_state;
 struct http_server;
@@ -476,7 +481,7 @@ static int gate_enter(struct http_server *srv, struct req_state *st)
     if (!srv->gate || !srv->tenant_key || !srv->tenant_key(&st->req, key, sizeof(key)))
         return 0;
     pthread_mutex_lock(&srv->gate_lock);
-    int park = http_gate_enter(srv->gate, &st->gate, key);
+    int park = http_gate_enter(srv->gate, &st->gate, key, td_now_us());
     if (park)
         MHD_suspend_connection(st->req.conn); /* before any leave can name it */
     pthread_mutex_unlock(&srv->gate_lock);
@@ -489,7 +494,7 @@ static void gate_leave(struct http_server *srv, struct req_state *st)
     if (!st->gate.tenant || !st->gate.admitted)
         return;
     pthread_mutex_lock(&srv->gate_lock);
-    struct http_gate_entry *resume = http_gate_leave(srv->gate, &st->gate);
+    struct http_gate_entry *resume = http_gate_leave(srv->gate, &st->gate, td_now_us());
     pthread_mutex_unlock(&srv->gate_lock);
     gate_resume(resume);
 }
@@ -501,7 +506,7 @@ static void gate_drop(struct http_server *srv, struct req_state *st)
     if (!st->gate.tenant)
         return;
     pthread_mutex_lock(&srv->gate_lock);
-    struct http_gate_entry *resume = http_gate_drop(srv->gate, &st->gate);
+    struct http_gate_entry *resume = http_gate_drop(srv->gate, &st->gate, td_now_us());
     pthread_mutex_unlock(&srv->gate_lock);
     gate_resume(resume);
 }
@@ -753,7 +758,8 @@ int http_server_start(const struct http_server_opts *o, struct td_app *app,
     /* the share is of the loops; a tenant alone may use all of them but one, which a
      * request of any other tenant then finds free even if the tenant's handlers hang */
     if (o->tenant_share > 0 && o->tenant_share < 100)
-        s->gate = http_gate_new((o->threads * o->tenant_share + 99) / 100, o->threads - 1, 0);
+        s->gate = http_gate_new((o->threads * o->tenant_share + 99) / 100,
+                                o->threads > 1 ? o->threads - 1 : 1, 0, GATE_LINGER_US);
     pthread_mutex_init(&s->gate_lock, NULL);
     atomic_init(&s->active, 0);
     atomic_init(&s->fresh, 0);

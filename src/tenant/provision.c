@@ -275,16 +275,16 @@ int tnt_provision(struct db *db, const struct mig_set *migs, const struct tnt_ne
         goto out;
     }
     int iso = n->isolation >= 0 ? n->isolation : (int)tnt_plan_isolation(n->plan);
-    char *sql = td_xasprintf("INSERT INTO tenantd.tenants (slug, name, plan, isolation, server, "
-                             "schema_version, migrated_at) VALUES ($1, $2, $3, $4, $5, %d, now()) "
-                             "RETURNING %s",
+    char *sql = td_xasprintf("INSERT INTO tenantd.tenants (id, slug, name, plan, isolation, "
+                             "server, schema_version, migrated_at) VALUES (coalesce($6::uuid, "
+                             "gen_random_uuid()), $1, $2, $3, $4, $5, %d, now()) RETURNING %s",
                              mig_latest(migs), tnt_catalog_columns);
     rc = exec(cat, "starting provisioning", "BEGIN");
     if (rc == 0)
-        rc = db_admin_exec(cat, "creating the catalog row", sql, 5,
+        rc = db_admin_exec(cat, "creating the catalog row", sql, 6,
                            (const char *const[]){n->slug, n->name, n->plan,
                                                  tnt_isolation_name((enum tnt_isolation)iso),
-                                                 db_server_name(db, server)},
+                                                 db_server_name(db, server), n->id},
                            &r);
     free(sql);
     if (rc < 0)

@@ -17,6 +17,7 @@ struct tnt_new {
     int isolation;                 /* TNT_ISO_*, or -1: the plan's default */
     const char *server;            /* NULL: the server with the fewest tenants */
     const struct tnt_owner *owner; /* NULL: no first user */
+    const char *id;                /* NULL: a new id; a deleted tenant restored keeps its own */
 };
 
 /*

@@ -26,9 +26,9 @@ struct tnt_tenant {
     enum tnt_isolation isolation;
     int server_idx; /* index of server in the db; -1: not configured in this instance */
     int suspended;
+    int schema_version;   /* tenant migration version of its storage (catalog summary) */
     long long expires_at; /* unix seconds; 0: never */
     long long loaded_us;
-    int schema_version;     /* tenant migration version of its storage (catalog summary) */
     unsigned long long gen; /* changes when a change to the tenant is announced, never 0
                              * (src/tenant/usercheck.h); kept when an entry only expired */
 };
@@ -47,7 +47,7 @@ json_t *tnt_tenant_json(const struct tnt_tenant *t);
  * is not configured here, which db_exec refuses with TD_EUNAVAILABLE. */
 void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out);
 
-/* Cache of tenants holding at most budget bytes (a tenant takes about 300), each trusted for
+/* Cache of tenants holding at most budget bytes (a tenant takes about 330), each trusted for
  * ttl_ms; when full, the tenant not looked up for longest (CLOCK) makes room. Thread-safe. */
 struct tnt_cache *tnt_cache_new(struct db *db, size_t budget, int ttl_ms);
 void tnt_cache_free(struct tnt_cache *c);

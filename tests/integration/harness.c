@@ -137,7 +137,7 @@ static char **child_env(const struct td_server *s, const char *const *extra_env)
         n++;
     for (const char *const *e = extra_env; e && *e; e++)
         n++;
-    env = calloc(n + 8, sizeof(*env));
+    env = calloc(n + 9, sizeof(*env));
     for (char **e = environ; *e; e++)
         if (strncmp(*e, "TENANTD_", 8) != 0)
             env[k++] = strdup(*e);
@@ -154,6 +154,13 @@ static char **child_env(const struct td_server *s, const char *const *extra_env)
     /* WAL archiving and base backups cost every test a few seconds; test_restore turns
      * them on (its extra_env comes first and wins) */
     env[k++] = strdup("TENANTD_BACKUP=0");
+    /* TD_IT_PIPELINE=N: every suite with N PostgreSQL pipelines per loop (a suite's own
+     * TENANTD_PIPELINE, in extra_env, still wins) */
+    const char *pl = getenv("TD_IT_PIPELINE");
+    if (pl) {
+        snprintf(buf, sizeof(buf), "TENANTD_PIPELINE=%s", pl);
+        env[k++] = strdup(buf);
+    }
     env[k] = NULL;
     return env;
 }

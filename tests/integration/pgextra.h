@@ -75,8 +75,9 @@ static inline void td_pg_print_file(const char *path)
     fclose(f);
 }
 
-/* initdb and start a cluster listening only on a unix socket in pg->dir, on port. */
-static inline int td_pg_start(struct td_pg *pg, int port)
+/* initdb and start a cluster listening only on a unix socket in pg->dir, on port, with
+ * extra lines (or NULL) appended to its postgresql.conf. */
+static inline int td_pg_start_conf(struct td_pg *pg, int port, const char *extra)
 {
     char data[96], log[96], conf[128], opt[96];
     struct passwd *pw = getpwnam("postgres");
@@ -106,6 +107,8 @@ static inline int td_pg_start(struct td_pg *pg, int port)
             "max_connections = 300\nfsync = off\nsynchronous_commit = off\n"
             "full_page_writes = off\ntimezone = 'UTC'\n",
             pg->dir, port);
+    if (extra)
+        fputs(extra, f);
     fclose(f);
     snprintf(opt, sizeof(opt), "%s/pg.log", pg->dir);
     char *start[] = {TD_PG_BIN "/pg_ctl", "-D", data, "-l", opt, "-w", "-t", "60", "start", NULL};
@@ -115,6 +118,11 @@ static inline int td_pg_start(struct td_pg *pg, int port)
         return -1;
     }
     return 0;
+}
+
+static inline int td_pg_start(struct td_pg *pg, int port)
+{
+    return td_pg_start_conf(pg, port, NULL);
 }
 
 /* "host=<dir> port=<port> dbname=<db> user=postgres" */
@@ -135,6 +143,38 @@ static inline PGconn *td_pg_connect(const struct td_pg *pg, const char *db)
         return NULL;
     }
     return c;
+}
+
+/*
+ * What the operator of a server given by URL does (docs/operations.md): archive_command
+ * pushes WAL to the pgBackRest stanza in conf (the server must run with archive_mode = on),
+ * stanza-create, then a full base backup. Real pgbackrest, run as postgres.
+ */
+static inline int td_pg_archive_to(struct td_pg *pg, const char *conf, const char *stanza)
+{
+    char sql[640], log[96], confopt[256], stanzaopt[80];
+    snprintf(log, sizeof(log), "%s/tools.log", pg->dir);
+    snprintf(confopt, sizeof(confopt), "--config=%s", conf);
+    snprintf(stanzaopt, sizeof(stanzaopt), "--stanza=%s", stanza);
+    PGconn *c = td_pg_connect(pg, "postgres");
+    if (!c)
+        return -1;
+    snprintf(sql, sizeof(sql),
+             "ALTER SYSTEM SET archive_command = '/usr/bin/pgbackrest %s %s archive-push %%p'",
+             confopt, stanzaopt);
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    r = PQexec(c, "SELECT pg_reload_conf()");
+    PQclear(r);
+    PQfinish(c);
+    char *create[] = {"/usr/bin/pgbackrest", confopt, stanzaopt, "stanza-create", NULL};
+    char *backup[] = {"/usr/bin/pgbackrest", confopt, stanzaopt, "--type=full", "backup", NULL};
+    if (!ok || td_pg_run(log, create) != 0 || td_pg_run(log, backup) != 0) {
+        td_pg_print_file(log);
+        return -1;
+    }
+    return 0;
 }
 
 /*

@@ -4,7 +4,8 @@
  * connection where one fails mid-pipeline (only it fails, the others commit), the same
  * statement prepared by one transaction while another is in flight, the backend killed
  * with transactions in flight (each gets TD_EUNAVAILABLE or its own answer, and the pipe
- * reconnects), and a transaction whose caller went away.
+ * reconnects), a transaction whose caller went away, and a pipeline stalled behind a slow
+ * transaction that takes no more until it answers.
  */
 #include "harness.h"
 
@@ -62,7 +63,7 @@ struct loop {
     struct db_pipe *p;
 };
 
-static void loop_open(struct loop *l)
+static void loop_open_stall(struct loop *l, int stall_ms)
 {
     char conninfo[256];
     snprintf(conninfo, sizeof(conninfo), "host=%s/pg port=5432 dbname=tenantd", srv.dir);
@@ -73,11 +74,17 @@ static void loop_open(struct loop *l)
                             .acquire_timeout_ms = 2000,
                             .tenant_share = 100,
                             .conn_max_tenants = 500,
-                            .prepare = 1};
+                            .prepare = 1,
+                            .pipe_stall_ms = stall_ms};
     assert_int_equal(db_new(&cfg, &l->db), 0);
     l->io.fd = -1;
     struct db_pipe_io io = {io_watch, io_watch, io_unwatch, &l->io};
     l->p = db_pipe_new(l->db, 0, &io);
+}
+
+static void loop_open(struct loop *l)
+{
+    loop_open_stall(l, 60000); /* the tests keep transactions waiting on purpose */
 }
 
 static void loop_close(struct loop *l)
@@ -382,6 +389,37 @@ static void test_abandoned_batch(void **state)
     loop_close(&l);
 }
 
+/* A transaction that waits (here a sleep; in life a lock) would hold up whatever queues
+ * behind it: once the oldest has waited the stall time, the pipeline refuses more (they
+ * run on the pools) until it answered. */
+static void test_stalled_pipe_refuses(void **state)
+{
+    (void)state;
+    struct loop l;
+    loop_open_stall(&l, 100);
+    loop_until_ready(&l);
+    struct db_target ta = pool_target(&pa);
+    struct db_stmt slow[1] = {{"SELECT pg_sleep(0.5)::text", 0, NULL, 0}};
+    struct db_stmt quick[1] = {{"SELECT 'quick'", 0, NULL, 0}};
+    struct done d[3];
+    int count = 0;
+    submit(&l, &ta, slow, 1, &d[0], &count);
+    submit(&l, &ta, quick, 1, &d[1], &count); /* at once: still taken */
+    double end = td_now_s() + 0.2;
+    while (td_now_s() < end)
+        loop_once(&l, 20);
+    d[2] = (struct done){.count = &count};
+    assert_int_equal(db_pipe_submit(l.p, &ta, quick, 1, on_done, &d[2], NULL), TD_EUNAVAILABLE);
+    assert_int_equal(d[2].called, 0);
+    loop_until(&l, &count, 2);
+    assert_int_equal(d[0].rc, 0);
+    assert_string_equal(d[1].value, "quick");
+    submit(&l, &ta, quick, 1, &d[2], &count); /* answered: takes again */
+    loop_until(&l, &count, 3);
+    assert_string_equal(d[2].value, "quick");
+    loop_close(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_prepared_in_flight),
         cmocka_unit_test(test_backend_killed),
         cmocka_unit_test(test_abandoned_batch),
+        cmocka_unit_test(test_stalled_pipe_refuses),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -4,8 +4,10 @@
  * changed and deleted, the tenant restored to the moment and every row of every tenant
  * table compared (through the export, which covers them all), another tenant's later writes
  * kept; a deleted tenant brought back; a clone beside its original; the refusals, which
- * change nothing; a tenant on a server given by URL is refused. One tenantd with backups on
- * (the harness turns them off elsewhere) and a second PostgreSQL server of the test's own.
+ * change nothing (a moment before the oldest backup too, API and CLI); tenants on a server
+ * given by URL restored and cloned. One tenantd with backups on (the harness turns them off
+ * elsewhere) and a second PostgreSQL server of the test's own that archives into tenantd's
+ * repository as its operator would set it up.
  */
 #include "harness.h"
 #include "pgextra.h"
@@ -22,7 +24,7 @@
 extern char **environ;
 
 static struct td_server srv;
-static struct td_pg second;   /* a server given by URL: tenantd takes no backups of it */
+static struct td_pg second;   /* a server given by URL, archiving as its operator sets it up */
 static char servers_env[256]; /* TENANTD_DB_SERVERS naming it */
 
 static json_t *ready_backup(void)
@@ -38,7 +40,8 @@ static int setup(void **state)
 {
     (void)state;
     char *env = servers_env, ci[200];
-    if (td_pg_start(&second, 5434) < 0)
+    /* archive_command is set once tenantd has written the stanza (td_pg_archive_to) */
+    if (td_pg_start_conf(&second, 5434, "archive_mode = on\nwal_level = replica\n") < 0)
         return -1;
     td_pg_conninfo(&second, "postgres", ci, sizeof(ci));
     snprintf(env, sizeof(servers_env), "TENANTD_DB_SERVERS=second=%s", ci);
@@ -69,14 +72,13 @@ static int teardown(void **state)
     return rc;
 }
 
-/* A tenant on the embedded cluster ("main": new tenants would otherwise spread over both
- * servers), with its owner logged in when owner_email is given. */
-static void make_tenant(const char *slug, const char *iso, const char *plan,
-                        const char *owner_email, struct td_principal *p)
+/* A tenant on server, with its owner logged in when owner_email is given. */
+static void make_tenant_on(const char *server, const char *slug, const char *iso, const char *plan,
+                           const char *owner_email, struct td_principal *p)
 {
     struct td_resp r;
     json_t *b = json_pack("{s:s, s:s, s:s, s:s}", "slug", slug, "name", slug, "isolation", iso,
-                          "server", "main");
+                          "server", server);
     if (plan)
         json_object_set_new(b, "plan", json_string(plan));
     if (owner_email)
@@ -95,6 +97,14 @@ static void make_tenant(const char *slug, const char *iso, const char *plan,
     if (owner_email)
         assert_int_equal(td_login(&srv, slug, owner_email, "password1", p->token, sizeof(p->token)),
                          200);
+}
+
+/* A tenant on the embedded cluster ("main": new tenants would otherwise spread over both
+ * servers). */
+static void make_tenant(const char *slug, const char *iso, const char *plan,
+                        const char *owner_email, struct td_principal *p)
+{
+    make_tenant_on("main", slug, iso, plan, owner_email, p);
 }
 
 /* The rows of the tenant's export (header left out), one string: every table, every
@@ -304,6 +314,16 @@ static void deleted_back(const char *iso)
     char *after = rows_of(slug);
     assert_string_equal(before, after);
     assert_int_equal(td_login(&srv, slug, "o@g.io", "password1", NULL, 0), 200);
+    /* back under its old id: a token issued before the deletion works again */
+    snprintf(path, sizeof(path), "/admin/tenants/%s", slug);
+    td_admin(&srv, "GET", path, NULL, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    assert_string_equal(td_jstr(r.json, "id"), a.tenant_id);
+    td_resp_free(&r);
+    snprintf(path, sizeof(path), "/t/%s/me", slug);
+    td_call(&srv, "GET", path, a.token, NULL, &r);
+    TD_ASSERT_STATUS(&r, 200);
+    td_resp_free(&r);
     free(before);
     free(after);
 }
@@ -418,6 +438,34 @@ static void test_clone_pool(void **state)
 }
 
 /* Every refusal is a 4xx problem and queues nothing. */
+/* Restoring "refuse" (a free tenant, 1-day window, made to be born three days ago) to a
+ * moment outside its window, then to one inside it but before the oldest base backup: the
+ * detail names the window, then the oldest moment available. */
+static void refuse_old_moments(PGconn *c)
+{
+    static const struct {
+        long ago;
+        const char *detail;
+    } cases[] = {{2 * 86400, "1 day"}, {3600, "the oldest moment available is 20"}};
+    char past[40], body[128];
+    PQclear(td_sql(c,
+                   "UPDATE tenantd.tenants SET created_at = now() - interval '3 days' WHERE "
+                   "slug = 'refuse'",
+                   0, NULL));
+    for (int i = 0; i < 2; i++) {
+        struct td_resp r;
+        struct tm tm;
+        time_t t = time(NULL) - cases[i].ago;
+        gmtime_r(&t, &tm);
+        strftime(past, sizeof(past), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        snprintf(body, sizeof(body), "{\"at\":\"%s\"}", past);
+        td_admin(&srv, "POST", "/admin/tenants/refuse/restore?confirm=refuse", body, &r);
+        TD_ASSERT_PROBLEM(&r, 400, "validation_failed");
+        assert_non_null(strstr(td_jstr(r.json, "detail"), cases[i].detail));
+        td_resp_free(&r);
+    }
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -453,23 +501,8 @@ static void test_refusals(void **state)
     refused("/admin/tenants/no-such-tenant/clone", "{\"slug\":\"fresh-slug\"}", 404,
             "tenant_not_found");
 
-    /* outside the plan's window: a free tenant (1 day) born three days ago */
-    PGresult *res = td_sql(c,
-                           "UPDATE tenantd.tenants SET created_at = now() - interval '3 days' "
-                           "WHERE slug = 'refuse'",
-                           0, NULL);
-    PQclear(res);
-    time_t t = time(NULL) - 2 * 86400;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(past, sizeof(past), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(body, sizeof(body), "{\"at\":\"%s\"}", past);
+    refuse_old_moments(c);
     struct td_resp r;
-    td_admin(&srv, "POST", "/admin/tenants/refuse/restore?confirm=refuse", body, &r);
-    TD_ASSERT_PROBLEM(&r, 400, "validation_failed");
-    assert_non_null(strstr(td_jstr(r.json, "detail"), "1 day"));
-    td_resp_free(&r);
-
     td_admin(&srv, "GET", "/admin/jobs/00000000-0000-4000-8000-000000000000", NULL, &r);
     TD_ASSERT_PROBLEM(&r, 404, "not_found");
     td_resp_free(&r);
@@ -488,28 +521,72 @@ static void test_refusals(void **state)
     free(after);
 }
 
-/* A tenant on a server given by URL: refused with the reason, nothing queued (tenantd takes
- * no backups of that server; its operator restores it with their own tool). */
-static void test_second_server_refused(void **state)
+/* Tenants on a server given by URL, whose operator archives it into tenantd's repository
+ * (stanza "second"): one per isolation written, the moment noted, changed, restored in place
+ * and compared; a tenant written meanwhile keeps its later writes; a clone beside one. */
+static void test_second_server(void **state)
 {
     (void)state;
-    struct td_resp r;
-    assert_int_equal(td_admin(&srv, "POST", "/admin/tenants",
-                              "{\"slug\":\"far\",\"name\":\"far\",\"isolation\":\"schema\","
-                              "\"server\":\"second\"}",
-                              &r),
-                     201);
-    td_resp_free(&r);
+    static const char *const isos[] = {"pool", "schema", "database"};
+    struct td_principal t[3], w;
+    char conf[200], slug[32], at[40], path[160], body[128], *before[3];
+    snprintf(conf, sizeof(conf), "%s/backups/pgbackrest.conf", srv.dir);
+    assert_int_equal(td_pg_archive_to(&second, conf, "second"), 0);
+    td_sleep_ms(1100); /* a moment a whole second after that backup */
+    make_tenant_on("second", "far-other", "pool", "enterprise", "o@w.io", &w);
+    for (int i = 0; i < 3; i++) {
+        snprintf(slug, sizeof(slug), "far-%s", isos[i]);
+        make_tenant_on("second", slug, isos[i], "enterprise", "o@f.io", &t[i]);
+        add_project(&t[i], "kept", NULL, 0);
+        add_project(&t[i], "doomed", body, sizeof(body));
+        before[i] = rows_of(slug);
+        td_sleep_ms(20);
+        if (i == 2)
+            now_rfc3339(at, sizeof(at));
+        td_sleep_ms(20);
+    }
+    for (int i = 0; i < 3; i++) { /* after the moment: a new row, a deleted one */
+        struct td_resp r;
+        add_project(&t[i], "later", body, sizeof(body));
+        snprintf(path, sizeof(path), "/t/%.40s/projects/%.64s", t[i].slug, body);
+        td_call(&srv, "DELETE", path, t[i].token, NULL, &r);
+        TD_ASSERT_STATUS(&r, 204);
+        td_resp_free(&r);
+    }
+    add_project(&w, "other-later", NULL, 0);
+    char *other_before = rows_of("far-other");
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "/admin/tenants/%.40s/restore?confirm=%.40s", t[i].slug,
+                 t[i].slug);
+        snprintf(body, sizeof(body), "{\"at\":\"%s\"}", at);
+        run_job(path, body, NULL, 0);
+        char *after = rows_of(t[i].slug);
+        assert_string_equal(before[i], after);
+        free(after);
+        free(before[i]);
+    }
+    char *other_after = rows_of("far-other");
+    assert_string_equal(other_before, other_after);
+    assert_non_null(strstr(other_after, "other-later"));
+    char got[48];
+    run_job("/admin/tenants/far-schema/clone", "{\"slug\":\"far-copy\"}", got, sizeof(got));
+    char *orig = rows_of("far-schema"), *copy = rows_of("far-copy");
+    assert_string_equal(orig, copy);
+    free(orig);
+    free(copy);
+    free(other_before);
+    free(other_after);
     PGconn *c = td_db(&srv, "postgres");
-    long long jobs0 = td_sql_count(c, "SELECT count(*) FROM tenantd.jobs");
-    td_admin(&srv, "POST", "/admin/tenants/far/clone", "{\"slug\":\"far-copy\"}", &r);
-    TD_ASSERT_PROBLEM(&r, 503, "unavailable");
-    assert_non_null(strstr(td_jstr(r.json, "detail"), "second"));
-    td_resp_free(&r);
-    assert_int_equal(td_sql_count(c, "SELECT count(*) FROM tenantd.jobs"), jobs0);
+    PGresult *res = td_sql(c,
+                           "SELECT string_agg(tenant_slug || ' ' || detail::text, E'\\n') FROM "
+                           "tenantd.operator_actions WHERE tenant_slug LIKE 'far-%'",
+                           0, NULL);
+    fprintf(stderr, "second server jobs (ms):\n%s\n", PQgetvalue(res, 0, 0));
+    PQclear(res);
     PQfinish(c);
+    struct td_resp r;
     td_admin(&srv, "GET", "/metrics", NULL, &r);
-    assert_non_null(strstr(r.body, "tenantd_wal_archiving{server=\"second\"} 0"));
+    assert_non_null(strstr(r.body, "tenantd_wal_archiving{server=\"second\"} 1"));
     td_resp_free(&r);
 }
 
@@ -612,6 +689,20 @@ static void test_cli_restore_and_clone(void **state)
     assert_non_null(strstr(err, "slug is taken"));
     assert_int_equal(CLI(out, err, "clone", "cli-src"), 2);
     assert_int_equal(CLI(out, err, "restore", "cli-src", "--at", past), 2);
+    /* before the oldest base backup: refused here, not by the job */
+    PQclear(td_sql(c,
+                   "UPDATE tenantd.tenants SET created_at = now() - interval '3 days' WHERE "
+                   "slug = 'cli-src'",
+                   0, NULL));
+    time_t hour_ago = time(NULL) - 3600;
+    struct tm tm;
+    gmtime_r(&hour_ago, &tm);
+    strftime(past, sizeof(past), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    st = CLI(out, err, "restore", "cli-src", "--at", past, "--confirm", "cli-src");
+    if (st != 2)
+        fprintf(stderr, "exit %d\nstdout: %s\nstderr: %s\n", st, out, err);
+    assert_int_equal(st, 2);
+    assert_non_null(strstr(err, "the oldest moment available is 20"));
     assert_int_equal(td_sql_count(c, "SELECT count(*) FROM tenantd.jobs"), jobs0);
 
     char *rows = rows_of("cli-src");
@@ -650,7 +741,7 @@ int main(void)
         cmocka_unit_test(test_clone_beside_original),
         cmocka_unit_test(test_clone_pool),
         cmocka_unit_test(test_restore_after_move),
-        cmocka_unit_test(test_second_server_refused),
+        cmocka_unit_test(test_second_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

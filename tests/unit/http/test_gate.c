@@ -25,6 +25,7 @@ struct req {
 };
 
 static struct req reqs[NREQ];
+static long long now; /* the time every call passes, in us: moved by the tests only */
 
 static struct req *req_of(int i, const char *tenant)
 {
@@ -35,7 +36,7 @@ static struct req *req_of(int i, const char *tenant)
 
 static int enter(struct http_gate *g, struct req *r)
 {
-    return http_gate_enter(g, &r->e, r->tenant);
+    return http_gate_enter(g, &r->e, r->tenant, now);
 }
 
 /* The resume list as a string of tenant names with the request's index: "b1 a3". */
@@ -55,7 +56,7 @@ static const char *names(struct http_gate_entry *e)
 static const char *leave(struct http_gate *g, struct req *r)
 {
     assert_true(r->e.admitted);
-    return names(http_gate_leave(g, &r->e));
+    return names(http_gate_leave(g, &r->e, now));
 }
 
 /* The old scenario, with a second tenant in the gate so the share applies: a tenant past
@@ -64,7 +65,7 @@ static const char *leave(struct http_gate *g, struct req *r)
 static void test_share_park_and_hand_on(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(2, 0, 0);
+    struct http_gate *g = http_gate_new(2, 0, 0, 0);
     struct req *b1 = req_of(1, "b"), *a2 = req_of(2, "a"), *a3 = req_of(3, "a"),
                *a4 = req_of(4, "a"), *a5 = req_of(5, "a");
     assert_int_equal(enter(g, b1), 0);
@@ -76,14 +77,14 @@ static void test_share_park_and_hand_on(void **state)
     assert_string_equal(leave(g, a2), "a4");
     assert_true(a4->e.admitted);
     assert_false(a5->e.admitted);
-    assert_string_equal(names(http_gate_drop(g, &a5->e)), "");
+    assert_string_equal(names(http_gate_drop(g, &a5->e, now)), "");
     assert_string_equal(leave(g, a3), "");
     assert_string_equal(leave(g, a4), "");
     assert_string_equal(leave(g, b1), "");
     assert_int_equal(http_gate_tenants(g), 0);
     http_gate_free(g);
 
-    g = http_gate_new(0, 0, 0); /* no share: no gate at all */
+    g = http_gate_new(0, 0, 0, 0); /* no share: no gate at all */
     for (int i = 0; i < 8; i++)
         assert_int_equal(enter(g, req_of(i, "a")), 0);
     assert_int_equal(http_gate_tenants(g), 0);
@@ -94,14 +95,14 @@ static void test_share_park_and_hand_on(void **state)
 static void test_alone_uses_every_slot(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(1, 0, 0);
+    struct http_gate *g = http_gate_new(1, 0, 0, 0);
     for (int i = 0; i < 8; i++)
         assert_int_equal(enter(g, req_of(i, "a")), 0);
     for (int i = 0; i < 8; i++)
         assert_string_equal(leave(g, &reqs[i]), "");
     http_gate_free(g);
 
-    g = http_gate_new(1, 0, 4);
+    g = http_gate_new(1, 0, 4, 0);
     for (int i = 0; i < 4; i++)
         assert_int_equal(enter(g, req_of(i, "a")), 0);
     assert_int_equal(enter(g, req_of(4, "a")), 1); /* the total, not the share */
@@ -109,7 +110,7 @@ static void test_alone_uses_every_slot(void **state)
     http_gate_free(g);
 
     /* alone 3 of 4 loops: the fourth stays free for whoever comes next, at once */
-    g = http_gate_new(2, 3, 0);
+    g = http_gate_new(2, 3, 0, 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(enter(g, req_of(i, "a")), 0);
     assert_int_equal(enter(g, req_of(3, "a")), 1);
@@ -125,7 +126,7 @@ static void test_alone_uses_every_slot(void **state)
 static void test_contention_holds_the_excess(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(1, 0, 0);
+    struct http_gate *g = http_gate_new(1, 0, 0, 0);
     for (int i = 0; i < 4; i++)
         assert_int_equal(enter(g, req_of(i, "a")), 0);
     struct req *b = req_of(10, "b");
@@ -148,7 +149,7 @@ static void test_contention_holds_the_excess(void **state)
 static void test_newcomer_gets_next_slot(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(2, 0, 4);
+    struct http_gate *g = http_gate_new(2, 0, 4, 0);
     for (int i = 0; i < 4; i++)
         assert_int_equal(enter(g, req_of(i, "a")), 0);
     for (int i = 4; i < 10; i++)
@@ -167,7 +168,7 @@ static void test_newcomer_gets_next_slot(void **state)
 static void test_round_robin_order(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(1, 0, 2);
+    struct http_gate *g = http_gate_new(1, 0, 2, 0);
     assert_int_equal(enter(g, req_of(0, "a")), 0);
     assert_int_equal(enter(g, req_of(1, "a")), 0);
     for (int i = 2; i < 6; i++)
@@ -191,23 +192,59 @@ static void test_round_robin_order(void **state)
 static void test_drop_ends_contention(void **state)
 {
     (void)state;
-    struct http_gate *g = http_gate_new(1, 0, 0);
+    struct http_gate *g = http_gate_new(1, 0, 0, 0);
     struct req *b1 = req_of(0, "b"), *b2 = req_of(1, "b");
     assert_int_equal(enter(g, b1), 0);
     assert_int_equal(enter(g, req_of(2, "a")), 0);
     assert_int_equal(enter(g, req_of(3, "a")), 1);
     assert_int_equal(enter(g, b2), 1);
     assert_int_equal(enter(g, req_of(4, "a")), 1);
-    assert_string_equal(names(http_gate_drop(g, &b2->e)), ""); /* b still runs b1 */
-    assert_string_equal(names(http_gate_drop(g, &b1->e)), "a3 a4");
+    assert_string_equal(names(http_gate_drop(g, &b2->e, now)), ""); /* b still runs b1 */
+    assert_string_equal(names(http_gate_drop(g, &b1->e, now)), "a3 a4");
     assert_null(b1->e.tenant);
     assert_int_equal(http_gate_tenants(g), 1);
     /* a drop of an entry not in the gate changes nothing */
-    assert_string_equal(names(http_gate_drop(g, &b1->e)), "");
+    assert_string_equal(names(http_gate_drop(g, &b1->e, now)), "");
     for (int i = 2; i < 5; i++)
         assert_string_equal(leave(g, &reqs[i]), "");
     assert_int_equal(http_gate_tenants(g), 0);
     http_gate_free(g);
+}
+
+/* A tenant whose last request left still holds the flood back for linger_us: its client's
+ * next request is on its way. After that, the flood has every slot again. */
+static void test_linger_keeps_contention(void **state)
+{
+    (void)state;
+    now = 0;
+    struct http_gate *g = http_gate_new(1, 0, 0, 1000);
+    struct req *b0 = req_of(0, "b");
+    assert_int_equal(enter(g, b0), 0);
+    assert_int_equal(enter(g, req_of(1, "a")), 0);
+    assert_int_equal(enter(g, req_of(2, "a")), 1);
+    now = 100;
+    assert_string_equal(leave(g, b0), ""); /* b lingers */
+    assert_int_equal(http_gate_tenants(g), 2);
+    now = 200;
+    assert_string_equal(leave(g, &reqs[1]), "a2"); /* under its share */
+    now = 500;
+    assert_int_equal(enter(g, req_of(3, "a")), 1);
+    now = 1100; /* b's linger is over */
+    assert_string_equal(leave(g, &reqs[2]), "a3");
+    assert_int_equal(enter(g, req_of(4, "a")), 0); /* alone: past its share */
+    assert_int_equal(http_gate_tenants(g), 1);
+    assert_string_equal(leave(g, &reqs[3]), "");
+    assert_string_equal(leave(g, &reqs[4]), "");
+    /* b comes back within its linger: its record is the same, counted once */
+    assert_int_equal(enter(g, req_of(5, "b")), 0);
+    assert_int_equal(http_gate_tenants(g), 2);
+    assert_string_equal(leave(g, &reqs[5]), "");
+    now = 3000;
+    assert_int_equal(enter(g, req_of(6, "c")), 0); /* a and b are forgotten */
+    assert_int_equal(http_gate_tenants(g), 1);
+    assert_string_equal(leave(g, &reqs[6]), "");
+    http_gate_free(g);
+    now = 0;
 }
 
 int main(void)
@@ -219,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_newcomer_gets_next_slot),
         cmocka_unit_test(test_round_robin_order),
         cmocka_unit_test(test_drop_ends_contention),
+        cmocka_unit_test(test_linger_keeps_contention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
