@@ -23,14 +23,9 @@ static struct td_principal tenants[NTENANTS];
 
 static long metric(struct td_server *srv, const char *name)
 {
-    struct td_resp r;
-    assert_int_equal(td_admin(srv, "GET", "/metrics", NULL, &r), 200);
-    char key[128];
-    snprintf(key, sizeof(key), "%s{server=\"main\"} ", name);
-    const char *p = strstr(r.body, key);
-    long v = p ? atol(p + strlen(key)) : -1;
-    td_resp_free(&r);
-    return v;
+    char series[128];
+    snprintf(series, sizeof(series), "%s{server=\"main\"}", name);
+    return td_metric(srv, series);
 }
 
 static void get_projects(struct td_server *srv, int i)

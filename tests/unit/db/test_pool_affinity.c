@@ -10,9 +10,11 @@
 
 #define BUDGET 4
 
-static struct db_pool *pool_mem(struct fake *f, long long max_bytes, int every, int max_tenants)
+/* A pool that measures its connections' memory (fake_conn.memory). */
+static struct db_pool *pool_mem(struct fake *f, int budget, long long max_bytes, int every,
+                                int max_tenants)
 {
-    struct db_pool_cfg cfg = {.budget = BUDGET,
+    struct db_pool_cfg cfg = {.budget = budget,
                               .max_dbs = 8,
                               .share_pct = 100,
                               .timeout_ms = 1000,
@@ -121,7 +123,7 @@ static void test_recycled_place_is_refilled(void **state)
 {
     (void)state;
     struct fake *f = fake_new();
-    struct db_pool *p = pool_mem(f, 1000, 1, 0);
+    struct db_pool *p = pool_mem(f, BUDGET, 1000, 1, 0);
     open_all(p);
     const char *t = "tenant7";
     struct db_slot *s;
@@ -159,18 +161,6 @@ static void test_recycled_place_is_refilled(void **state)
     pool_done(p, f);
 }
 
-static struct db_pool *pool_one(struct fake *f, long long max_bytes, int every, int max_tenants)
-{
-    struct db_pool_cfg cfg = {.budget = 1,
-                              .max_dbs = 8,
-                              .share_pct = 100,
-                              .timeout_ms = 1000,
-                              .max_tenants = max_tenants,
-                              .max_backend_bytes = max_bytes,
-                              .probe_every = every};
-    return db_pool_new(&cfg, &fake_ops_memory, f);
-}
-
 static void *use_once(struct db_pool *p, int i)
 {
     char t[16];
@@ -189,7 +179,7 @@ static void test_recycle_by_memory_not_count(void **state)
 {
     (void)state;
     struct fake *f = fake_new();
-    struct db_pool *p = pool_one(f, 1000, 4, 3);
+    struct db_pool *p = pool_mem(f, 1, 1000, 4, 3);
     void *c = use_once(p, 0);
     for (int i = 1; i < 50; i++)
         assert_ptr_equal(use_once(p, i), c);
@@ -210,7 +200,7 @@ static void test_unknown_memory_recycles_by_count(void **state)
 {
     (void)state;
     struct fake *f = fake_new();
-    struct db_pool *p = pool_one(f, 1000, 1, 3);
+    struct db_pool *p = pool_mem(f, 1, 1000, 1, 3);
     void *c = use_once(p, 0);
     ((struct fake_conn *)c)->memory = -1;
     use_once(p, 1);
