@@ -11,8 +11,9 @@ tenant 1 and schema tenant N, or with PROF_WALK=1 walk every tenant in turn.
     callgrind_annotate /tmp/prof/callgrind.out.*.1
 
 For each endpoint it also prints what the in-memory caches did per request (GET /metrics,
-tenantd_cache_*: tenant lookups that read the catalog, full token verifications, user
-checks run in the transaction, usage counters read from the catalog, evictions).
+tenantd_cache_*: tenant lookups that read the catalog, full token verifications, remembered user checks
+looked up and not found (the transaction then checks), usage counters read from the catalog,
+evictions).
 PROF_SCHEMA_SHARE (default 0.5) is the share of schema tenants; 0 seeds pool tenants only.
 PROF_VALGRIND=0 runs tenantd natively (no profile: cache counts, and RSS after the walk);
 PROF_ENDPOINTS picks endpoints (default list,get,post). With PROF_WALK=1 the warm-up walks
@@ -60,8 +61,9 @@ def cache_counts(ph):
 def report_caches(ep, before, after, n):
     def d(metric, cache):
         return (after.get((metric, cache), 0) - before.get((metric, cache), 0)) / n
-    print("%s per request: catalog tenant reads %.4f, full token verifications %.4f, user checks "
-          "run %.4f, usage reads %.4f; evictions tenant %.4f, token %.4f, user_check %.4f"
+    print("%s per request: catalog tenant reads %.4f, full token verifications %.4f, user check "
+          "lookups missed %.4f, usage reads %.4f; evictions tenant %.4f, token %.4f, "
+          "user_check %.4f"
           % (ep, d("misses_total", "tenant"), d("misses_total", "token"),
              d("misses_total", "user_check"), d("misses_total", "usage"),
              d("evictions_total", "tenant"), d("evictions_total", "token"),

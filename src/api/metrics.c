@@ -426,6 +426,13 @@ static void render_pools(struct buf *b, struct td_app *app)
          "Transactions sent through the event loops' pipelines."},
         {"tenantd_db_pipeline_depth_max", "gauge",
          "Most transactions in flight on one pipeline at once."},
+        {"tenantd_db_pool_affine_total", "counter",
+         "Default-database transactions that ran on the tenant's own connection (affinity)."},
+        {"tenantd_db_pool_acquires_total", "counter", "Connections lent, all databases."},
+        {"tenantd_db_pool_recycled_memory_total", "counter",
+         "Connections closed because their backend held more than TENANTD_BACKEND_MEMORY_MB."},
+        {"tenantd_db_pool_recycled_tenants_total", "counter",
+         "Connections closed after serving TENANTD_CONN_MAX_TENANTS tenants (memory unknown)."},
     };
     int ns = app && app->db ? db_server_count(app->db) : 0;
     struct db_pool_stats *st = td_xcalloc((size_t)(ns ? ns : 1), sizeof(*st));
@@ -437,8 +444,19 @@ static void render_pools(struct buf *b, struct td_app *app)
             unsigned long long ptx;
             int depth;
             db_server_pipe_stats(app->db, s, &ptx, &depth);
-            long long v[] = {st[s].open,   st[s].in_use,    st[s].waiting,  st[s].dbs, st[s].hits,
-                             st[s].misses, st[s].evictions, (long long)ptx, depth};
+            long long v[] = {st[s].open,
+                             st[s].in_use,
+                             st[s].waiting,
+                             st[s].dbs,
+                             st[s].hits,
+                             st[s].misses,
+                             st[s].evictions,
+                             (long long)ptx,
+                             depth,
+                             st[s].affine,
+                             st[s].hits + st[s].misses,
+                             st[s].recycled_memory,
+                             st[s].recycled_tenants};
             out(b, "%s{server=\"%s\"} %lld\n", g[k].name, db_server_name(app->db, s), v[k]);
         }
     }

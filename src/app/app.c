@@ -135,6 +135,7 @@ static int open_db(struct td_app *app, enum td_app_mode mode, const char *catalo
         .acquire_timeout_ms = cfg->acquire_timeout_ms,
         .tenant_share = cfg->tenant_share,
         .conn_max_tenants = cfg->conn_max_tenants,
+        .backend_memory = (long long)cfg->backend_memory_mb << 20,
         .prepare = full ? cfg->prepare : 0,
         .pipe_stall_ms = cfg->pipeline_stall_ms,
         .replicas = replicas,

@@ -128,13 +128,14 @@ static int find_in_copy(struct job *j, struct db *sdb, struct tnt_tenant **out)
     PGconn *pg = NULL;
     PGresult *r = NULL;
     int url = j->server != 0, rc = 0;
-    char *sql = td_xasprintf(url ? "SELECT %s FROM tenantd.tenants WHERE id = $1 UNION ALL "
-                                   "SELECT %s FROM (SELECT (jsonb_populate_record(NULL::"
-                                   "tenantd.tenants, d.last_row)).* FROM tenantd.deleted_tenants "
-                                   "d WHERE d.id = $1 AND NOT EXISTS (SELECT 1 FROM "
-                                   "tenantd.tenants t WHERE t.id = $1)) tenants"
-                                 : "SELECT %s FROM tenantd.tenants WHERE id = $1",
-                             tnt_catalog_columns, tnt_catalog_columns);
+    char *sql = td_xasprintf(
+        url ? "SELECT %s FROM tenantd.tenants WHERE id = $1 UNION ALL "
+              "SELECT %s FROM (SELECT (jsonb_populate_record(NULL::"
+              "tenantd.tenants, d.last_row)).* FROM tenantd.deleted_tenants "
+              "d WHERE d.id = $1 AND d.last_row IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+              "tenantd.tenants t WHERE t.id = $1)) tenants"
+            : "SELECT %s FROM tenantd.tenants WHERE id = $1",
+        tnt_catalog_columns, tnt_catalog_columns);
     if (!url)
         rc = db_admin_connect(sdb, 0, NULL, &pg);
     if (rc == 0)
@@ -142,6 +143,10 @@ static int find_in_copy(struct job *j, struct db *sdb, struct tnt_tenant **out)
                            (const char *const[]){pstr(j, "tenant_id")}, &r);
     if (rc < 0)
         fail(j, rc, "the %s catalog did not answer", url ? "live" : "recovered");
+    else if (PQntuples(r) == 0 && url)
+        rc = fail(j, TD_EVALIDATION,
+                  "the catalog keeps no row of the tenant (one deleted before tenantd kept "
+                  "deleted tenants' rows cannot be restored from a server given by URL)");
     else if (PQntuples(r) == 0)
         rc = fail(j, TD_EVALIDATION, "the tenant did not exist at %s", j->at);
     else

@@ -203,6 +203,8 @@ static const struct cfg_entry entries[] = {
     {"tenant_share", CFG_INT, OFF(tenant_share), "50", "TENANTD_TENANT_SHARE", NULL, valid_percent},
     {"conn_max_tenants", CFG_INT, OFF(conn_max_tenants), "500", "TENANTD_CONN_MAX_TENANTS", NULL,
      valid_pos_int},
+    {"backend_memory_mb", CFG_INT, OFF(backend_memory_mb), "128", "TENANTD_BACKEND_MEMORY_MB", NULL,
+     valid_nonneg_int},
     {"user_check_ttl", CFG_INT, OFF(user_check_ttl), "60", "TENANTD_USER_CHECK_TTL", NULL,
      valid_nonneg_int},
     {"cache_mb", CFG_INT, OFF(cache_mb), "48", "TENANTD_CACHE_MB", NULL, valid_pos_int},

@@ -25,9 +25,10 @@ struct td_config {
     /* the same in seconds (0: off) */ /* per-database pools kept (unset: max_connections) */
     char *default_isolation;           /* NULL: by plan */
     int tenant_share;                  /* percent of a server's pool one tenant may hold */
-    int conn_max_tenants;              /* recycle a connection after this many distinct tenants */
-    int user_check_ttl; /* seconds a passed user check serves reads; 0: every request */
-    int cache_mb;       /* MiB for the tenant, token and user-check caches together */
+    int conn_max_tenants;  /* recycle after this many distinct tenants (memory not readable) */
+    int backend_memory_mb; /* recycle a connection whose backend holds more; 0: never */
+    int user_check_ttl;    /* seconds a passed user check serves reads; 0: every request */
+    int cache_mb;          /* MiB for the tenant, token and user-check caches together */
     int acquire_timeout_ms;
     char *log_level;
     int prepare;      /* 1: prepared statements (off behind PgBouncer < 1.21) */

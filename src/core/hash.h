@@ -33,27 +33,42 @@ static inline uint64_t td_hash64_byte(uint64_t h, unsigned char b)
     return (h ^ b) * 1099511628211ULL;
 }
 
-/* Rendezvous (highest random weight) hashing: which of n places (0..n-1) key belongs to.
- * Every key spreads evenly; when place n-1 is added or removed, only the keys that go
- * to it move, the others stay where they were. n >= 1. */
-static inline unsigned td_rendezvous(const char *key, unsigned n)
+/* Rendezvous (highest random weight) hashing: place's weight for a key whose
+ * td_hash64_str is keyhash. A key belongs to the place of highest weight; ranking the
+ * places by weight gives its second choice, third, and so on. */
+static inline uint64_t td_rendezvous_weight(uint64_t keyhash, unsigned place)
 {
-    uint64_t base = td_hash64_str(TD_HASH64_INIT, key), best = 0;
+    /* FNV alone mixes the last bytes too little: finish with a 64-bit mixer */
+    uint64_t h = keyhash ^ ((uint64_t)(place + 1) * 0x9e3779b97f4a7c15ULL);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* The place (0..n-1) of highest weight for keyhash. n >= 1. */
+static inline unsigned td_rendezvous_best(uint64_t keyhash, unsigned n)
+{
+    uint64_t best = 0;
     unsigned pick = 0;
     for (unsigned i = 0; i < n; i++) {
-        /* the place's weight for key: FNV alone mixes the last bytes too little */
-        uint64_t h = base ^ ((uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL);
-        h ^= h >> 33;
-        h *= 0xff51afd7ed558ccdULL;
-        h ^= h >> 33;
-        h *= 0xc4ceb9fe1a85ec53ULL;
-        h ^= h >> 33;
+        uint64_t h = td_rendezvous_weight(keyhash, i);
         if (i == 0 || h > best) {
             best = h;
             pick = i;
         }
     }
     return pick;
+}
+
+/* Which of n places (0..n-1) key belongs to. Every key spreads evenly; when place n-1 is
+ * added or removed, only the keys that go to it move, the others stay where they were.
+ * n >= 1. */
+static inline unsigned td_rendezvous(const char *key, unsigned n)
+{
+    return td_rendezvous_best(td_hash64_str(TD_HASH64_INIT, key), n);
 }
 
 #endif

@@ -139,7 +139,13 @@ static void app_close(void *ctx, void *conn)
     free(c);
 }
 
-static const struct db_pool_ops app_ops = {app_open, app_close, NULL};
+static long long app_memory(void *ctx, void *conn)
+{
+    const struct db_server *s = ctx;
+    return db__backend_memory(((struct db_conn *)conn)->pg, s->app_conninfo != NULL);
+}
+
+static const struct db_pool_ops app_ops = {app_open, app_close, NULL, app_memory};
 
 PGconn *db__app_connect_start(struct db *db, int server)
 {
@@ -195,6 +201,7 @@ static void init_server(struct db *db, struct db_server *s, const char *name, si
         .share_pct = db->cfg.tenant_share,
         .timeout_ms = db->cfg.acquire_timeout_ms,
         .max_tenants = db->cfg.conn_max_tenants,
+        .max_backend_bytes = db->cfg.backend_memory,
     };
     s->pool = db_pool_new(&pc, &app_ops, s);
 }

@@ -76,8 +76,9 @@ struct db_config {
     int hibernate_after_s;     /* idle tenant databases stop taking connections; 0: never */
     int tenant_pools;
     int acquire_timeout_ms;
-    int tenant_share; /* percent */
-    int conn_max_tenants;
+    int tenant_share;          /* percent */
+    int conn_max_tenants;      /* recycle after this many tenants when memory cannot be read */
+    long long backend_memory;  /* recycle a connection whose backend holds more bytes; 0: never */
     int prepare;               /* 1: named prepared statements per connection */
     int pipe_stall_ms;         /* a pipeline with no result for this long takes no more
                                 * (they run on the pools); 0: 50 */

@@ -35,6 +35,9 @@ struct db_conn {
 };
 
 void db__conn_init(struct db_conn *c, PGconn *pg);
+/* Bytes of memory pg's backend holds (db/memory.c), or -1 when it cannot be told (not
+ * idle, behind a pooler: pooled 1, neither local nor allowed to read its contexts). */
+long long db__backend_memory(PGconn *pg, int pooled);
 /* Forget c's statements (not pg, which the caller closes). */
 void db__conn_cleanup(struct db_conn *c);
 

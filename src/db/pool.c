@@ -30,11 +30,19 @@ struct db_slot {
     unsigned long long since; /* when it was lent (now_us) */
     unsigned long long *seen; /* open-addressed set of tenant hashes */
     int nseen;
+    int place;     /* default database: its place (affinity), else -1 */
+    unsigned uses; /* releases, for the memory probe's rhythm */
+    int measured;  /* its backend's memory could be measured: recycle by that alone */
 };
 
 void *db_slot_conn(const struct db_slot *s)
 {
     return s->conn;
+}
+
+int db_slot_place(const struct db_slot *s)
+{
+    return s->place;
 }
 
 struct db_subpool {
@@ -83,7 +91,10 @@ struct db_pool {
     int nwaiting;
     unsigned long long clock, pass;
     long long hits, misses, evictions, opened;
+    long long affine, recycled_memory, recycled_tenants;
     unsigned long long open_us, hold_us; /* measured averages (EWMA, 1/8) */
+    int nplaces;                         /* places of the default database: the budget */
+    unsigned char *place_used;
 };
 
 struct db_pool *db_pool_new(const struct db_pool_cfg *cfg, const struct db_pool_ops *ops, void *ctx)
@@ -94,6 +105,10 @@ struct db_pool *db_pool_new(const struct db_pool_cfg *cfg, const struct db_pool_
     p->ctx = ctx;
     p->max_open = cfg->max_open > 0 ? cfg->max_open : cfg->budget;
     p->open_us = cfg->open_cost_us > 0 ? (unsigned long long)cfg->open_cost_us : 10000;
+    /* the default database never has more connections than statements in flight: one
+     * opens only when none is idle */
+    p->nplaces = cfg->budget > 0 ? cfg->budget : 1;
+    p->place_used = td_xcalloc((size_t)p->nplaces, 1);
     p->cap_per_tenant = cfg->budget * cfg->share_pct / 100;
     if (p->cap_per_tenant < 1)
         p->cap_per_tenant = 1;
@@ -156,6 +171,7 @@ void db_pool_free(struct db_pool *p)
     }
     pthread_mutex_destroy(&p->mu);
     pthread_condattr_destroy(&p->cattr);
+    free(p->place_used);
     free(p);
 }
 
@@ -344,18 +360,74 @@ static void waiter_remove(struct db_pool *p, struct waiter *w)
         w->tenant->waiting--;
 }
 
+/* Unlink the idle default-database connection whose place tenant th (td_hash64_str of
+ * its key; 0: no tenant, the first idle one) ranks highest. */
+static struct db_slot *take_idle_main(struct db_pool *p, uint64_t th)
+{
+    struct db_slot **best = &p->main.idle;
+    if (th && (*best)->place >= 0) {
+        uint64_t bw = td_rendezvous_weight(th, (unsigned)(*best)->place);
+        for (struct db_slot **pp = &(*best)->next; *pp; pp = &(*pp)->next) {
+            uint64_t w = (*pp)->place >= 0 ? td_rendezvous_weight(th, (unsigned)(*pp)->place) : 0;
+            if (w > bw) {
+                bw = w;
+                best = pp;
+            }
+        }
+    }
+    struct db_slot *s = *best;
+    *best = s->next;
+    return s;
+}
+
+/* The free place tenant th ranks highest (th 0: the lowest free one), now taken; -1 when
+ * none is free (cannot happen: the default database opens only when none is idle). */
+static int place_take(struct db_pool *p, uint64_t th)
+{
+    int best = -1;
+    uint64_t bw = 0;
+    for (int i = 0; i < p->nplaces; i++) {
+        if (p->place_used[i])
+            continue;
+        uint64_t w = th ? td_rendezvous_weight(th, (unsigned)i) : 0;
+        if (best < 0 || w > bw) {
+            best = i;
+            bw = w;
+        }
+    }
+    if (best >= 0)
+        p->place_used[best] = 1;
+    return best;
+}
+
+static void place_free(struct db_pool *p, struct db_slot *s)
+{
+    if (s->place >= 0)
+        p->place_used[s->place] = 0;
+    s->place = -1;
+}
+
+/* Count a default-database use that got the tenant's first place of all. */
+static void note_affinity(struct db_pool *p, const struct db_slot *s, uint64_t th)
+{
+    if (th && s->place >= 0 && (unsigned)s->place == td_rendezvous_best(th, (unsigned)p->nplaces))
+        p->affine++;
+}
+
 /*
  * Take a connection for w (pick() chose it, so one is available). Returns the slot, with
  * conn NULL when a new connection must be opened; *victims gets connections to close.
  */
-static struct db_slot *take(struct db_pool *p, const char *database, struct db_slot **victims,
-                            unsigned long long now)
+static struct db_slot *take(struct db_pool *p, const char *database, uint64_t th,
+                            struct db_slot **victims, unsigned long long now)
 {
     struct db_subpool *sub = find_sub(p, database);
     *victims = NULL;
     if (sub && sub->idle) {
-        struct db_slot *s = sub->idle;
-        sub->idle = s->next;
+        struct db_slot *s = sub == &p->main ? take_idle_main(p, th) : sub->idle;
+        if (sub != &p->main)
+            sub->idle = s->next;
+        note_affinity(p, s, th);
         sub->in_use++;
         sub->last_used = ++p->clock;
         sub->last_us = now;
@@ -389,6 +461,7 @@ static struct db_slot *take(struct db_pool *p, const char *database, struct db_s
         struct db_slot *v = donor->idle;
         donor->idle = v->next;
         donor->open--;
+        place_free(p, v);
         p->open--;
         p->evictions++;
         v->next = *victims;
@@ -402,6 +475,8 @@ static struct db_slot *take(struct db_pool *p, const char *database, struct db_s
     sub->last_us = now;
     struct db_slot *s = td_xcalloc(1, sizeof(*s));
     s->sub = sub;
+    s->place = sub == &p->main ? place_take(p, th) : -1;
+    note_affinity(p, s, th);
     return s;
 }
 
@@ -455,7 +530,8 @@ int db_pool_acquire(struct db_pool *p, const char *database, const char *tenant,
         w.tenant->last_served = ++p->clock;
     }
     struct db_slot *victims;
-    struct db_slot *s = take(p, database, &victims, now_us(p));
+    uint64_t th = tenant ? td_hash64_str(TD_HASH64_INIT, tenant) | 1 : 0;
+    struct db_slot *s = take(p, database, th, &victims, now_us(p));
     /* others may be servable now (another database, another tenant) */
     wake_next(p);
     pthread_mutex_unlock(&p->mu);
@@ -485,6 +561,8 @@ static int slot_note_tenant(struct db_pool *p, struct db_slot *s, const char *te
     int max = p->cfg.max_tenants;
     if (max <= 0 || !tenant)
         return 0;
+    if (s->nseen >= max)
+        return 1; /* counted enough (a measured connection lives on): the set stays half empty */
     int cap = 2 * max;
     if (!s->seen)
         s->seen = td_xcalloc((size_t)cap, sizeof(*s->seen));
@@ -499,11 +577,32 @@ static int slot_note_tenant(struct db_pool *p, struct db_slot *s, const char *te
     }
 }
 
+/* Is s worn out (close it rather than pool it)? 1: by its backend's memory, 2: by the
+ * count of tenants it served, 0: no. Runs outside the lock (the probe is a round trip or
+ * a /proc read). */
+static int worn_out(struct db_pool *p, struct db_slot *s, const char *tenant)
+{
+    int many = slot_note_tenant(p, s, tenant);
+    if (p->ops.memory && p->cfg.max_backend_bytes > 0 && s->conn) {
+        unsigned every = p->cfg.probe_every > 0 ? (unsigned)p->cfg.probe_every : 64;
+        if (s->uses++ % every == 0) { /* the first release too: tells whether it can be read */
+            long long bytes = p->ops.memory(p->ctx, s->conn);
+            s->measured = bytes >= 0;
+            if (bytes > p->cfg.max_backend_bytes)
+                return 1;
+        }
+        if (s->measured)
+            return 0;
+    }
+    return many ? 2 : 0;
+}
+
 void db_pool_release(struct db_pool *p, struct db_slot *s, const char *tenant, int broken)
 {
     if (!s)
         return;
-    int recycle = broken || slot_note_tenant(p, s, tenant);
+    int worn = broken ? 0 : worn_out(p, s, tenant);
+    int recycle = broken || worn;
     unsigned long long held = s->conn ? now_us(p) - s->since : 0;
     pthread_mutex_lock(&p->mu);
     struct db_subpool *sub = s->sub;
@@ -523,14 +622,18 @@ void db_pool_release(struct db_pool *p, struct db_slot *s, const char *tenant, i
         s->next = sub->idle;
         sub->idle = s;
         wake_next(p);
+    } else {
+        p->recycled_memory += worn == 1;
+        p->recycled_tenants += worn == 2;
     }
     pthread_mutex_unlock(&p->mu);
     if (recycle) {
         /* closed before its place is given back: the budget counts it until it is gone */
         if (s->conn)
             p->ops.close(p->ctx, s->conn);
-        slot_free(s);
         pthread_mutex_lock(&p->mu);
+        place_free(p, s);
+        slot_free(s);
         sub->open--;
         p->open--;
         wake_next(p);
@@ -588,5 +691,8 @@ void db_pool_stats(struct db_pool *p, struct db_pool_stats *st)
     st->opened = p->opened;
     st->open_us = (long long)p->open_us;
     st->hold_us = (long long)p->hold_us;
+    st->affine = p->affine;
+    st->recycled_memory = p->recycled_memory;
+    st->recycled_tenants = p->recycled_tenants;
     pthread_mutex_unlock(&p->mu);
 }

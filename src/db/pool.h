@@ -14,6 +14,16 @@
  * rules (admission, open limit, LRU, fairness, recycling) are testable on their own. A
  * slot is the caller's from db_pool_acquire() until db_pool_release().
  *
+ * Affinity: the default database's connections hold numbered places (0..budget-1). A
+ * tenant ranks the places by rendezvous hashing and takes the idle connection of its
+ * highest-ranked place (a new connection takes its best free place), so a schema
+ * tenant keeps coming back to the same backend, whose catalog caches then hold about
+ * 1/pool of the schemas. Never a wait for the preferred place while another is idle.
+ *
+ * Recycling: every probe_every-th release of a connection the pool asks ops->memory for
+ * its backend's memory and closes it above max_backend_bytes; a connection whose memory
+ * cannot be measured is closed after it served max_tenants distinct tenants instead.
+ *
  * Fairness, work-conserving: a tenant's share is max(1, budget * share / 100) connections,
  * and it binds only while another tenant waits. Alone, a tenant takes every connection the
  * budget allows. When several tenants wait, the next free connection goes to a waiting
@@ -34,16 +44,22 @@ struct db_pool_ops {
     /* microseconds on a monotonic clock; NULL: CLOCK_MONOTONIC. Tests pass their own, so
      * the wait-or-open rule is decided by figures they choose, not by timing. */
     unsigned long long (*now_us)(void *ctx);
+    /* bytes of memory of conn's backend, or -1 when it cannot be told; NULL: never
+     * measured (runs outside the pool lock, on a connection no one else holds) */
+    long long (*memory)(void *ctx, void *conn);
 };
 
 struct db_pool_cfg {
-    int budget;       /* statements in flight at most, all databases together */
-    int max_open;     /* connections open at most; 0: budget (the two limits are one) */
-    int max_dbs;      /* per-database pools kept (LRU) */
-    int open_cost_us; /* cost of one open until one is measured; 0: 10 ms */
-    int share_pct;    /* per-tenant share of budget */
-    int timeout_ms;   /* how long an acquire may wait */
-    int max_tenants;  /* recycle a connection after it served this many tenants; 0: never */
+    int budget;                  /* statements in flight at most, all databases together */
+    int max_open;                /* connections open at most; 0: budget (the two limits are one) */
+    int max_dbs;                 /* per-database pools kept (LRU) */
+    int open_cost_us;            /* cost of one open until one is measured; 0: 10 ms */
+    int share_pct;               /* per-tenant share of budget */
+    int timeout_ms;              /* how long an acquire may wait */
+    int max_tenants;             /* recycle a connection after it served this many tenants, when its
+                                  * memory cannot be measured; 0: never */
+    long long max_backend_bytes; /* recycle a connection whose backend holds more; 0: never */
+    int probe_every;             /* measure a backend every this many releases; 0: 64 */
 };
 
 /* One pooled connection, lent by db_pool_acquire(); its bookkeeping is the pool's own. */
@@ -82,7 +98,12 @@ struct db_pool_stats {
     long long hits, misses, evictions;
     long long opened;           /* connections opened since start (the churn) */
     long long open_us, hold_us; /* measured averages: one open, one use of a connection */
+    long long affine;           /* default-database uses that got the tenant's first place */
+    long long recycled_memory;  /* connections closed for their backend's memory */
+    long long recycled_tenants; /* ... for the count of tenants they served */
 };
+/* The place (0..max_open-1) of s's connection in the default database, or -1. */
+int db_slot_place(const struct db_slot *s);
 void db_pool_stats(struct db_pool *p, struct db_pool_stats *st);
 
 #endif

@@ -50,10 +50,12 @@ enum { CE_ID, CE_SLUG };
 
 struct centry {
     struct td_hnode node;
-    unsigned slot;      /* its index in the shard's ring (the clock) */
-    unsigned bytes;     /* memory it holds, allocator overhead and ring slot included */
-    unsigned char ref;  /* looked up since the clock's hand last passed */
-    unsigned char kind; /* CE_ID: in a struct tnt_block; CE_SLUG: a struct by_slug */
+    unsigned slot;          /* its index in the shard's ring (the clock) */
+    unsigned bytes;         /* memory it holds, allocator overhead and ring slot included */
+    unsigned char ref;      /* looked up since the clock's hand last passed */
+    unsigned char kind;     /* CE_ID: in a struct tnt_block; CE_SLUG: a struct by_slug */
+    unsigned char ttl_only; /* an invalidation ran while it was read: confirmations do not
+                             * extend it (it may predate a change already announced) */
 };
 
 struct tnt_block {
@@ -211,7 +213,8 @@ struct tnt_cache {
     struct db *db;
     size_t shard_budget;
     int ttl_ms;
-    atomic_llong confirmed_us; /* see tnt_cache_confirm; 0: not confirmed */
+    atomic_llong confirmed_us;   /* see tnt_cache_confirm; 0: not confirmed */
+    atomic_ullong invalidations; /* counts tnt_cache_invalidate calls */
     atomic_ullong hits, misses, evictions;
     struct cache_shard shards[CACHE_SHARDS];
 };
@@ -327,6 +330,7 @@ void tnt_cache_free(struct tnt_cache *c)
 
 void tnt_cache_invalidate(struct tnt_cache *c, const char *id)
 {
+    atomic_fetch_add(&c->invalidations, 1);
     if (!id) {
         for (int i = 0; i < CACHE_SHARDS; i++) {
             pthread_mutex_lock(&c->shards[i].mu);
@@ -356,7 +360,8 @@ static struct tnt_tenant *lookup_id(struct tnt_cache *c, const char *id)
         struct centry *e = TD_CONTAINER_OF(n, struct centry, node);
         struct tnt_tenant *f = &TD_CONTAINER_OF(e, struct tnt_block, ce)->t;
         /* fresh: loaded, or confirmed by the listener, less than the TTL ago */
-        long long seen = atomic_load_explicit(&c->confirmed_us, memory_order_relaxed);
+        long long seen =
+            e->ttl_only ? 0 : atomic_load_explicit(&c->confirmed_us, memory_order_relaxed);
         if (td_now_us() - (seen > f->loaded_us ? seen : f->loaded_us) <
             (long long)c->ttl_ms * 1000) {
             e->ref = 1;
@@ -386,12 +391,15 @@ static int lookup_slug(struct tnt_cache *c, const char *slug, char *id)
 /* File t by id (the cache takes a reference). An entry that only expired (no change was
  * announced) hands its generation on: what was learnt about the tenant's users stays
  * valid (src/tenant/usercheck.h). A tenant bigger than a shard's budget is not kept. */
-static void insert_id(struct tnt_cache *c, struct tnt_tenant *t)
+static void insert_id(struct tnt_cache *c, struct tnt_tenant *t, unsigned long long invalidations)
 {
     unsigned h = td_hash_str(t->id);
     struct cache_shard *s = shard_of(c, h);
     struct centry *e = &block_of(t)->ce;
     e->kind = CE_ID;
+    /* read before an invalidation that this insert follows: the row may be older than the
+     * change that invalidation announced, so only the TTL vouches for it */
+    e->ttl_only = atomic_load(&c->invalidations) != invalidations;
     e->bytes = held(block_of(t));
     pthread_mutex_lock(&s->mu);
     struct td_hnode *n = td_htab_find(&s->ids, h, id_eq, t->id);
@@ -462,6 +470,7 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
     struct db_target tg = {.server = 0};
     struct db_stmt st = {sql, 1, (const char *const[]){key}, 0};
     PGresult *r = NULL;
+    unsigned long long inval = atomic_load(&c->invalidations);
     int rc = db_exec(c->db, &tg, &st, 1, &r);
     if (rc < 0)
         return rc == TD_EUNAVAILABLE ? rc : TD_EUNAVAILABLE;
@@ -471,7 +480,7 @@ int tnt_cache_get(struct tnt_cache *c, const char *key, struct tnt_tenant **out)
     }
     struct tnt_tenant *t = tnt_tenant_from_row(c->db, r, 0);
     PQclear(r);
-    insert_id(c, t);
+    insert_id(c, t, inval);
     /* a slug is filed only when asked for (requests naming the tenant by token or id need
      * none), and never a UUID that is not the tenant's id (a UUID-shaped slug from an older
      * catalog would answer for the tenant that has that id) */

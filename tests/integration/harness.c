@@ -499,6 +499,21 @@ long td_admin(struct td_server *s, const char *method, const char *path, const c
     return td_call(s, method, path, TD_TEST_ADMIN_TOKEN, body, r);
 }
 
+long td_metric(struct td_server *s, const char *series)
+{
+    struct td_resp r;
+    if (td_admin(s, "GET", "/metrics", NULL, &r) != 200) {
+        td_resp_free(&r);
+        return -1;
+    }
+    char key[256];
+    snprintf(key, sizeof(key), "\n%s ", series);
+    const char *p = r.body ? strstr(r.body, key) : NULL;
+    long v = p ? atol(p + strlen(key)) : -1;
+    td_resp_free(&r);
+    return v;
+}
+
 void td_resp_free(struct td_resp *r)
 {
     free(r->body);
@@ -860,4 +875,14 @@ bool td_check_problem(const struct td_resp *r, long status, const char *code)
         ok = false;
     }
     return ok;
+}
+
+long td_projects_named(PGconn *su, const char *schema, const char *name)
+{
+    char sql[256], v[32];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s.projects WHERE name = $1", schema);
+    const char *p[1] = {name};
+    if (!td_sql_value(su, sql, 1, p, v, sizeof(v)))
+        return -1;
+    return atol(v);
 }

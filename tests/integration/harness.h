@@ -124,6 +124,9 @@ long td_call(struct td_server *s, const char *method, const char *path, const ch
 long td_admin(struct td_server *s, const char *method, const char *path, const char *body,
               struct td_resp *r);
 void td_resp_free(struct td_resp *r);
+/* The value of one series of GET /metrics (as the admin), e.g.
+ * "tenantd_db_pool_open_connections{server=\"main\"}", or -1 when it is not there. */
+long td_metric(struct td_server *s, const char *series);
 /* Value of response header name (case-insensitive) copied to out, or NULL when absent. */
 const char *td_resp_header(const struct td_resp *r, const char *name, char *out, size_t size);
 
@@ -155,6 +158,8 @@ PGconn *td_db_in(struct td_server *s, const char *dbname, const char *user);
 /* Run sql with text params; returns the result (caller PQclear). */
 PGresult *td_sql(PGconn *c, const char *sql, int nparams, const char *const *params);
 /* First column of the first row of a query expected to succeed, copied to out. */
+/* Rows of schema.projects named name (the superuser's view: every tenant's). */
+long td_projects_named(PGconn *su, const char *schema, const char *name);
 bool td_sql_value(PGconn *c, const char *sql, int nparams, const char *const *params, char *out,
                   size_t size);
 

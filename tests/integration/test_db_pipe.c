@@ -175,16 +175,6 @@ static void submit(struct loop *l, const struct db_target *t, const struct db_st
     assert_int_equal(db_pipe_submit(l->p, t, st, n, on_done, d, NULL), 0);
 }
 
-/* Rows named name in tenant t's projects (schema: its schema), as the superuser sees. */
-static long rows_named(PGconn *su, const char *schema, const char *name)
-{
-    char sql[256], v[32];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s.projects WHERE name = $1", schema);
-    const char *p[1] = {name};
-    assert_true(td_sql_value(su, sql, 1, p, v, sizeof(v)));
-    return atol(v);
-}
-
 /* Four tenants' transactions in flight on one connection; the third fails at its second
  * statement: it alone rolls back (its first row too), the others commit. */
 static void test_failure_aborts_only_its_batch(void **state)
@@ -229,11 +219,11 @@ static void test_failure_aborts_only_its_batch(void **state)
     assert_string_equal(d[3].value, "2"); /* tenant A sees its two rows, not B's or S's */
     PGconn *su = td_db(&srv, "postgres");
     assert_non_null(su);
-    assert_int_equal(rows_named(su, "pool", "mid-a1"), 1);
-    assert_int_equal(rows_named(su, "pool", "mid-a2"), 1);
-    assert_int_equal(rows_named(su, "pool", "mid-b-ok"), 0);
-    assert_int_equal(rows_named(su, "pool", "mid-b-bad"), 0);
-    assert_int_equal(rows_named(su, s_ident, "mid-s"), 1);
+    assert_int_equal(td_projects_named(su, "pool", "mid-a1"), 1);
+    assert_int_equal(td_projects_named(su, "pool", "mid-a2"), 1);
+    assert_int_equal(td_projects_named(su, "pool", "mid-b-ok"), 0);
+    assert_int_equal(td_projects_named(su, "pool", "mid-b-bad"), 0);
+    assert_int_equal(td_projects_named(su, s_ident, "mid-s"), 1);
     PQfinish(su);
     loop_close(&l);
 }
@@ -331,7 +321,7 @@ static void test_backend_killed(void **state)
         if (d[i].rc == 0) {
             ok++;
             assert_string_equal(d[i].value, names[i]);
-            assert_int_equal(rows_named(su, i % 2 ? s_ident : "pool", names[i]), 1);
+            assert_int_equal(td_projects_named(su, i % 2 ? s_ident : "pool", names[i]), 1);
         } else {
             unavailable++;
             assert_int_equal(d[i].rc, TD_EUNAVAILABLE);
@@ -339,7 +329,7 @@ static void test_backend_killed(void **state)
     }
     assert_int_equal(ok, SLOW); /* those before the slow one */
     assert_int_equal(unavailable, N - SLOW);
-    assert_int_equal(rows_named(su, "pool", "kill-4"), 0);
+    assert_int_equal(td_projects_named(su, "pool", "kill-4"), 0);
     assert_false(db_pipe_ready(l.p));
     /* opened again */
     loop_until_ready(&l);
@@ -383,8 +373,8 @@ static void test_abandoned_batch(void **state)
     assert_int_equal(d.order, 0); /* the abandoned one never called back */
     assert_int_equal(db_pipe_inflight(l.p), 0);
     PGconn *su = td_db(&srv, "postgres");
-    assert_int_equal(rows_named(su, "pool", "abandoned"), 1);
-    assert_int_equal(rows_named(su, "pool", "kept"), 1);
+    assert_int_equal(td_projects_named(su, "pool", "abandoned"), 1);
+    assert_int_equal(td_projects_named(su, "pool", "kept"), 1);
     PQfinish(su);
     loop_close(&l);
 }

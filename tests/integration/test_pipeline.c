@@ -81,23 +81,9 @@ static void post_project(struct call *c, struct td_principal *t, const char *nam
 
 static long metric(const char *name)
 {
-    struct td_resp r;
-    assert_int_equal(td_admin(&srv, "GET", "/metrics", NULL, &r), 200);
-    char key[128];
-    snprintf(key, sizeof(key), "%s{server=\"main\"} ", name);
-    const char *p = strstr(r.body, key);
-    long v = p ? atol(p + strlen(key)) : -1;
-    td_resp_free(&r);
-    return v;
-}
-
-static long rows_named(PGconn *su, const char *schema, const char *name)
-{
-    char sql[256], v[32];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s.projects WHERE name = $1", schema);
-    const char *p[1] = {name};
-    assert_true(td_sql_value(su, sql, 1, p, v, sizeof(v)));
-    return atol(v);
+    char series[128];
+    snprintf(series, sizeof(series), "%s{server=\"main\"}", name);
+    return td_metric(&srv, series);
 }
 
 /* Held from another connection, the lock keeps the pipeline's first transaction waiting,
@@ -143,11 +129,11 @@ static void test_one_create_fails(void **state)
         const char *schema = i % 3 == 2 ? s_ident : "pool";
         if (i == 4) {
             assert_int_equal(c[i].status, 400);
-            assert_int_equal(rows_named(su, schema, names[i]), 0);
+            assert_int_equal(td_projects_named(su, schema, names[i]), 0);
         } else {
             assert_int_equal(c[i].status, 201);
             assert_string_equal(c[i].name, names[i]);
-            assert_int_equal(rows_named(su, schema, names[i]), 1);
+            assert_int_equal(td_projects_named(su, schema, names[i]), 1);
         }
     }
     PQfinish(su);
@@ -189,7 +175,7 @@ static void test_client_gone_in_flight(void **state)
     assert_non_null(strstr(r.body, "\"gone-write\""));
     td_resp_free(&r);
     PGconn *su = td_db(&srv, "postgres");
-    assert_int_equal(rows_named(su, "pool", "gone-write"), 1);
+    assert_int_equal(td_projects_named(su, "pool", "gone-write"), 1);
     PQfinish(su);
     /* the two that went away were on the pipeline, and so was the GET after them */
     assert_true(metric("tenantd_db_pipeline_transactions_total") >= tx0 + 3);
@@ -227,7 +213,7 @@ static void test_backend_killed(void **state)
         }
         assert_int_equal(c[i].status, 201);
         assert_string_equal(c[i].name, names[i]);
-        assert_int_equal(rows_named(su, i % 2 ? s_ident : "pool", names[i]), 1);
+        assert_int_equal(td_projects_named(su, i % 2 ? s_ident : "pool", names[i]), 1);
     }
     assert_true(unavailable >= 1); /* at least the one that held the backend */
     PQfinish(su);

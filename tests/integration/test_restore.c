@@ -576,6 +576,14 @@ static void test_second_server(void **state)
     free(copy);
     free(other_before);
     free(other_after);
+    PGconn *c = td_db(&srv, "postgres");
+    PGresult *res = td_sql(c,
+                           "SELECT string_agg(tenant_slug || ' ' || detail::text, E'\\n') FROM "
+                           "tenantd.operator_actions WHERE tenant_slug LIKE 'far-%'",
+                           0, NULL);
+    fprintf(stderr, "second server jobs (ms):\n%s\n", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    PQfinish(c);
     struct td_resp r;
     td_admin(&srv, "GET", "/metrics", NULL, &r);
     assert_non_null(strstr(r.body, "tenantd_wal_archiving{server=\"second\"} 1"));

@@ -26,6 +26,7 @@
 struct fake_conn {
     int id;
     char database[32]; /* "" for the default database */
+    long long memory;  /* what ops->memory reports for its backend */
 };
 
 struct fake {
@@ -88,7 +89,18 @@ static inline void fake_advance(struct fake *f, unsigned long long us)
     pthread_mutex_unlock(&f->mu);
 }
 
-static const struct db_pool_ops fake_ops = {fake_open, fake_close, fake_now};
+/* The backend memory a test set on the connection (fake_conn.memory). */
+static inline long long fake_memory(void *ctx, void *conn)
+{
+    struct fake *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    long long m = ((struct fake_conn *)conn)->memory;
+    pthread_mutex_unlock(&f->mu);
+    return m;
+}
+
+static const struct db_pool_ops fake_ops = {fake_open, fake_close, fake_now, NULL};
+static const struct db_pool_ops fake_ops_memory = {fake_open, fake_close, fake_now, fake_memory};
 
 static inline struct fake *fake_new(void)
 {

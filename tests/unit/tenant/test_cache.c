@@ -28,7 +28,7 @@ static struct tnt_tenant *mk(const char *id, const char *slug, unsigned long lon
 /* As tnt_cache_get files a tenant it loaded; the creation reference is dropped. */
 static void put(struct tnt_cache *c, struct tnt_tenant *t)
 {
-    insert_id(c, t);
+    insert_id(c, t, atomic_load(&c->invalidations));
     insert_slug(c, t->slug, t->id);
     tnt_tenant_unref(t);
 }
@@ -144,6 +144,15 @@ static void test_confirm(void **state)
     tnt_cache_confirm(c, td_now_us());
     tnt_cache_confirm(c, 0); /* the listener lost its connection */
     assert_null(lookup(c, ID_A, 1));
+    /* read before an invalidation that ran before it was filed: only the TTL vouches */
+    unsigned long long before = atomic_load(&c->invalidations);
+    tnt_cache_invalidate(c, ID_B);
+    struct tnt_tenant *stale = mk(ID_A, "acme", 2);
+    insert_id(c, stale, before);
+    tnt_tenant_unref(stale);
+    usleep(100000);
+    tnt_cache_confirm(c, td_now_us());
+    assert_null(lookup(c, ID_A, 1));
     tnt_cache_free(c);
 }
 
@@ -168,10 +177,10 @@ static void test_eviction_keeps_others(void **state)
     tnt_tenant_unref(t);
     c->shard_budget = s->bytes + 4 * each; /* room for four */
     for (int k = 0; k < 4; k++)
-        insert_id(c, (t = mk(ids[k], "s", 1))), tnt_tenant_unref(t);
+        insert_id(c, (t = mk(ids[k], "s", 1)), 0), tnt_tenant_unref(t);
     for (int k = 1; k < 4; k++) /* all but the first are used */
         tnt_tenant_unref(lookup(c, ids[k], 1));
-    insert_id(c, (t = mk(ids[4], "s", 1)));
+    insert_id(c, (t = mk(ids[4], "s", 1)), 0);
     tnt_tenant_unref(t);
     assert_null(lookup(c, ids[0], 1));
     for (int k = 1; k < 5; k++) {
@@ -198,7 +207,7 @@ static void test_walk(void **state)
     for (int i = 0; i < N; i++) {
         id_of(i, id);
         struct tnt_tenant *t = mk(id, "walk", 1);
-        insert_id(c, t);
+        insert_id(c, t, atomic_load(&c->invalidations));
         tnt_tenant_unref(t);
     }
     for (int i = 0; i < N; i++) {
