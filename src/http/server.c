@@ -113,17 +113,15 @@ struct req_state {
     struct req_state *wprev, *wnext; /* lctx->waiting */
 };
 
-/* (unit tests define MHD_resume_connection to record resumes instead) */
-#ifndef MHD_resume_connection
 static void resume_posted(struct http_loop *l, void *arg)
 {
-    (MHD_resume_connection)(arg);
+    MHD_resume_connection(arg);
     http__loop_kick(l);
 }
 
 /* A daemon in external mode has no channel that wakes it: a connection is resumed on its own
  * loop's thread, to which another thread (a worker, a gate slot freed on another loop) posts
- * it. Every resume in this file goes through here (the macro below). */
+ * it. Every resume in this file goes through here, never MHD_resume_connection directly. */
 static void conn_resume(struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *ci =
@@ -132,12 +130,10 @@ static void conn_resume(struct MHD_Connection *c)
     struct http_loop *l = cs ? cs->loop : NULL;
     if (l && l != http__loop_current() && http_loop_post(l, resume_posted, c) == 0)
         return;
-    (MHD_resume_connection)(c);
+    MHD_resume_connection(c);
     if (l)
         http__loop_kick(l);
 }
-#define MHD_resume_connection(c) conn_resume(c)
-#endif
 
 void http_set_header(struct http_req *req, const char *name, const char *value)
 {
@@ -376,7 +372,7 @@ void http_req_resume(struct http_req *req)
     waiting_unlink(st);
     if (!req->responded)
         http_problem_send(req, TD_EINTERNAL, NULL);
-    MHD_resume_connection(req->conn);
+    conn_resume(req->conn);
 }
 
 int http_req_gone(const struct http_req *req)
@@ -468,7 +464,7 @@ static void gate_resume(struct http_gate_entry *e)
     while (e) {
         struct http_gate_entry *next = e->next;
         struct req_state *st = TD_CONTAINER_OF(e, struct req_state, gate);
-        MHD_resume_connection(st->req.conn);
+        conn_resume(st->req.conn);
         e = next;
     }
 }
@@ -638,7 +634,7 @@ static void *worker_main(void *arg)
             srv->tail = NULL;
         pthread_mutex_unlock(&srv->lock);
         run_handler(srv, &st->req);
-        MHD_resume_connection(st->req.conn);
+        conn_resume(st->req.conn);
         pthread_mutex_lock(&srv->lock);
     }
     pthread_mutex_unlock(&srv->lock);
