@@ -86,6 +86,8 @@ CFG = {
     "port": env_int("BENCH_PORT", 19300),
     "endpoints": [e for e in os.environ.get("BENCH_ENDPOINTS", "list,get,post").split(",") if e],
     "bin": os.environ.get("BENCH_BIN", os.path.join(ROOT, "build-bench", "tenantd")),
+    # 1: after every wrk run, the request pool's backend memory and the pool's /metrics counters
+    "backend_mem": env_int("BENCH_BACKEND_MEM", 0),
     "keep": env_int("BENCH_KEEP", 0),
     "results": os.environ.get("BENCH_RESULTS", os.path.join(HERE, "results")),
     "seed_jobs": env_int("BENCH_SEED_JOBS", 2),
@@ -825,9 +827,45 @@ def run_wrk(ph, mode, conns, seconds, threads=None, only=0, seq=False, label="")
     }
     conn = ph.sampler.max_between(wall0, wall1) if ph.sampler else None
     res["pg_conns"] = conn
+    if CFG["backend_mem"]:
+        res["backends"] = backend_memory(ph)
+        res["pool_metrics"] = pool_metrics(ph)
     if errors:
         log("wrk %s: %d errors %s" % (label, errors, j["errors"]))
     return res
+
+
+def backend_memory(ph):
+    """Private memory of the request pool's backends (application_name 'tenantd') right
+    now: RssAnon from /proc/<pid>/status, which is what a backend's caches of catalog
+    entries grow (shared buffers are RssShmem). Count, sum and the largest, in KiB."""
+    pids = [int(x) for x in ph.psql("SELECT pid FROM pg_stat_activity "
+                                    "WHERE application_name = 'tenantd'").split()]
+    kib = []
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                kib += [int(line.split()[1]) for line in f if line.startswith("RssAnon:")]
+        except OSError:
+            pass  # the backend exited (recycled) between the query and the read
+    return {"count": len(kib), "sum_kib": sum(kib), "max_kib": max(kib, default=0)}
+
+
+POOL_METRICS = ("tenantd_db_pool_affine_total", "tenantd_db_pool_acquires_total",
+                "tenantd_db_pool_recycled_memory_total", "tenantd_db_pool_recycled_tenants_total",
+                "tenantd_db_pool_lru_misses_total", "tenantd_db_pool_lru_hits_total")
+
+
+def pool_metrics(ph):
+    """The pool's counters from GET /metrics (a binary without one simply lacks it)."""
+    st, body = ph.http("GET", "/metrics", ADMIN_TOKEN)
+    out = {}
+    for line in body.splitlines() if st == 200 else []:
+        parts = line.split()
+        name = parts[0].split("{")[0] if len(parts) == 2 else None
+        if name in POOL_METRICS:  # summed over servers ({server="main"}, ...)
+            out[name] = out.get(name, 0) + float(parts[1])
+    return out
 
 
 # ---- measuring -----------------------------------------------------------------------
