@@ -28,16 +28,25 @@ static json_t *stamp(long long s)
     return json_string(buf);
 }
 
-/* What the catalog server's backups look like: archiving, the last archived WAL segment
- * and the last base backup (null: never). */
-static json_t *backup_json(struct td_app *app)
+/* What a server's backups look like: archiving, the last archived WAL segment and the
+ * last base backup (null: never). */
+static json_t *backup_json(struct td_app *app, int server)
 {
     struct bkp_status st;
-    bkp_get_status(app->backup, 0, &st);
+    bkp_get_status(app->backup, server, &st);
     return json_pack("{s:b, s:o, s:I, s:o, s:o, s:I}", "archiving", st.archiving,
                      "last_archived_wal_at", stamp(st.last_archived), "archive_failures",
                      st.archive_failed, "last_backup_at", stamp(st.last_backup), "oldest_backup_at",
                      stamp(st.oldest_backup), "backups", st.backups);
+}
+
+/* Every server's backups, by server name. */
+static json_t *servers_json(struct td_app *app)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < db_server_count(app->db); i++)
+        json_object_set_new(o, db_server_name(app->db, i), backup_json(app, i));
+    return o;
 }
 
 int api_ready(struct http_req *req)
@@ -51,6 +60,7 @@ int api_ready(struct http_req *req)
     PQclear(r);
     if (rc < 0)
         return TD_EUNAVAILABLE;
-    return http_reply_json(
-        req, 200, json_pack("{s:s, s:o}", "status", "ready", "backup", backup_json(req->app)));
+    return http_reply_json(req, 200,
+                           json_pack("{s:s, s:o, s:o}", "status", "ready", "backup",
+                                     backup_json(req->app, 0), "servers", servers_json(req->app)));
 }

@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -584,41 +585,59 @@ static void render_jobs(struct buf *b, const struct jobs *j)
         js.mig_pending, js.mig_failed);
 }
 
+enum backup_field { BK_ARCHIVING, BK_ARCHIVED, BK_FAILED, BK_LAST, BK_OLDEST, BK_COUNT };
+
+static long long backup_field(const struct bkp_status *st, enum backup_field f)
+{
+    switch (f) {
+    case BK_ARCHIVING:
+        return st->archiving;
+    case BK_ARCHIVED:
+        return st->last_archived;
+    case BK_FAILED:
+        return st->archive_failed;
+    case BK_LAST:
+        return st->last_backup;
+    case BK_OLDEST:
+        return st->oldest_backup;
+    case BK_COUNT:
+        return st->backups;
+    }
+    return 0;
+}
+
+/* Every server's backups (URL servers through their own stanza), one series a server. */
 static void render_backup(struct buf *b, struct td_app *app)
 {
-    help(b, "tenantd_wal_archiving", "gauge",
+    static const struct {
+        const char *name, *type, *text;
+        enum backup_field field;
+    } s[] = {
+        {"tenantd_wal_archiving", "gauge",
          "1 when the server archives WAL (archive_mode on), so its tenants can be restored to a "
-         "past moment.");
+         "past moment.",
+         BK_ARCHIVING},
+        {"tenantd_wal_last_archived_timestamp_seconds", "gauge",
+         "When the server last archived a WAL segment (pg_stat_archiver; 0: never).", BK_ARCHIVED},
+        {"tenantd_wal_archive_failures_total", "counter",
+         "Failed attempts to archive a WAL segment (pg_stat_archiver.failed_count).", BK_FAILED},
+        {"tenantd_backup_last_success_timestamp_seconds", "gauge",
+         "When the newest complete base backup of the server's stanza ended (0: none).", BK_LAST},
+        {"tenantd_backup_oldest_timestamp_seconds", "gauge",
+         "When the oldest kept base backup ended: the earliest moment a restore can reach.",
+         BK_OLDEST},
+        {"tenantd_backups", "gauge", "Base backups kept in the server's stanza.", BK_COUNT},
+    };
     int n = db_server_count(app->db);
-    struct bkp_status st;
-    for (int i = 0; i < n; i++) {
-        bkp_get_status(app->backup, i, &st);
-        out(b, "tenantd_wal_archiving{server=\"%s\"} %d\n", db_server_name(app->db, i),
-            st.archiving);
+    for (size_t k = 0; k < sizeof(s) / sizeof(s[0]); k++) {
+        help(b, s[k].name, s[k].type, s[k].text);
+        for (int i = 0; i < n; i++) {
+            struct bkp_status st;
+            bkp_get_status(app->backup, i, &st);
+            out(b, "%s{server=\"%s\"} %lld\n", s[k].name, db_server_name(app->db, i),
+                backup_field(&st, s[k].field));
+        }
     }
-    help(b, "tenantd_wal_last_archived_timestamp_seconds", "gauge",
-         "When the server last archived a WAL segment (pg_stat_archiver; 0: never).");
-    for (int i = 0; i < n; i++) {
-        bkp_get_status(app->backup, i, &st);
-        out(b, "tenantd_wal_last_archived_timestamp_seconds{server=\"%s\"} %lld\n",
-            db_server_name(app->db, i), st.last_archived);
-    }
-    help(b, "tenantd_wal_archive_failures_total", "counter",
-         "Failed attempts to archive a WAL segment (pg_stat_archiver.failed_count).");
-    for (int i = 0; i < n; i++) {
-        bkp_get_status(app->backup, i, &st);
-        out(b, "tenantd_wal_archive_failures_total{server=\"%s\"} %lld\n",
-            db_server_name(app->db, i), st.archive_failed);
-    }
-    bkp_get_status(app->backup, 0, &st);
-    help(b, "tenantd_backup_last_success_timestamp_seconds", "gauge",
-         "When the newest complete base backup of the embedded cluster ended (0: none).");
-    out(b, "tenantd_backup_last_success_timestamp_seconds %lld\n", st.last_backup);
-    help(b, "tenantd_backup_oldest_timestamp_seconds", "gauge",
-         "When the oldest kept base backup ended: the earliest moment a restore can reach.");
-    out(b, "tenantd_backup_oldest_timestamp_seconds %lld\n", st.oldest_backup);
-    help(b, "tenantd_backups", "gauge", "Base backups kept in the repository.");
-    out(b, "tenantd_backups %lld\n", st.backups);
 }
 
 char *api_metrics_render(struct td_app *app, size_t *len)

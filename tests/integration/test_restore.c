@@ -588,6 +588,15 @@ static void test_second_server(void **state)
     td_admin(&srv, "GET", "/metrics", NULL, &r);
     assert_non_null(strstr(r.body, "tenantd_wal_archiving{server=\"second\"} 1"));
     td_resp_free(&r);
+    /* the second server's own stanza: its last and oldest base backups */
+    assert_true(
+        td_metric(&srv, "tenantd_backup_last_success_timestamp_seconds{server=\"second\"}") > 0);
+    assert_true(td_metric(&srv, "tenantd_backups{server=\"second\"}") >= 1);
+    assert_int_equal(td_admin(&srv, "GET", "/ready", NULL, &r), 200);
+    json_t *far = json_object_get(json_object_get(r.json, "servers"), "second");
+    assert_true(json_is_string(json_object_get(far, "last_backup_at")));
+    assert_true(json_is_string(json_object_get(far, "oldest_backup_at")));
+    td_resp_free(&r);
 }
 
 /* /ready and /metrics say when the last backup and the last archived WAL were. */
@@ -604,9 +613,10 @@ static void test_status(void **state)
     struct td_resp r;
     td_admin(&srv, "GET", "/metrics", NULL, &r);
     assert_int_equal(r.status, 200);
-    const char *m = strstr(r.body, "\ntenantd_backup_last_success_timestamp_seconds ");
+    const char *key = "\ntenantd_backup_last_success_timestamp_seconds{server=\"main\"} ";
+    const char *m = strstr(r.body, key);
     assert_non_null(m);
-    assert_true(atoll(m + strlen("\ntenantd_backup_last_success_timestamp_seconds ")) > 0);
+    assert_true(atoll(m + strlen(key)) > 0);
     assert_non_null(strstr(r.body, "tenantd_wal_archiving{server=\"main\"} 1"));
     td_resp_free(&r);
 }
