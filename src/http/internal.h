@@ -19,9 +19,9 @@ void http__request_id(struct http_req *req);
  * of proxies (may be NULL). */
 void http__client_ip(struct http_req *req, struct http_proxies *proxies);
 /* The header block as sent: request line (the query string's arguments approximated by their
- * decoded length) and every field. */
+ * decoded length) and every field; *fields gets how many header fields there are. */
 size_t http__header_size(struct MHD_Connection *conn, const char *url, const char *method,
-                         const char *version);
+                         const char *version, int *fields);
 
 /* Start a loop thread driving d (a daemon in external epoll mode, MHD_USE_ITC, which the loop
  * then owns): start(l, arg) runs first on the new thread; on http__loop_free, stop(l, arg) runs

@@ -119,11 +119,17 @@ void http__request_id(struct http_req *req)
     sodium_bin2hex(req->request_id, sizeof(req->request_id), (const unsigned char *)id, sizeof(id));
 }
 
+struct header_block {
+    size_t bytes;
+    int fields;
+};
+
 static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
                                        const char *value)
 {
-    (void)kind;
-    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    struct header_block *b = cls;
+    b->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    b->fields += kind == MHD_HEADER_KIND;
     return MHD_YES;
 }
 
@@ -131,12 +137,13 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
  * their decoded length) and every field. MHD refuses by itself only past its connection
  * memory; below that, this makes the limit the same for every request. */
 size_t http__header_size(struct MHD_Connection *conn, const char *url, const char *method,
-                         const char *version)
+                         const char *version, int *fields)
 {
-    size_t n = strlen(method) + strlen(url) + strlen(version) + 4;
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &n);
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_header_size, &n);
-    return n;
+    struct header_block b = {strlen(method) + strlen(url) + strlen(version) + 4, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &b);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_header_size, &b);
+    *fields = b.fields;
+    return b.bytes;
 }
 
 void http__client_ip(struct http_req *req, struct http_proxies *proxies)

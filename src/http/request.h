@@ -17,6 +17,7 @@
 
 #define HTTP_MAX_BODY (1024 * 1024)
 #define HTTP_MAX_HEADERS (16 * 1024) /* request line and header fields, as sent */
+#define HTTP_MAX_FIELDS 100          /* header fields of one request */
 #define HTTP_MAX_PARAMS 4
 
 struct MHD_Connection;
