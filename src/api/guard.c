@@ -149,7 +149,7 @@ static int guard_tenant(struct http_req *req, int need_token)
         return api_fail(req, TD_EEXPIRED, "this tenant's subscription has expired");
     if (need_token) {
         const struct tnt_plan *plan = tnt_plan_get(t->plan);
-        if (tnt_usage_hit(req->app->usage, t->id, plan ? plan->api_calls : -1)) {
+        if (tnt_usage_hit(req->app->usage, t, plan ? plan->api_calls : -1)) {
             char ra[24];
             snprintf(ra, sizeof(ra), "%ld", tnt_usage_month_left());
             http_set_header(req, "Retry-After", ra);

@@ -2,9 +2,8 @@
  * metrics.c - Prometheus counters and histograms of the process, and their exposition.
  *
  * Every series is a plain atomic in the application's struct api_metrics, so recording a
- * request costs a few relaxed atomic additions. Per-tenant counts live in a hash table whose
- * entries are only ever added (never freed until exit), which lets readers walk the chains without
- * a lock.
+ * request costs a few relaxed atomic additions. Per-tenant counts live in the tenant's usage
+ * entry (tenant/plans.h): one entry a tenant for both, 16-byte ids, no allocation each.
  */
 #include "api/metrics.h"
 
@@ -12,7 +11,6 @@
 #include "app/app.h"
 #include "backup/backup.h"
 #include "api/handlers.h"
-#include "core/hash.h"
 #include "core/clock.h"
 #include "core/mem.h"
 #include "db/pool.h"
@@ -70,26 +68,10 @@ struct slow_series {
     atomic_ullong sum_us;
 };
 
-/* ---- per-tenant counters ------------------------------------------------------------- */
-
-#define T_BUCKETS 4096
-#define T_STRIPES 64
-#define T_MAX 100000 /* entries kept; tenants beyond are counted in "other" only */
-
-struct tenant_count {
-    char id[37];
-    char slug[41];
-    atomic_ullong n;
-    struct tenant_count *_Atomic next;
-};
-
 /* Everything one application counts (zero when made). */
 struct api_metrics {
     struct slot slots[M_NSLOTS];
-    struct tenant_count *_Atomic tenant_buckets[T_BUCKETS];
-    pthread_mutex_t tenant_locks[T_STRIPES];
-    atomic_int tenant_entries;
-    atomic_ullong tenant_overflow;
+    atomic_ullong tenant_uncounted; /* requests of tenants without a usage entry: "other" */
     atomic_ullong denied_mismatch, denied_rls_write, rate_limited;
     struct slow_series provisions;
     struct slow_series migrations;
@@ -97,26 +79,11 @@ struct api_metrics {
 
 struct api_metrics *api_metrics_new(void)
 {
-    struct api_metrics *m = td_xcalloc(1, sizeof(*m));
-    for (int i = 0; i < T_STRIPES; i++)
-        pthread_mutex_init(&m->tenant_locks[i], NULL);
-    return m;
+    return td_xcalloc(1, sizeof(struct api_metrics));
 }
 
 void api_metrics_free(struct api_metrics *m)
 {
-    if (!m)
-        return;
-    for (int i = 0; i < T_BUCKETS; i++) {
-        struct tenant_count *e = atomic_load(&m->tenant_buckets[i]);
-        while (e) {
-            struct tenant_count *next = atomic_load(&e->next);
-            free(e);
-            e = next;
-        }
-    }
-    for (int i = 0; i < T_STRIPES; i++)
-        pthread_mutex_destroy(&m->tenant_locks[i]);
     free(m);
 }
 
@@ -174,38 +141,6 @@ static size_t slot_of(const struct http_req *req)
     return M_MAX_ROUTES + method_index(req->method);
 }
 
-static struct tenant_count *chain_find(struct tenant_count *e, const char *id)
-{
-    for (; e; e = atomic_load_explicit(&e->next, memory_order_acquire))
-        if (strcmp(e->id, id) == 0)
-            return e;
-    return NULL;
-}
-
-static void count_tenant(struct api_metrics *m, const struct tnt_tenant *t)
-{
-    unsigned b = td_hash_str(t->id) % T_BUCKETS;
-    struct tenant_count *e =
-        chain_find(atomic_load_explicit(&m->tenant_buckets[b], memory_order_acquire), t->id);
-    if (!e) {
-        pthread_mutex_t *mu = &m->tenant_locks[b % T_STRIPES];
-        pthread_mutex_lock(mu);
-        e = chain_find(atomic_load_explicit(&m->tenant_buckets[b], memory_order_acquire), t->id);
-        if (!e && atomic_load(&m->tenant_entries) < T_MAX) {
-            e = td_xcalloc(1, sizeof(*e));
-            snprintf(e->id, sizeof(e->id), "%s", t->id);
-            snprintf(e->slug, sizeof(e->slug), "%s", t->slug);
-            atomic_store_explicit(&e->next, atomic_load(&m->tenant_buckets[b]),
-                                  memory_order_relaxed);
-            /* publish the filled entry: readers walk the chain without the lock */
-            atomic_store_explicit(&m->tenant_buckets[b], e, memory_order_release);
-            atomic_fetch_add(&m->tenant_entries, 1);
-        }
-        pthread_mutex_unlock(mu);
-    }
-    add(e ? &e->n : &m->tenant_overflow, 1);
-}
-
 static void observe(atomic_ullong *le, size_t nb, const double *bounds, atomic_ullong *sum_us,
                     long long us)
 {
@@ -231,8 +166,9 @@ void api_metrics_request(struct api_metrics *m, const struct http_req *req)
     add(&sl->latency.count, 1);
 
     int tenant_route = (req->route_flags & (HTTP_ROUTE_TENANT | HTTP_ROUTE_TENANT_ANON)) != 0;
-    if (tenant_route && req->tenant)
-        count_tenant(m, req->tenant);
+    if (tenant_route && req->tenant &&
+        (!req->app->usage || tnt_usage_request(req->app->usage, req->tenant) < 0))
+        add(&m->tenant_uncounted, 1);
     if (req->err == TD_EMISMATCH)
         add(&m->denied_mismatch, 1);
     /* a write naming a row the tenant's storage does not show it (RLS or another
@@ -361,51 +297,21 @@ static void render_requests(struct buf *b, struct api_metrics *m)
     }
 }
 
-struct tenant_row {
-    const struct tenant_count *e;
-    unsigned long long n;
-};
-
-static int by_count_desc(const void *a, const void *b)
+static void render_tenants(struct buf *b, struct td_app *app)
 {
-    const struct tenant_row *x = a, *y = b;
-    if (x->n != y->n)
-        return x->n < y->n ? 1 : -1;
-    return strcmp(x->e->slug, y->e->slug);
-}
-
-static void render_tenants(struct buf *b, struct api_metrics *m)
-{
-    int cap = atomic_load(&m->tenant_entries) + 16, nrows = 0;
-    struct tenant_row *rows = td_xcalloc((size_t)cap, sizeof(*rows));
-    unsigned long long other = get(&m->tenant_overflow);
-    for (int i = 0; i < T_BUCKETS; i++)
-        for (struct tenant_count *e =
-                 atomic_load_explicit(&m->tenant_buckets[i], memory_order_acquire);
-             e; e = atomic_load_explicit(&e->next, memory_order_acquire)) {
-            unsigned long long v = get(&e->n);
-            if (nrows < cap) {
-                rows[nrows].e = e;
-                rows[nrows++].n = v;
-            } else {
-                other += v;
-            }
-        }
-    qsort(rows, (size_t)nrows, sizeof(*rows), by_count_desc);
+    struct tnt_request_count rows[API_METRICS_TOP_TENANTS];
+    unsigned long long other = 0;
+    size_t n =
+        app->usage ? tnt_usage_requests(app->usage, rows, API_METRICS_TOP_TENANTS, &other) : 0;
+    other += get(&app->metrics->tenant_uncounted);
     help(b, "tenantd_tenant_requests_total", "counter",
          "Requests to tenant routes by tenant slug: the " TD_STR(
              API_METRICS_TOP_TENANTS) " busiest "
                                       "tenants since start, "
                                       "every other tenant summed in tenant=\"other\".");
-    for (int i = 0; i < nrows; i++) {
-        if (i < API_METRICS_TOP_TENANTS)
-            out(b, "tenantd_tenant_requests_total{tenant=\"%s\"} %llu\n", rows[i].e->slug,
-                rows[i].n);
-        else
-            other += rows[i].n;
-    }
+    for (size_t i = 0; i < n; i++)
+        out(b, "tenantd_tenant_requests_total{tenant=\"%s\"} %llu\n", rows[i].slug, rows[i].n);
     out(b, "tenantd_tenant_requests_total{tenant=\"other\"} %llu\n", other);
-    free(rows);
 }
 
 static void render_pools(struct buf *b, struct td_app *app)
@@ -645,7 +551,7 @@ char *api_metrics_render(struct td_app *app, size_t *len)
     struct api_metrics *m = app->metrics;
     struct buf b = {td_xmalloc(16384), 0, 16384};
     render_requests(&b, m);
-    render_tenants(&b, m);
+    render_tenants(&b, app);
     help(&b, "tenantd_denied_total", "counter",
          "Cross-tenant attempts refused: tenant_mismatch (token of another tenant), "
          "rls_empty_write (a PATCH or DELETE naming a row the tenant cannot see).");

@@ -169,6 +169,17 @@ static int open_secrets(struct td_config *cfg, char app_pw[33])
     return 0;
 }
 
+void td_app_cache_budgets(int cache_mb, size_t *tenants, size_t *tokens, size_t *checks)
+{
+    /* split by what an active tenant costs in each: ~260 bytes of pool tenant (object,
+     * strings, table and ring), 64 of token and 40 of user check in tables filled to ~75%:
+     * the default 42 MiB hold about 114,000 tenants */
+    size_t cache = (size_t)cache_mb << 20;
+    *tokens = cache / 1000 * 195;
+    *checks = cache / 1000 * 126;
+    *tenants = cache - *tokens - *checks;
+}
+
 int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode)
 {
     memset(app, 0, sizeof(*app));
@@ -195,13 +206,11 @@ int td_app_open(struct td_app *app, struct td_config *cfg, enum td_app_mode mode
     api_metrics_migration(app->metrics, rc, mig_t0);
     if (rc < 0)
         return rc;
-    /* TENANTD_CACHE_MB split by what an active tenant costs in each: ~330 bytes of tenant
-     * (object, strings, table and ring), 64 of token and 40 of user check in tables filled
-     * to ~75%: 48 MiB hold 110,000 tenants */
-    size_t cache = (size_t)cfg->cache_mb << 20;
-    app->jwt = auth_jwt_new(cfg->jwt_secret, cache / 100 * 17);
-    app->usercheck = tnt_usercheck_new(cache / 100 * 11);
-    app->cache = tnt_cache_new(app->db, cache / 100 * 72, 60000);
+    size_t tenants, tokens, checks;
+    td_app_cache_budgets(cfg->cache_mb, &tenants, &tokens, &checks);
+    app->jwt = auth_jwt_new(cfg->jwt_secret, tokens);
+    app->usercheck = tnt_usercheck_new(checks);
+    app->cache = tnt_cache_new(app->db, tenants, 60000);
     app->usage = tnt_usage_new(app->db);
     app->throttle =
         auth_throttle_new(0, (unsigned)cfg->login_max_per_email, (unsigned)cfg->login_max_per_addr);

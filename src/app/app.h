@@ -48,6 +48,10 @@ struct td_app {
     struct res_registry *resources;  /* served tenant tables (serve only), or NULL */
 };
 
+/* TENANTD_CACHE_MB (cache_mb) split into the budgets of the tenant cache, the verified
+ * tokens and the remembered user checks, in bytes. */
+void td_app_cache_budgets(int cache_mb, size_t *tenants, size_t *tokens, size_t *checks);
+
 /* How td_app_open() opens. */
 enum td_app_mode {
     TD_APP_FULL,     /* bootstrap: apply catalog and pool migrations, caches, listener */

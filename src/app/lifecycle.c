@@ -214,7 +214,7 @@ int app_tenant_usage(struct td_app *app, const struct tnt_tenant *t, json_t **ou
     if (rc == 0)
         *out = json_pack("{s:I, s:I, s:I}", "users", (json_int_t)atoll(PQgetvalue(r[0], 0, 0)),
                          "projects", (json_int_t)atoll(PQgetvalue(r[0], 0, 1)), "api_calls_month",
-                         (json_int_t)tnt_usage_month(app->usage, t->id));
+                         (json_int_t)tnt_usage_month(app->usage, t));
     if (rc == 0 && rsql) {
         json_t *rows = json_object();
         for (int i = 0; i < d->ntables; i++)

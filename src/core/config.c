@@ -207,7 +207,7 @@ static const struct cfg_entry entries[] = {
      valid_nonneg_int},
     {"user_check_ttl", CFG_INT, OFF(user_check_ttl), "60", "TENANTD_USER_CHECK_TTL", NULL,
      valid_nonneg_int},
-    {"cache_mb", CFG_INT, OFF(cache_mb), "48", "TENANTD_CACHE_MB", NULL, valid_pos_int},
+    {"cache_mb", CFG_INT, OFF(cache_mb), "42", "TENANTD_CACHE_MB", NULL, valid_pos_int},
     {"acquire_timeout_ms", CFG_INT, OFF(acquire_timeout_ms), "5000", "TENANTD_ACQUIRE_TIMEOUT_MS",
      NULL, valid_pos_int},
     {"hibernate_after", CFG_STR, OFF(hibernate_after), "0", "TENANTD_HIBERNATE_AFTER", NULL,

@@ -6,6 +6,7 @@
 #ifndef TD_CORE_HASH_H
 #define TD_CORE_HASH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* 32-bit FNV-1a of a NUL-terminated string. */
@@ -14,6 +15,16 @@ static inline unsigned td_hash_str(const char *s)
     unsigned h = 2166136261u;
     for (const char *p = s; *p; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;
+    return h;
+}
+
+/* 32-bit FNV-1a of n bytes (a binary key such as a UUID's 16). */
+static inline unsigned td_hash_bytes(const void *key, size_t n)
+{
+    const unsigned char *p = key;
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
     return h;
 }
 

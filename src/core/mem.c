@@ -119,6 +119,14 @@ void *td_arena_alloc(struct td_arena *a, size_t n)
     return p;
 }
 
+size_t td_arena_bytes(const struct td_arena *a)
+{
+    size_t n = 0;
+    for (const struct arena_block *b = a->blocks; b; b = b->next)
+        n += sizeof(*b) + b->cap + sizeof(size_t);
+    return n;
+}
+
 char *td_arena_strdup(struct td_arena *a, const char *s)
 {
     return td_arena_strndup(a, s, strlen(s));

@@ -30,6 +30,8 @@ char *td_arena_strdup(struct td_arena *a, const char *s);
 char *td_arena_strndup(struct td_arena *a, const char *s, size_t n);
 char *td_arena_printf(struct td_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Memory the arena's blocks hold, allocator headers included (a long-lived arena's size). */
+size_t td_arena_bytes(const struct td_arena *a);
 /* Run fn(p) when the arena is freed. */
 void td_arena_defer(struct td_arena *a, void (*fn)(void *), void *p);
 

@@ -30,6 +30,7 @@ struct move {
     struct tnt_cache *cache;
     struct tnt_tenant *cur; /* the catalog row, locked */
     struct tnt_tenant dst;  /* cur at its new place; strings borrowed, never unref'd */
+    char ident[TNT_NAME_MAX], dbname[TNT_NAME_MAX]; /* dst's storage names */
     PGconn *cat, *src, *tgt;
     int shared_role; /* old and new storage use the same role t_<hex> on one server */
     int role_made, db_made, tgt_committed;
@@ -463,6 +464,12 @@ int tnt_move_cached(struct db *db, struct tnt_cache *cache, const struct mig_set
     if ((rc = lock_catalog(&m, t->id)) < 0)
         goto out;
     memcpy(&m.dst, m.cur, sizeof(m.dst));
+    /* a pool tenant has no storage names: the new place's come from the id */
+    if (tnt_name_of(m.cur->id, TNT_NAME_SCHEMA, m.ident) == 0 &&
+        tnt_name_of(m.cur->id, TNT_NAME_DATABASE, m.dbname) == 0) {
+        m.dst.ident = m.ident;
+        m.dst.dbname = m.dbname;
+    }
     if (isolation >= 0)
         m.dst.isolation = (enum tnt_isolation)isolation;
     if (to_server >= 0) {

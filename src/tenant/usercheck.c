@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/mem.h"
+#include "core/uuid.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -71,30 +72,6 @@ static int rank_of(const char *role)
     return 0;
 }
 
-/* The UUID text user (either case, as the database compares uuids) as 16 bytes; -1 when
- * it is not one (nothing is remembered about it). */
-static int user_bytes(const char *user, unsigned char out[16])
-{
-    int k = 0;
-    for (int i = 0; i < 36; i++) {
-        char ch = user[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (ch != '-')
-                return -1;
-            continue;
-        }
-        int v = ch >= '0' && ch <= '9'   ? ch - '0'
-                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                         : -1;
-        if (v < 0)
-            return -1;
-        out[k / 2] = (unsigned char)(k % 2 ? out[k / 2] | v : v << 4);
-        k++;
-    }
-    return user[36] == '\0' ? 0 : -1;
-}
-
 /* The two sets (gen, user) may live in, by a 128-bit keyed hash. */
 static void sets_of(struct tnt_usercheck *u, unsigned long long gen, const unsigned char user[16],
                     size_t sets[2])
@@ -131,7 +108,7 @@ int tnt_usercheck_ok(struct tnt_usercheck *u, const struct tnt_tenant *t, const 
                      const char *min, int ttl_s)
 {
     unsigned char ub[16];
-    if (ttl_s <= 0 || !t->gen || user_bytes(user, ub) < 0)
+    if (ttl_s <= 0 || !t->gen || td_uuid_parse(user, ub) < 0)
         return 0;
     size_t sets[2];
     sets_of(u, t->gen, ub, sets);
@@ -168,7 +145,7 @@ void tnt_usercheck_put(struct tnt_usercheck *u, const struct tnt_tenant *t, cons
                        const char *role)
 {
     struct uslot in = {.gen = t->gen, .rank = (uint8_t)rank_of(role), .at_us = td_now_us()};
-    if (!t->gen || !in.rank || user_bytes(user, in.user) < 0)
+    if (!t->gen || !in.rank || td_uuid_parse(user, in.user) < 0)
         return;
     size_t sets[2];
     sets_of(u, t->gen, in.user, sets);
