@@ -171,9 +171,9 @@ static int open_secrets(struct td_config *cfg, char app_pw[33])
 
 void td_app_cache_budgets(int cache_mb, size_t *tenants, size_t *tokens, size_t *checks)
 {
-    /* split by what an active tenant costs in each: ~275 bytes of pool tenant (object,
+    /* split by what an active tenant costs in each: ~260 bytes of pool tenant (object,
      * strings, table and ring), 64 of token and 40 of user check in tables filled to ~75%:
-     * the default 42 MiB hold about 110,000 tenants */
+     * the default 42 MiB hold about 114,000 tenants */
     size_t cache = (size_t)cache_mb << 20;
     *tokens = cache / 1000 * 195;
     *checks = cache / 1000 * 126;

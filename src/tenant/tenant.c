@@ -44,8 +44,9 @@ int tnt_isolation_parse(const char *s)
  * A tenant is one allocation: the object, its strings after it, and the cache's hook in
  * front (struct centry: a tenant is filed under its id in at most one cache, and the hook
  * is left alone once the cache drops it). One block instead of seven, no storage names for
- * a pool tenant and the server's name borrowed from the db keep a cached pool tenant at
- * about 256 bytes, so that the cache holds 100,000 of them in about 27 MiB.
+ * a pool tenant, the server's name borrowed from the db and the creation time in 8 bytes
+ * keep a cached pool tenant at about 250 bytes, so that the cache holds 100,000 of them in
+ * about 25 MiB.
  */
 enum { CE_ID, CE_SLUG };
 
@@ -99,8 +100,8 @@ static struct tnt_tenant *tenant_alloc(const char *id, const char *const s[S_COU
         total += len[i] = s[i] && !(i == S_PLAN && plan) ? strlen(s[i]) + 1 : 0;
     struct tnt_block *b = td_xcalloc(1, sizeof(*b) + total);
     struct tnt_tenant *t = &b->t;
-    char *p = b->strings, **dst[S_COUNT] = {&t->slug,   &t->name,       &t->plan,
-                                            &t->server, &t->created_at, &t->expires_at_text,
+    char *p = b->strings, **dst[S_COUNT] = {&t->slug,   &t->name,         &t->plan,
+                                            &t->server, &t->created_text, &t->expires_at_text,
                                             &t->ident,  &t->dbname};
     t->plan = plan ? (char *)plan->name : NULL;
     t->ident = t->dbname = no_name;
@@ -118,11 +119,49 @@ static struct tnt_tenant *tenant_alloc(const char *id, const char *const s[S_COU
     return t;
 }
 
+/* The microseconds since the epoch of "YYYY-MM-DDTHH:MI:SS.ffffffZ" (DB_SQL_TS) into out. */
+static void ts_format(long long us, char out[64])
+{
+    time_t sec = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us % 1000000));
+}
+
+/* s (DB_SQL_TS) as microseconds since the epoch into *out; -1 when s does not come back
+ * from them as the same text (then it is kept as text). */
+static int ts_parse(const char *s, long long *out)
+{
+    struct tm tm = {0};
+    int us = 0, n = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &us, &n) != 7 ||
+        n == 0 || s[n] != '\0' || tm.tm_year < 1970)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = (long long)timegm(&tm) * 1000000 + us;
+    char back[64];
+    ts_format(*out, back);
+    return strcmp(back, s) == 0 ? 0 : -1;
+}
+
+const char *tnt_tenant_created_at(const struct tnt_tenant *t, char out[64])
+{
+    if (t->created_text)
+        return t->created_text;
+    ts_format(t->created_us, out);
+    return out;
+}
+
 struct tnt_tenant *tnt_tenant_from_row(struct db *db, const PGresult *r, int row)
 {
     const char *id = PQgetvalue(r, row, 0), *server = PQgetvalue(r, row, 6);
     int iso = tnt_isolation_parse(PQgetvalue(r, row, 4));
     int server_idx = db ? db_server_find(db, server) : 0;
+    const char *created = PQgetvalue(r, row, 9);
+    long long created_us = 0;
     char ident[TNT_NAME_MAX], dbname[TNT_NAME_MAX];
     /* the catalog's ids are UUIDs (a column of that type): names cannot fail here */
     if (tnt_name_of(id, TNT_NAME_SCHEMA, ident) < 0 ||
@@ -132,13 +171,14 @@ struct tnt_tenant *tnt_tenant_from_row(struct db *db, const PGresult *r, int row
                               PQgetvalue(r, row, 2),
                               PQgetvalue(r, row, 3),
                               db && server_idx >= 0 ? NULL : server,
-                              PQgetvalue(r, row, 9),
+                              ts_parse(created, &created_us) < 0 ? created : NULL,
                               PQgetisnull(r, row, 7) ? NULL : PQgetvalue(r, row, 7),
                               iso != TNT_ISO_POOL ? ident : NULL,
                               iso != TNT_ISO_POOL ? dbname : NULL};
     struct tnt_tenant *t = tenant_alloc(id, s);
     if (!t->server)
         t->server = (char *)db_server_name(db, server_idx);
+    t->created_us = t->created_text ? 0 : created_us;
     t->isolation = (enum tnt_isolation)iso;
     t->suspended = strcmp(PQgetvalue(r, row, 5), "suspended") == 0;
     t->server_idx = server_idx;
@@ -154,11 +194,12 @@ struct tnt_tenant *tnt_tenant_from_row(struct db *db, const PGresult *r, int row
 
 json_t *tnt_tenant_json(const struct tnt_tenant *t)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s}", "id", t->id, "slug", t->slug,
-                     "name", t->name, "plan", t->plan, "isolation",
-                     tnt_isolation_name(t->isolation), "status",
-                     t->suspended ? "suspended" : "active", "server", t->server,
-                     "subscription_expires_at", t->expires_at_text, "created_at", t->created_at);
+    char created[64];
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s}", "id", t->id, "slug", t->slug, "name",
+        t->name, "plan", t->plan, "isolation", tnt_isolation_name(t->isolation), "status",
+        t->suspended ? "suspended" : "active", "server", t->server, "subscription_expires_at",
+        t->expires_at_text, "created_at", tnt_tenant_created_at(t, created));
 }
 
 void tnt_tenant_target(const struct tnt_tenant *t, struct db_target *out)

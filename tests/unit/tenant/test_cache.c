@@ -255,15 +255,17 @@ static struct tnt_tenant *bench_tenant(const char *id, int n)
     char slug[32], name[48];
     snprintf(slug, sizeof(slug), "bench-%d", n);
     snprintf(name, sizeof(name), "Bench tenant %d", n);
-    const char *s[S_COUNT] = {slug, name, "enterprise", NULL, "2026-12-05T04:56:28.123456Z"};
+    const char *s[S_COUNT] = {slug, name, "enterprise"};
     struct tnt_tenant *t = tenant_alloc(id, s);
     t->server = (char *)"main";
+    t->created_us = 1796446588123456; /* 2026-12-05T04:56:28.123456Z */
     return t;
 }
 
-/* A pool tenant has no storage names and holds at most 280 bytes with its ring slot, 264
- * when its server's name is borrowed (it took 328 with both names); a schema tenant has its
- * names. */
+/* A pool tenant has no storage names and its creation time in 8 bytes: it holds at most 248
+ * bytes with its ring slot (it took 328 with both names and the time as text); a schema
+ * tenant has its names; a creation time that does not come back from microseconds is kept
+ * as text. */
 static void test_tenant_size(void **state)
 {
     (void)state;
@@ -274,15 +276,36 @@ static void test_tenant_size(void **state)
     assert_string_equal(t->dbname, "");
     assert_string_equal(t->slug, "bench-1000001");
     assert_string_equal(t->server, "main");
-    assert_string_equal(t->created_at, "2026-12-05T04:56:28.123456Z");
+    char buf[64];
+    assert_null(t->created_text);
+    assert_string_equal(tnt_tenant_created_at(t, buf), "2026-12-05T04:56:28.123456Z");
+    json_t *j = tnt_tenant_json(t);
+    assert_string_equal(json_string_value(json_object_get(j, "created_at")),
+                        "2026-12-05T04:56:28.123456Z");
+    json_decref(j);
     assert_null(t->expires_at_text);
-    if (held(block_of(t)) > 280)
+    if (held(block_of(t)) > 248)
         fail_msg("a pool tenant holds %u bytes", held(block_of(t)));
     tnt_tenant_unref(t);
     t = bench_tenant(ID_A, 1000001);
-    if (held(block_of(t)) > 264)
+    assert_string_equal(tnt_tenant_created_at(t, buf), "2026-12-05T04:56:28.123456Z");
+    if (held(block_of(t)) > 248)
         fail_msg("a pool tenant with a borrowed server name holds %u bytes", held(block_of(t)));
     tnt_tenant_unref(t);
+    /* leap day, the first microsecond, and texts kept as they came */
+    const char *times[] = {"2024-02-29T23:59:59.999999Z", "1970-01-01T00:00:00.000001Z",
+                           "2026-13-01T00:00:00.000000Z", "1969-12-31T23:59:59.000000Z", ""};
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        long long us;
+        int compact = ts_parse(times[i], &us) == 0;
+        assert_int_equal(compact, i < 2);
+        PGresult *row = catalog_row(ID_A, 1000001, "pool");
+        assert_true(PQsetvalue(row, 0, 9, (char *)times[i], (int)strlen(times[i])));
+        t = tnt_tenant_from_row(NULL, row, 0);
+        PQclear(row);
+        assert_string_equal(tnt_tenant_created_at(t, buf), times[i]);
+        tnt_tenant_unref(t);
+    }
     r = catalog_row(ID_A, 1000001, "schema");
     t = tnt_tenant_from_row(NULL, r, 0);
     PQclear(r);
