@@ -92,7 +92,7 @@ CFG = {
     "results": os.environ.get("BENCH_RESULTS", os.path.join(HERE, "results")),
     "seed_jobs": env_int("BENCH_SEED_JOBS", 2),
     "job_workers": env_int("TENANTD_JOB_WORKERS", 2),
-    "pipeline": env_int("TENANTD_PIPELINE", 0),
+    "pipeline": env_int("TENANTD_PIPELINE", 1),
     "http_threads": env_int("TENANTD_HTTP_THREADS", 0),
     "pg_settings": os.environ.get("BENCH_PG_SETTINGS", ""),
     "fairness": env_int("BENCH_FAIRNESS", 1),

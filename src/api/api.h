@@ -29,5 +29,11 @@ struct http_route;
 const struct http_route *api_routes(size_t *n);
 /* Access log line, after the response is queued. */
 void api_log_request(struct http_req *req);
+/* access_log.c: req's line on standard output; on an event loop whose access_log_loop_start
+ * ran, buffered until the loop's iteration ends. */
+void api_access_log(const struct http_req *req, long long duration_us);
+struct http_loop;
+void api_access_log_loop_start(struct http_loop *l);
+void api_access_log_loop_stop(struct http_loop *l);
 
 #endif

@@ -14,8 +14,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #define T HTTP_ROUTE_TENANT
 #define A HTTP_ROUTE_ADMIN
@@ -137,26 +135,5 @@ void api_log_request(struct http_req *req)
     api_metrics_observe(req);
     long long now = td_now_us();
     api_live_observe(req, now - req->started_us);
-    if (!td_log_enabled(TD_LOG_INFO))
-        return;
-    struct timespec rt;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    gmtime_r(&rt.tv_sec, &tm);
-    char line[768];
-    int n = snprintf(line, sizeof(line),
-                     "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"request_id\":\"%s\","
-                     "\"tenant\":%s%s%s,\"user\":%s%s%s,\"method\":\"%.16s\",\"route\":\"%s\","
-                     "\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu}\n",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     rt.tv_nsec / 1000000, req->request_id, req->tenant ? "\"" : "",
-                     req->tenant ? req->tenant->slug : "null", req->tenant ? "\"" : "",
-                     req->has_claims ? "\"" : "", req->has_claims ? req->claims.sub : "null",
-                     req->has_claims ? "\"" : "", req->method,
-                     req->route_pattern ? req->route_pattern : "unmatched", req->status,
-                     (double)(now - req->started_us) / 1000.0, req->bytes_out);
-    if (n > 0) {
-        ssize_t w = write(STDOUT_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line));
-        (void)w;
-    }
+    api_access_log(req, now - req->started_us);
 }

@@ -16,6 +16,19 @@
 #include <signal.h>
 #include <stdio.h>
 
+/* What each event loop holds of its own: the access log's buffer and the pipelines. */
+static void loop_start(struct http_loop *l)
+{
+    api_access_log_loop_start(l);
+    api_pipeline_loop_start(l);
+}
+
+static void loop_stop(struct http_loop *l)
+{
+    api_pipeline_loop_stop(l);
+    api_access_log_loop_stop(l);
+}
+
 int td_serve(struct td_config *cfg)
 {
     struct td_app app;
@@ -40,8 +53,8 @@ int td_serve(struct td_config *cfg)
         .slow = api_slow_route,
         .spool = api_spool_route,
         .done = api_log_request,
-        .loop_start = api_pipeline_loop_start,
-        .loop_stop = api_pipeline_loop_stop,
+        .loop_start = loop_start,
+        .loop_stop = loop_stop,
         .tenant_key = api_tenant_key,
         .tenant_share = cfg->tenant_share,
         .cors_origins = cfg->cors_origins,

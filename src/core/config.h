@@ -35,6 +35,7 @@ struct td_config {
     int http_threads; /* event-loop threads (0 in the settings: pool_size) */
     int pipeline;     /* PostgreSQL pipelines per event loop and server (0: every request waits on a
                        * pooled connection); connections beside the pools */
+    int pipeline_writes;     /* 1: writes too go on the pipelines (0: reads only) */
     int pipeline_stall_ms;   /* a pipeline with no result for this long takes no more until it
                               * answers again: they use the pools */
     int http_workers;        /* threads for slow routes (password hashing, provisioning) */

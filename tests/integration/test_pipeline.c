@@ -25,7 +25,7 @@ static int setup(void **state)
      * its tenant's place there, and these tests put several of one tenant in flight); the
      * tests hold the pipeline behind a lock on purpose, so it stays open for more */
     const char *env[] = {"TENANTD_HTTP_THREADS=1",
-                         "TENANTD_PIPELINE=1",
+                         "TENANTD_PIPELINE=1", "TENANTD_PIPELINE_WRITES=1",
                          "TENANTD_POOL_SIZE=2",
                          "TENANTD_USER_CHECK_TTL=0",
                          "TENANTD_TENANT_SHARE=100",
