@@ -308,7 +308,19 @@ static const char flush_sql[] =
     "ON CONFLICT (tenant_id, month) DO UPDATE SET api_calls = u.api_calls + EXCLUDED.api_calls "
     "RETURNING tenant_id, api_calls";
 
-/* Append "a,b,c" style array literal pieces. */
+/* Tenants a flush statement carries at most: with thousands of tenants counted a second,
+ * one statement for all of them built a text and a result of megabytes (and left the
+ * connection's buffers that large). */
+#define FLUSH_MAX 1000
+
+/* The two array literals of a flush statement being built. */
+struct flush_buf {
+    char *ids, *ns;
+    size_t il, ic, nl, nc;
+    int count;
+};
+
+/* Append s to the literal *buf. */
 static void append(char **buf, size_t *len, size_t *cap, const char *s)
 {
     size_t n = strlen(s);
@@ -320,26 +332,37 @@ static void append(char **buf, size_t *len, size_t *cap, const char *s)
     *len += n;
 }
 
-/* Move shard s's pending counts into the array literals (s->mu held). */
-static void take_pending(struct usage_shard *s, int m, char **ids, size_t *il, size_t *ic,
-                         char **ns, size_t *nl, size_t *nc, int *count)
+static void flush_reset(struct flush_buf *f)
 {
-    for (size_t i = 0; i < s->ndirty; i++) {
+    f->il = f->nl = 0;
+    f->count = 0;
+    append(&f->ids, &f->il, &f->ic, "{");
+    append(&f->ns, &f->nl, &f->nc, "{");
+}
+
+/* Move shard s's pending counts into f until it holds FLUSH_MAX tenants (s->mu held);
+ * returns 1 when s has more left for the next statement. */
+static int take_pending(struct usage_shard *s, int m, struct flush_buf *f)
+{
+    size_t i = 0;
+    for (; i < s->ndirty && f->count < FLUSH_MAX; i++) {
         struct usage_entry *e = s->dirty[i];
         e->dirty = 0;
         if (!e->pending || e->month != m)
             continue;
         char num[32], id[37];
-        snprintf(num, sizeof(num), "%s%lld", *count ? "," : "", e->pending);
+        snprintf(num, sizeof(num), "%s%lld", f->count ? "," : "", e->pending);
         td_uuid_format(e->id, id);
-        append(ids, il, ic, *count ? "," : "");
-        append(ids, il, ic, id);
-        append(ns, nl, nc, num);
+        append(&f->ids, &f->il, &f->ic, f->count ? "," : "");
+        append(&f->ids, &f->il, &f->ic, id);
+        append(&f->ns, &f->nl, &f->nc, num);
         e->base += e->pending; /* optimistic; corrected by what the catalog returns */
         e->pending = 0;
-        (*count)++;
+        f->count++;
     }
-    s->ndirty = 0;
+    memmove(s->dirty, s->dirty + i, (s->ndirty - i) * sizeof(*s->dirty));
+    s->ndirty -= i;
+    return s->ndirty > 0;
 }
 
 /* The catalog's totals after a flush, into each tenant's entry. */
@@ -358,32 +381,43 @@ static void take_totals(struct tnt_usage *u, const PGresult *r)
     }
 }
 
+/* Send what f holds (no lock held) and start it again. */
+static void flush_send(struct tnt_usage *u, struct flush_buf *f)
+{
+    append(&f->ids, &f->il, &f->ic, "}");
+    append(&f->ns, &f->nl, &f->nc, "}");
+    struct db_target tg = {.server = 0};
+    struct db_stmt st = {flush_sql, 2, (const char *const[]){f->ids, f->ns}, 0};
+    PGresult *r = NULL;
+    if (db_exec(u->db, &tg, &st, 1, &r) == 0)
+        take_totals(u, r);
+    else
+        td_log_warn("could not record API usage of %d tenants", f->count);
+    PQclear(r);
+    flush_reset(f);
+}
+
 void tnt_usage_flush(struct tnt_usage *u)
 {
-    size_t il = 0, ic = 64, nl = 0, nc = 64;
-    char *ids = td_xmalloc(ic), *ns = td_xmalloc(nc);
-    int count = 0, m = month_now();
-    append(&ids, &il, &ic, "{");
-    append(&ns, &nl, &nc, "{");
+    struct flush_buf f = {.ic = 64, .nc = 64};
+    f.ids = td_xmalloc(f.ic);
+    f.ns = td_xmalloc(f.nc);
+    flush_reset(&f);
+    int m = month_now();
     for (int i = 0; i < USAGE_SHARDS; i++) {
-        pthread_mutex_lock(&u->shards[i].mu);
-        take_pending(&u->shards[i], m, &ids, &il, &ic, &ns, &nl, &nc, &count);
-        pthread_mutex_unlock(&u->shards[i].mu);
+        struct usage_shard *s = &u->shards[i];
+        for (int more = 1; more;) {
+            pthread_mutex_lock(&s->mu);
+            more = take_pending(s, m, &f);
+            pthread_mutex_unlock(&s->mu);
+            if (f.count == FLUSH_MAX)
+                flush_send(u, &f);
+        }
     }
-    append(&ids, &il, &ic, "}");
-    append(&ns, &nl, &nc, "}");
-    if (count) {
-        struct db_target tg = {.server = 0};
-        struct db_stmt st = {flush_sql, 2, (const char *const[]){ids, ns}, 0};
-        PGresult *r = NULL;
-        if (db_exec(u->db, &tg, &st, 1, &r) == 0)
-            take_totals(u, r);
-        else
-            td_log_warn("could not record API usage of %d tenants", count);
-        PQclear(r);
-    }
-    free(ids);
-    free(ns);
+    if (f.count)
+        flush_send(u, &f);
+    free(f.ids);
+    free(f.ns);
 }
 
 static void *flusher(void *arg)

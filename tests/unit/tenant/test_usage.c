@@ -1,8 +1,9 @@
 /*
  * test_usage.c - the per-tenant counters' request counts (GET /metrics) without a catalog:
  * the busiest tenants first, ties by slug, everyone else summed; one entry a tenant whatever
- * the case of its id; ids that are not UUIDs refused; and what an entry costs, so that
- * 100,000 tenants' counters stay near 8 MiB. Includes plans.c to reach its entries.
+ * the case of its id; ids that are not UUIDs refused; what an entry costs, so that 100,000
+ * tenants' counters stay near 8 MiB; and flush statements of at most FLUSH_MAX tenants.
+ * Includes plans.c to reach its entries.
  */
 #include "tenant/plans.c"
 
@@ -112,12 +113,61 @@ static void test_100k(void **state)
     tnt_usage_free(u);
 }
 
+/* A flush statement carries at most FLUSH_MAX tenants: 2,500 counted in one shard go out in
+ * three, every count once, and what is left waits on the shard's dirty list. */
+static void test_flush_chunks(void **state)
+{
+    (void)state;
+    struct tnt_usage *u = tnt_usage_new(NULL);
+    struct usage_shard *s = &u->shards[0];
+    int m = month_now(), made = 0;
+    char id[37];
+    for (int i = 0; made < 2500; i++) {
+        struct usage_key k;
+        snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012d", i);
+        assert_int_equal(key_of(id, &k), 0);
+        if (shard_of(u, &k) != s)
+            continue;
+        struct usage_entry *e = entry_get(s, &k, "t");
+        e->loaded = 1;
+        e->pending = 2;
+        e->dirty = 1;
+        if (s->ndirty == s->dirty_cap) {
+            s->dirty_cap = s->dirty_cap ? s->dirty_cap * 2 : 64;
+            s->dirty = td_xrealloc(s->dirty, s->dirty_cap * sizeof(*s->dirty));
+        }
+        s->dirty[s->ndirty++] = e;
+        made++;
+    }
+    struct flush_buf f = {.ic = 64, .nc = 64};
+    f.ids = td_xmalloc(f.ic);
+    f.ns = td_xmalloc(f.nc);
+    int counts[3], more[3];
+    for (int k = 0; k < 3; k++) {
+        flush_reset(&f);
+        more[k] = take_pending(s, m, &f);
+        counts[k] = f.count;
+        if (k == 0)
+            assert_int_equal(s->ndirty, 1500);
+    }
+    assert_int_equal(counts[0], FLUSH_MAX);
+    assert_int_equal(counts[1], FLUSH_MAX);
+    assert_int_equal(counts[2], 500);
+    assert_true(more[0] && more[1] && !more[2]);
+    assert_int_equal(s->ndirty, 0);
+    assert_true(strlen(f.ids) < 40 * 500);
+    free(f.ids);
+    free(f.ns);
+    tnt_usage_free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_top),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_100k),
+        cmocka_unit_test(test_flush_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
