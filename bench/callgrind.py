@@ -16,8 +16,10 @@ looked up and not found (the transaction then checks), usage counters read from 
 evictions).
 PROF_SCHEMA_SHARE (default 0.5) is the share of schema tenants; 0 seeds pool tenants only.
 PROF_VALGRIND=0 runs tenantd natively (no profile: cache counts, and RSS after the walk);
-PROF_ENDPOINTS picks endpoints (default list,get,post). With PROF_WALK=1 the warm-up walks
-every tenant once (GET /projects) before the measured requests go on walking:
+PROF_ENDPOINTS picks endpoints (default list,get,post); PROF_CONNS (default 1) splits the
+requests over that many keep-alive connections at once (several event loops). With
+PROF_WALK=1 the warm-up walks every tenant once (GET /projects) before the measured
+requests go on walking:
 
     PROF_VALGRIND=0 PROF_TENANTS=100000 PROF_SCHEMA_SHARE=0 PROF_WALK=1 \
         PROF_REQS=100000 PROF_ENDPOINTS=list python3 bench/callgrind.py
@@ -29,6 +31,7 @@ import re
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +45,7 @@ BIN = os.path.abspath(os.environ.get("PROF_BIN", os.path.join(bench.ROOT, "build
 SHARE = float(os.environ.get("PROF_SCHEMA_SHARE", "0.5"))
 VALGRIND = int(os.environ.get("PROF_VALGRIND", "1"))
 ENDPOINTS = [e for e in os.environ.get("PROF_ENDPOINTS", "list,get,post").split(",") if e]
+CONNS = int(os.environ.get("PROF_CONNS", "1"))
 CACHES = ("tenant", "token", "user_check", "usage")
 
 
@@ -91,9 +95,7 @@ def main():
         ph.start()
         ph.seed()
         ph.check_http()
-        conn = http.client.HTTPConnection("127.0.0.1", ph.port, timeout=120)
-
-        def req(method, path, tok, body=None):
+        def req(conn, method, path, tok, body=None):
             h = {"Authorization": "Bearer " + tok}
             if body is not None:
                 h["Content-Type"] = "application/json"
@@ -103,16 +105,34 @@ def main():
             if r.status not in (200, 201):
                 bench.fail("%s %s: %d" % (method, path, r.status))
 
-        def run(ep, count):
-            for i in range(count):
+        def run_part(ep, count, part):
+            conn = http.client.HTTPConnection("127.0.0.1", ph.port, timeout=120)
+            for i in range(part, count, CONNS):
                 n = 1 + i % N if WALK else (1, N)[i % 2]
                 k, tok = bench.tenant_k(n), ph.token_of[n]
                 if ep == "list":
-                    req("GET", "/projects", tok)
+                    req(conn, "GET", "/projects", tok)
                 elif ep == "get":
-                    req("GET", "/projects/" + bench.project_id(k, 1 + i % 50), tok)
+                    req(conn, "GET", "/projects/" + bench.project_id(k, 1 + i % 50), tok)
                 else:
-                    req("POST", "/projects", tok, json.dumps({"name": "bench project"}))
+                    req(conn, "POST", "/projects", tok, json.dumps({"name": "bench project"}))
+            conn.close()
+
+        def run(ep, count):
+            errors = []
+
+            def part(c):
+                try:
+                    run_part(ep, count, c)
+                except Exception as e:  # noqa: BLE001 (reported below, in this thread)
+                    errors.append(str(e))
+            threads = [threading.Thread(target=part, args=(c,)) for c in range(CONNS)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                bench.fail(errors[0])
 
         if WALK:
             run("list", N)  # every tenant once: caches, prepared statements
