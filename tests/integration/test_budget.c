@@ -4,7 +4,8 @@
  * notification listener, the job workers (TENANTD_JOB_WORKERS), one kept catalog
  * connection shared by the table registry and provisioning, and the event loops' pipelines
  * (TENANTD_PIPELINE per loop: with 2 loops here, 2). Each part is named in
- * application_name so that pg_stat_activity can count it.
+ * application_name so that pg_stat_activity can count it. By default the pipelines take the
+ * resource routes' reads and leave their writes to the pools.
  */
 #include "harness.h"
 
@@ -91,10 +92,51 @@ static void test_connections_inside_budget(void **state)
     assert_int_equal(td_server_stop(&srv), 0);
 }
 
+static long pipelined(struct td_server *srv)
+{
+    return td_metric(srv, "tenantd_db_pipeline_transactions_total{server=\"main\"}");
+}
+
+static void test_default_pipelines_take_reads_only(void **state)
+{
+    (void)state;
+    struct td_server srv;
+    const char *env[] = {"TENANTD_HTTP_THREADS=2", NULL}; /* TENANTD_PIPELINE unset */
+    assert_int_equal(td_server_start(&srv, env), 0);
+    struct td_principal t[2];
+    /* enterprise: no project quota in the way of ten writes */
+    assert_int_equal(td_admin_create_tenant(&srv, "reads-pool", "pool", "enterprise",
+                                            "o@reads-pool.example", "budget-password-1", &t[0]),
+                     201);
+    assert_int_equal(td_admin_create_tenant(&srv, "reads-schema", "schema", "enterprise",
+                                            "o@reads-schema.example", "budget-password-1", &t[1]),
+                     201);
+    for (int k = 0; k < 2; k++) {
+        struct td_resp r;
+        long before = pipelined(&srv);
+        for (int i = 0; i < 10; i++) {
+            assert_int_equal(td_call(&srv, "POST", "/projects", t[k].token, "{\"name\":\"w\"}", &r),
+                             201);
+            td_resp_free(&r);
+        }
+        long after_writes = pipelined(&srv);
+        for (int i = 0; i < 10; i++) {
+            assert_int_equal(td_call(&srv, "GET", "/projects", t[k].token, NULL, &r), 200);
+            td_resp_free(&r);
+        }
+        long after_reads = pipelined(&srv);
+        assert_true(before >= 0);
+        assert_int_equal(after_writes, before);        /* writes on the pools */
+        assert_true(after_reads >= after_writes + 10); /* every read on a pipeline */
+    }
+    assert_int_equal(td_server_stop(&srv), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connections_inside_budget),
+        cmocka_unit_test(test_default_pipelines_take_reads_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
