@@ -54,9 +54,8 @@ static int is_read(const struct http_req *req)
 /* A read whose user check may come from tnt_usercheck (writes always check). */
 static int may_skip_check(const struct http_req *req, const char *min_role)
 {
-    return is_read(req) &&
-           tnt_usercheck_ok(req->app->usercheck, req->tenant, req->claims.sub, min_role,
-                            req->app->cfg->user_check_ttl);
+    return is_read(req) && tnt_usercheck_ok(req->app->usercheck, req->tenant, req->claims.sub,
+                                            min_role, req->app->cfg->user_check_ttl);
 }
 
 /* The target and statements of req's transaction: the user check (when there is a user
@@ -67,8 +66,7 @@ static int build_tx(struct http_req *req, const char *min_role, const struct db_
     int k = 0;
     tnt_tenant_target(req->tenant, tg);
     /* a replica that has replayed this tenant's last write answers as the primary would */
-    tg->read_only = is_read(req) &&
-                    !strcmp(req->app->cfg->read_replicas, "reads");
+    tg->read_only = is_read(req) && !strcmp(req->app->cfg->read_replicas, "reads");
     role[0] = '\0';
     if (!req->has_claims || !check) {
         /* no user, or a remembered check */
