@@ -24,13 +24,10 @@ static int setup(void **state)
     /* one loop and its pipeline; no per-tenant gate on the loops (a deferred request holds
      * its tenant's place there, and these tests put several of one tenant in flight); the
      * tests hold the pipeline behind a lock on purpose, so it stays open for more */
-    const char *env[] = {"TENANTD_HTTP_THREADS=1",
-                         "TENANTD_PIPELINE=1", "TENANTD_PIPELINE_WRITES=1",
-                         "TENANTD_POOL_SIZE=2",
-                         "TENANTD_USER_CHECK_TTL=0",
-                         "TENANTD_TENANT_SHARE=100",
-                         "TENANTD_PIPELINE_STALL_MS=60000",
-                         NULL};
+    const char *env[] = {"TENANTD_HTTP_THREADS=1",          "TENANTD_PIPELINE=1",
+                         "TENANTD_PIPELINE_WRITES=1",       "TENANTD_POOL_SIZE=2",
+                         "TENANTD_USER_CHECK_TTL=0",        "TENANTD_TENANT_SHARE=100",
+                         "TENANTD_PIPELINE_STALL_MS=60000", NULL};
     if (td_server_start(&srv, env) < 0)
         return -1;
     if (td_admin_create_tenant(&srv, "pl-a", "pool", "enterprise", "o@pl-a.test", "owner-pass-1",
