@@ -360,8 +360,10 @@ static int take_pending(struct usage_shard *s, int m, struct flush_buf *f)
         e->pending = 0;
         f->count++;
     }
-    memmove(s->dirty, s->dirty + i, (s->ndirty - i) * sizeof(*s->dirty));
-    s->ndirty -= i;
+    if (i > 0) { /* s->dirty is NULL until a first tenant is counted */
+        memmove(s->dirty, s->dirty + i, (s->ndirty - i) * sizeof(*s->dirty));
+        s->ndirty -= i;
+    }
     return s->ndirty > 0;
 }
 
