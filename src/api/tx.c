@@ -14,6 +14,7 @@
 #include "http/problem.h"
 #include "http/router.h"
 #include "migrate/files.h"
+#include "core/uuid.h"
 
 #include <sodium.h>
 #include <stdint.h>
@@ -304,9 +305,8 @@ char *api_put_cursor(char *w, PGresult *r, int row, long long offset)
         u = u << 8 | k[i];
     char raw[96];
     int rl = snprintf(raw, sizeof(raw), "%lld_", (long long)u + offset);
-    for (int i = 0; i < 16; i++)
-        rl += snprintf(raw + rl, sizeof(raw) - (size_t)rl, "%s%02x",
-                       i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", id[i]);
+    td_uuid_format(id, raw + rl);
+    rl += 36;
     *w++ = '"';
     sodium_bin2base64(
         w, sodium_base64_ENCODED_LEN((size_t)rl, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
